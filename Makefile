@@ -1,0 +1,45 @@
+# vhpc: `make run` boots the default cluster and runs a job; `make test` runs everything CI runs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+VHPC := $(VENV)/bin/vhpc
+# Debian packages the tool needs at run time (the real components) and to build mpi4py.
+RUN_PKGS := slurmctld slurmd slurm-client munge openmpi-bin libopenmpi-dev etcd-server \
+	etcd-client dnsmasq-base python3-venv python3-dev gcc iproute2 util-linux procps
+# Extra packages only the test suite uses (real carbon-cache, rsyslog, headless browser).
+TEST_PKGS := graphite-carbon rsyslog chromium
+WORKLOAD_VENV := /opt/vhpc/venv
+
+.PHONY: install install-test run test lint unit integration bench clean-venv
+
+install:
+	@bash scripts/install-debs.sh $(RUN_PKGS)
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@bash scripts/install-workload-venv.sh $(WORKLOAD_VENV)
+	@echo "vhpc installed: $(abspath $(VHPC))"
+	@echo "put it on PATH with:  export PATH=$(abspath $(VENV))/bin:\$$PATH"
+
+install-test: install
+	@bash scripts/install-debs.sh $(TEST_PKGS)
+
+run: install
+	$(VHPC) up -n 4
+	$(VHPC) exec slurm --user cluser -- srun -N4 hostname
+	@echo "cluster 'vhpc' is up: try '$(VHPC) status', '$(VHPC) shell', and '$(VHPC) down' to remove it"
+
+lint:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+unit:
+	$(VENV)/bin/pytest -q tests/unit
+
+integration:
+	$(VENV)/bin/pytest -q -x tests/integration
+
+test: install-test lint
+	$(VENV)/bin/pytest -q tests
+
+bench: install
+	$(PY) bench/boot.py

@@ -1,0 +1,18 @@
+"""vhpc: a realistic virtual HPC cluster (real Slurm, MPI, etcd, DNS) on one Linux host.
+
+The public Python entry point is :class:`vhpc.Cluster` (see docs/python-api.md).
+"""
+
+from vhpc.errors import VhpcError
+
+__all__ = ["Cluster", "VhpcError"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Import the Python API lazily so `import vhpc` stays cheap for the CLI."""
+    if name == "Cluster":
+        from vhpc.python_api import Cluster
+
+        return Cluster
+    raise AttributeError(name)

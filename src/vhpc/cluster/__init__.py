@@ -1,0 +1,1 @@
+"""A live cluster: build -> start -> ready -> stop, its ledger, supervisor and manager."""

@@ -1,0 +1,330 @@
+"""Cluster: make a ClusterSpec real (build -> start -> ready), adopt it, tear it down.
+
+Every resource is written to the ledger before it is made; teardown walks the ledger.
+The runtime is passed in (Mininet's `Mininet(host=..., link=...)` idea), so unit tests
+drive this class with a fake runtime.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from vhpc.cluster import node as nodes_mod
+from vhpc.cluster.events import EventBus
+from vhpc.cluster.ledger import Entry, Kind, Ledger
+from vhpc.cluster.supervisor import Supervised, Supervisor
+from vhpc.errors import BootError, VhpcError
+from vhpc.runtime import Runtime
+from vhpc.runtime.namespaces import NsPaths
+from vhpc.runtime.network import VethSpec
+from vhpc.runtime.proc import ProcessRecord
+from vhpc.services import dnsmasq, files, munge, slurm
+from vhpc.services.base import DaemonSpec
+from vhpc.services.slurm_client import SlurmClient
+from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
+from vhpc.spec.paths import ClusterPaths
+from vhpc.spec.placement import format_cpulist
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(message: str, done: int, total: int) -> None:
+    pass
+
+
+class Cluster:
+    """A live cluster on this host."""
+
+    def __init__(self, spec: ClusterSpec, paths: ClusterPaths, runtime: Runtime,
+                 events: EventBus | None = None, progress: Progress = _no_progress,
+                 workers: int = 8) -> None:
+        self.spec = spec
+        self.paths = paths
+        self.runtime = runtime
+        self.events = events or EventBus()
+        self.progress = progress
+        self.workers = workers
+        self.ledger = Ledger(paths.ledger)
+        self.supervisor = Supervisor(runtime, self.ledger, self.events)
+        self.slurm = SlurmClient(paths.slurm_conf)
+
+    # -- boot -------------------------------------------------------------------------
+    def boot(self, timeout: float = 120.0) -> None:
+        """Build everything and start every daemon; roll back completely on failure."""
+        try:
+            self.prepare_state()
+            self.progress("network", 0, 1)
+            self.build_network()
+            self.build_nodes(list(self.spec.nodes))
+            self.supervisor.start_thread()
+            self.start_services()
+            self.start_computes(list(self.spec.computes))
+            self.wait_idle([n.name for n in self.spec.computes], timeout)
+        except BaseException as err:
+            log.error("boot failed: %s; rolling back", err)
+            self.progress("rolling back", 0, 1)
+            self.teardown()
+            if isinstance(err, VhpcError):
+                raise
+            raise BootError(f"cluster {self.spec.name!r} failed to boot: {err}") from err
+        self.events.emit("cluster_up", f"cluster {self.spec.name} is up with "
+                         f"{len(self.spec.computes)} compute nodes")
+
+    def prepare_state(self) -> None:
+        """State directory, the cluster's files and its munge key."""
+        p = self.paths
+        self.ledger.add(Kind.DIRECTORY, p.root)
+        for d in (p.etc, p.slurm_etc, p.run, p.munge_dir, p.log, p.slurm_state, p.slurm_spool,
+                  p.ns_dir, p.home, p.data, dnsmasq.hostsdir(p)):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o755)
+        p.root.chmod(0o755)
+        p.root.parent.chmod(0o755)
+        self._write_user_files()
+        self.write_hosts()
+        (p.etc / "resolv.conf").write_text(files.render_resolv_conf(self.spec))
+        p.slurm_conf.write_text(slurm.render_slurm_conf(self.spec, p))
+        self._write_munge_key()
+        self.spec_path_write()
+
+    def spec_path_write(self) -> None:
+        """Persist the spec (the manager and `vhpc clean` read it back)."""
+        import json
+
+        self.paths.spec.write_text(json.dumps(self.spec.to_dict(), indent=1))
+
+    def _write_user_files(self) -> None:
+        spec, p = self.spec, self.paths
+        home = p.home / spec.user
+        (p.etc / "passwd").write_text(files.render_passwd(
+            Path("/etc/passwd").read_text(), spec.user, spec.user_uid, str(home)))
+        (p.etc / "group").write_text(files.render_group(
+            Path("/etc/group").read_text(), spec.user, spec.user_uid))
+        home.mkdir(parents=True, exist_ok=True)
+        for name in (".bashrc", ".profile"):
+            (home / name).write_text(files.render_profile())
+            os.chown(home / name, spec.user_uid, spec.user_uid)
+        os.chown(home, spec.user_uid, spec.user_uid)
+        home.chmod(0o755)
+
+    def _write_munge_key(self) -> None:
+        key = self.paths.munge_key
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(munge.KEY_SIZE))
+
+    def write_hosts(self) -> None:
+        """Rewrite the cluster hosts file in place (bind mounts keep seeing the same inode)."""
+        text = files.render_hosts(self.spec)
+        with open(self.paths.etc / "hosts", "w") as f:
+            f.write(text)
+        hostsdir = dnsmasq.hostsdir(self.paths)
+        wanted = {n.name for n in self.spec.nodes}
+        for node in self.spec.nodes:
+            (hostsdir / node.name).write_text(
+                dnsmasq.render_node_hosts(self.spec, node.name, str(self.spec.ip_of(node))))
+        for stale in hostsdir.iterdir():
+            if stale.name not in wanted:
+                stale.unlink()
+
+    def build_network(self) -> None:
+        """The private namespace directory and the cluster bridge."""
+        self.ledger.add(Kind.MOUNT, self.paths.ns_dir)
+        self.runtime.make_private_dir(self.paths.ns_dir)
+        self.ledger.add(Kind.BRIDGE, self.spec.bridge)
+        host = ipaddress.IPv4Interface(f"{self.spec.host_ip}/{self.spec.subnet.prefixlen}")
+        self.runtime.create_bridge(self.spec.bridge, host)
+
+    def build_nodes(self, nodes: list[NodeSpec]) -> None:
+        """cgroups, namespaces and links of these nodes (namespaces in parallel)."""
+        cluster_group = nodes_mod.cluster_cgroup(self.spec.name)
+        if not self.ledger.entries(Kind.CGROUP, node=""):
+            self.ledger.add(Kind.CGROUP, cluster_group)
+        total = len(nodes)
+        done = 0
+
+        def make(node: NodeSpec) -> None:
+            group = nodes_mod.cgroup_group(self.spec.name, node.name)
+            self.ledger.add(Kind.CGROUP, group, node.name)
+            self.runtime.create_cgroup(group, format_cpulist(node.cpuset), node.memory)
+            nodes_mod.prepare_private_dirs(self.paths, node)
+            ns = NsPaths.under(self.paths.ns_dir, node.name)
+            for path in ns.all():
+                self.ledger.add(Kind.NAMESPACE, path, node.name)
+            self.runtime.create_namespaces(ns, node.name, self.paths.ns_dir,
+                                           nodes_mod.node_mounts(self.paths, node, node.memory))
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for _ in pool.map(make, nodes):
+                done += 1
+                self.progress("creating nodes", done, total)
+        veths = []
+        for node in nodes:
+            self.ledger.add(Kind.VETH, self.spec.veth_of(node), node.name)
+            veths.append(self._veth(node))
+        self.progress("wiring nodes", 0, total)
+        self.runtime.create_veths(veths)
+
+    def _veth(self, node: NodeSpec) -> VethSpec:
+        spec = self.spec
+        return VethSpec(
+            host_name=spec.veth_of(node),
+            netns=NsPaths.under(self.paths.ns_dir, node.name).net,
+            address=ipaddress.IPv4Interface(f"{spec.ip_of(node)}/{spec.subnet.prefixlen}"),
+            gateway=spec.host_ip,
+            bridge=spec.bridge,
+        )
+
+    # -- daemons ----------------------------------------------------------------------
+    def target(self, node: str) -> Any:
+        """How to run something inside `node`."""
+        group = nodes_mod.cgroup_group(self.spec.name, node)
+        return nodes_mod.node_target(self.spec, self.paths, node,
+                                     self.runtime.cgroup_procs_files(group))
+
+    def service_daemons(self) -> list[DaemonSpec]:
+        """Daemons of the service nodes, in start order."""
+        ctl = self.spec.controller
+        out = [munge.daemon(self.paths, ctl.name)]
+        dns = [n for n in self.spec.nodes if n.role is NodeRole.DNS]
+        if dns:
+            out.append(dnsmasq.daemon(self.spec, self.paths, dns[0]))
+        out.append(slurm.slurmctld(self.spec, self.paths))
+        return out
+
+    def start_services(self) -> None:
+        """munged, dnsmasq and slurmctld, each waited for until it answers."""
+        for daemon in self.service_daemons():
+            self.progress(f"starting {daemon.name}", 0, 1)
+            self.supervisor.start(daemon, self.target(daemon.node))
+            if daemon.name == "munged":
+                self._wait_for(lambda: self.paths.munge_socket.exists(), 15, "munged socket",
+                               daemon)
+            elif daemon.name == "slurmctld":
+                self._wait_for(self.slurm.ping, 60, "slurmctld to answer", daemon)
+
+    def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,
+                  daemon: DaemonSpec) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            time.sleep(0.05)
+        tail = _tail(daemon.log_file)
+        raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
+                        f"last log lines of {daemon.key}: {tail}")
+
+    def start_computes(self, nodes: Iterable[NodeSpec]) -> None:
+        """slurmd on each compute node (they register as dynamic nodes)."""
+        for node in nodes:
+            self.supervisor.start(slurm.slurmd(self.spec, self.paths, node),
+                                  self.target(node.name))
+
+    def wait_idle(self, names: list[str], timeout: float) -> None:
+        """Wait until every named node is idle in Slurm."""
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = self.slurm.node_states()
+            idle = sum(1 for n in names if states.get(n, "").rstrip("*~#") == "idle")
+            self.progress("waiting for nodes to be idle", idle, len(names))
+            if idle == len(names):
+                return
+            time.sleep(0.1)
+        missing = [n for n in names if states.get(n, "").rstrip("*~#") != "idle"]
+        raise BootError(
+            f"timed out after {timeout:.0f}s: {len(missing)} nodes not idle "
+            f"({', '.join(missing[:5])}); see {self.paths.log}/slurmd.<node>.log"
+        )
+
+    # -- adopt ------------------------------------------------------------------------
+    def adopt(self) -> None:
+        """Take over a running cluster from its ledger (after a manager restart)."""
+        records = {e.ident: e for e in self.ledger.entries(Kind.PROCESS)}
+        self.supervisor.start_thread()
+        wanted = self.service_daemons() + [slurm.slurmd(self.spec, self.paths, n)
+                                           for n in self.spec.computes]
+        for daemon in wanted:
+            entry = records.get(daemon.key)
+            record = ProcessRecord(int(entry.data.get("pid", 0)), int(entry.data.get(
+                "starttime", -1))) if entry else ProcessRecord(0, -1)
+            self.supervisor.adopt(daemon, self.target(daemon.node), record)
+        self.events.emit("manager_adopted", f"manager adopted cluster {self.spec.name}")
+
+    # -- teardown ---------------------------------------------------------------------
+    def teardown(self, node: str | None = None) -> None:
+        """Remove what the ledger holds (of one node, or everything), newest first."""
+        self.supervisor.shutdown() if node is None else None
+        plan = list(self.ledger.teardown_plan(node))
+        procs = [e for e in plan if e.kind is Kind.PROCESS]
+        self.runtime.terminate([_record(e) for e in procs if _record(e).pid != os.getpid()])
+        for entry in procs:
+            self.ledger.remove(entry)
+        for entry in plan:
+            if entry.kind is not Kind.PROCESS:
+                self._remove(entry)
+
+    def _remove(self, entry: Entry) -> None:
+        try:
+            if entry.kind is Kind.CGROUP:
+                self.runtime.kill_cgroup(entry.ident)
+                for d in self.runtime.cgroup_dirs(entry.ident):
+                    self.runtime.remove_cgroup_dir(d)
+            elif entry.kind in (Kind.NAMESPACE, Kind.MOUNT):
+                self.runtime.release_mount(Path(entry.ident))
+            elif entry.kind in (Kind.VETH, Kind.BRIDGE):
+                self.runtime.delete_link(entry.ident)
+            elif entry.kind is Kind.DIRECTORY:
+                shutil.rmtree(entry.ident, ignore_errors=True)
+                return  # the ledger file lived there
+        except (OSError, VhpcError) as err:
+            log.warning("could not remove %s %s: %s", entry.kind, entry.ident, err)
+            return
+        self.ledger.remove(entry)
+
+    # -- status -----------------------------------------------------------------------
+    def node_status(self, slurm_states: dict[str, str]) -> list[dict[str, Any]]:
+        """One dict per node: addresses, limits, usage, OOM count, Slurm state, daemons."""
+        out = []
+        for node in self.spec.nodes:
+            group = nodes_mod.cgroup_group(self.spec.name, node.name)
+            stats = self.runtime.cgroup_stats(group)
+            daemons: list[Supervised] = self.supervisor.daemons(node.name)
+            out.append({
+                "name": node.name,
+                "role": node.role.value,
+                "ip": str(self.spec.ip_of(node)),
+                "cpuset": format_cpulist(node.cpuset),
+                "memory_limit": node.memory,
+                "memory_usage": stats.memory_usage,
+                "memory_peak": stats.memory_peak,
+                "oom_kills": stats.oom_kills,
+                "cpu_seconds": round(stats.cpu_ns / 1e9, 3),
+                "slurm_state": slurm_states.get(node.name, "-" if node.role is not
+                                                NodeRole.COMPUTE else "unknown"),
+                "pids": self.runtime.cgroup_pids(group),
+                "services": [d.to_dict() for d in daemons],
+            })
+        return out
+
+
+def _record(entry: Entry) -> ProcessRecord:
+    return ProcessRecord(int(entry.data.get("pid", 0)), int(entry.data.get("starttime", -1)))
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"

@@ -1,0 +1,122 @@
+"""The ledger: every kernel resource and process a cluster makes, recorded when made.
+
+An append-only JSON-lines file in the state directory. A resource is written *before* it
+is created (so a crash mid-create still leaves a record) and marked removed after its
+removal. `vhpc down` and `vhpc clean` remove exactly what the ledger holds, in reverse
+dependency order; nothing is ever found or killed by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Kind(StrEnum):
+    """Resource kinds, in the order teardown removes them."""
+
+    PROCESS = "process"
+    CGROUP = "cgroup"
+    NAMESPACE = "namespace"
+    VETH = "veth"
+    BRIDGE = "bridge"
+    MOUNT = "mount"
+    DIRECTORY = "directory"
+
+
+TEARDOWN_ORDER = list(Kind)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One owned resource: kind, identifier (path, name, pid) and extra data."""
+
+    kind: Kind
+    ident: str
+    data: dict[str, Any] = field(default_factory=dict)
+    node: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind.value, self.ident)
+
+
+class Ledger:
+    """Thread-safe append-only record of owned resources."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._live: dict[tuple[str, str], Entry] = {}
+        self._order: list[tuple[str, str]] = []
+        if path.exists():
+            self._replay()
+
+    def _replay(self) -> None:
+        for line in self.path.read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line after a crash
+            entry = Entry(Kind(rec["kind"]), rec["id"], rec.get("data", {}), rec.get("node", ""))
+            if rec["op"] == "add":
+                self._add_live(entry)
+            else:
+                self._live.pop(entry.key, None)
+
+    def _add_live(self, entry: Entry) -> None:
+        if entry.key not in self._live:
+            self._order.append(entry.key)
+        self._live[entry.key] = entry
+
+    def _append(self, op: str, entry: Entry) -> None:
+        rec = {"op": op, "kind": entry.kind.value, "id": entry.ident}
+        if entry.data:
+            rec["data"] = entry.data
+        if entry.node:
+            rec["node"] = entry.node
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def add(self, kind: Kind, ident: str | Path, node: str = "", **data: Any) -> Entry:
+        """Record a resource about to be created."""
+        entry = Entry(kind, str(ident), data, node)
+        with self._lock:
+            self._append("add", entry)
+            self._add_live(entry)
+        return entry
+
+    def remove(self, entry: Entry) -> None:
+        """Record that a resource is gone."""
+        with self._lock:
+            if entry.key in self._live:
+                self._append("del", entry)
+                self._live.pop(entry.key, None)
+
+    def entries(self, kind: Kind | None = None, node: str | None = None) -> list[Entry]:
+        """Live entries in creation order, optionally filtered."""
+        with self._lock:
+            out = [self._live[k] for k in self._order if k in self._live]
+        return [e for e in out if (kind is None or e.kind is kind)
+                and (node is None or e.node == node)]
+
+    def teardown_plan(self, node: str | None = None) -> Iterator[Entry]:
+        """Entries in the order they must be removed: by kind, newest first within a kind."""
+        entries = self.entries(node=node)
+        for kind in TEARDOWN_ORDER:
+            yield from reversed([e for e in entries if e.kind is kind])
+
+    def is_empty(self) -> bool:
+        """True when nothing owned is left."""
+        return not self.entries()

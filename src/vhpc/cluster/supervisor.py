@@ -1,0 +1,256 @@
+"""Supervise every daemon of every node from one thread: restart with backoff on exit.
+
+Exits are seen through pidfds (no polling, works for adopted processes that are not our
+children). Each daemon follows the state machine of `states.py`; every change is an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from vhpc.cluster.events import EventBus
+from vhpc.cluster.ledger import Entry, Kind, Ledger
+from vhpc.cluster.states import DaemonState, check_transition
+from vhpc.runtime import Runtime
+from vhpc.runtime.proc import ProcessRecord
+from vhpc.runtime.spawn import NodeTarget
+from vhpc.services.base import DaemonSpec
+
+log = logging.getLogger(__name__)
+
+STABLE_AFTER = 10.0  # a daemon that ran this long resets its failure count
+
+
+@dataclass
+class Supervised:
+    """One daemon under supervision."""
+
+    spec: DaemonSpec
+    target: NodeTarget
+    state: DaemonState = DaemonState.STOPPED
+    record: ProcessRecord | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    failures: int = 0
+    started_at: float = 0.0
+    next_start: float | None = None
+    pidfd: int | None = None
+    entry: Entry | None = None
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary."""
+        return {
+            "name": self.spec.name,
+            "state": self.state.value,
+            "pid": self.record.pid if self.record else None,
+            "restarts": self.restarts,
+        }
+
+
+class Supervisor:
+    """Starts, watches and restarts daemons; owned by one Cluster."""
+
+    def __init__(self, runtime: Runtime, ledger: Ledger, events: EventBus,
+                 max_backoff: float = 30.0, fatal_after: int = 10) -> None:
+        self.runtime = runtime
+        self.ledger = ledger
+        self.events = events
+        self.max_backoff = max_backoff
+        self.fatal_after = fatal_after
+        self._daemons: dict[str, Supervised] = {}
+        self._lock = threading.RLock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    # -- public API -------------------------------------------------------------------
+    def start_thread(self) -> None:
+        """Begin watching (idempotent)."""
+        if self._thread is None:
+            self._running = True
+            self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+            self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop watching; daemons keep running (a new manager can adopt them)."""
+        self._running = False
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def start(self, spec: DaemonSpec, target: NodeTarget) -> Supervised:
+        """Spawn a daemon now and supervise it."""
+        with self._lock:
+            daemon = self._daemons.get(spec.key) or Supervised(spec, target)
+            self._daemons[spec.key] = daemon
+            self._spawn(daemon)
+        self._wake()
+        return daemon
+
+    def adopt(self, spec: DaemonSpec, target: NodeTarget, record: ProcessRecord) -> Supervised:
+        """Watch a daemon a previous manager started; restart it if it is gone."""
+        with self._lock:
+            daemon = Supervised(spec, target)
+            self._daemons[spec.key] = daemon
+            if self.runtime.is_alive(record):
+                daemon.record = record
+                daemon.started_at = time.time()
+                daemon.entry = self.ledger.add(Kind.PROCESS, spec.key, spec.node,
+                                               **record.to_dict())
+                self._set(daemon, DaemonState.RUNNING)
+                self._watch(daemon)
+            else:
+                self.events.emit("daemon_lost", f"{spec.key} was gone at adoption; restarting",
+                                 spec.node, "warning")
+                self._spawn(daemon)
+        self._wake()
+        return daemon
+
+    def stop(self, key: str, grace: float = 5.0) -> None:
+        """Stop one daemon on purpose (no restart) and wait for it to exit."""
+        with self._lock:
+            daemon = self._daemons.get(key)
+            if daemon is None:
+                return
+            if daemon.state in (DaemonState.BACKOFF, DaemonState.FATAL):
+                self._set(daemon, DaemonState.STOPPED)
+                self._forget(daemon)
+                return
+            if daemon.state is DaemonState.STOPPED:
+                return
+            self._set(daemon, DaemonState.STOPPING)
+            record = daemon.record
+        if record is not None:
+            self.runtime.terminate([record], grace)
+        daemon.stopped.wait(timeout=2.0)
+        with self._lock:
+            if daemon.state is DaemonState.STOPPING:
+                self._on_exit(daemon)
+
+    def stop_node(self, node: str) -> None:
+        """Stop every daemon of a node, newest first."""
+        for daemon in reversed(self.daemons(node)):
+            self.stop(daemon.spec.key)
+
+    def daemons(self, node: str | None = None) -> list[Supervised]:
+        """Supervised daemons, optionally of one node."""
+        with self._lock:
+            return [d for d in self._daemons.values() if node is None or d.spec.node == node]
+
+    def remove(self, key: str) -> None:
+        """Forget a stopped daemon entirely."""
+        with self._lock:
+            self._daemons.pop(key, None)
+
+    # -- internals --------------------------------------------------------------------
+    def _set(self, daemon: Supervised, new: DaemonState) -> None:
+        check_transition(daemon.state, new)
+        log.debug("%s: %s -> %s", daemon.spec.key, daemon.state, new)
+        daemon.state = new
+
+    def _spawn(self, daemon: Supervised) -> None:
+        self._set(daemon, DaemonState.STARTING)
+        daemon.stopped.clear()
+        try:
+            popen, record = self.runtime.spawn(daemon.target, list(daemon.spec.argv),
+                                               daemon.spec.log_file, daemon.spec.env)
+        except OSError as err:
+            log.error("cannot start %s: %s", daemon.spec.key, err)
+            self._backoff(daemon)
+            return
+        daemon.popen, daemon.record = popen, record
+        daemon.started_at = time.time()
+        daemon.entry = self.ledger.add(Kind.PROCESS, daemon.spec.key, daemon.spec.node,
+                                       **record.to_dict())
+        self._set(daemon, DaemonState.RUNNING)
+        self._watch(daemon)
+
+    def _watch(self, daemon: Supervised) -> None:
+        assert daemon.record is not None
+        try:
+            daemon.pidfd = os.pidfd_open(daemon.record.pid)
+        except ProcessLookupError:
+            daemon.pidfd = None
+            self._on_exit(daemon)
+
+    def _forget(self, daemon: Supervised) -> None:
+        if daemon.pidfd is not None:
+            os.close(daemon.pidfd)
+            daemon.pidfd = None
+        if daemon.entry is not None:
+            self.ledger.remove(daemon.entry)
+            daemon.entry = None
+
+    def _on_exit(self, daemon: Supervised) -> None:
+        code = None
+        if daemon.popen is not None:
+            code = daemon.popen.poll()
+            daemon.popen = None
+        self._forget(daemon)
+        if daemon.state is DaemonState.STOPPING:
+            self._set(daemon, DaemonState.STOPPED)
+            daemon.record = None
+            daemon.stopped.set()
+            return
+        detail = f" (exit {code})" if code is not None else ""
+        self.events.emit("daemon_exit", f"{daemon.spec.key} exited{detail}",
+                         daemon.spec.node, "warning")
+        self._backoff(daemon)
+
+    def _backoff(self, daemon: Supervised) -> None:
+        if time.time() - daemon.started_at > STABLE_AFTER:
+            daemon.failures = 0
+        daemon.failures += 1
+        self._set(daemon, DaemonState.BACKOFF)
+        if daemon.failures > self.fatal_after:
+            self._set(daemon, DaemonState.FATAL)
+            self.events.emit("daemon_fatal", f"{daemon.spec.key} keeps failing; gave up after "
+                             f"{self.fatal_after} tries", daemon.spec.node, "error")
+            return
+        delay = min(0.5 * 2 ** (daemon.failures - 1), self.max_backoff)
+        daemon.next_start = time.monotonic() + delay
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _loop(self) -> None:
+        while self._running:
+            with self._lock:
+                watched = {d.pidfd: d for d in self._daemons.values() if d.pidfd is not None}
+                due = [d.next_start for d in self._daemons.values()
+                       if d.state is DaemonState.BACKOFF and d.next_start is not None]
+            timeout = max(0.0, min(due) - time.monotonic()) if due else 1.0
+            poller = select.poll()
+            for fd in (self._wake_r, *watched):
+                poller.register(fd, select.POLLIN)
+            readable = [fd for fd, _ in poller.poll(timeout * 1000)]
+            if self._wake_r in readable:
+                os.read(self._wake_r, 4096)
+            with self._lock:
+                for fd in readable:
+                    daemon = watched.get(fd)
+                    if daemon is not None and daemon.pidfd == fd:
+                        self._on_exit(daemon)
+                self._restart_due()
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for daemon in list(self._daemons.values()):
+            if (daemon.state is DaemonState.BACKOFF and daemon.next_start is not None
+                    and daemon.next_start <= now):
+                daemon.next_start = None
+                daemon.restarts += 1
+                self.events.emit("daemon_restart", f"restarting {daemon.spec.key} "
+                                 f"(restart {daemon.restarts})", daemon.spec.node, "warning")
+                self._spawn(daemon)

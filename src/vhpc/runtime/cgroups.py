@@ -1,0 +1,245 @@
+"""Node cgroups on cgroup v1 (one hierarchy per controller) and pure v2 (unified).
+
+The v1/v2 difference lives only here. A `CgroupDriver` creates `<root>/vhpc-<cluster>/<node>`
+with a memory limit and a cpuset, lists the files a process writes its pid into to join,
+reads usage and OOM counts, kills every process in it and removes it. Roots are injectable,
+so v2 is unit-tested against a temporary directory laid out like a cgroup2 mount.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from vhpc.errors import VhpcError
+
+V1_CONTROLLERS = ("memory", "cpuset", "cpuacct", "pids")
+V2_CONTROLLERS = ("cpuset", "memory", "cpu", "pids")
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    """Memory and CPU accounting of one node cgroup."""
+
+    memory_usage: int
+    memory_limit: int
+    memory_peak: int
+    oom_kills: int
+    cpu_ns: int
+    nprocs: int
+
+
+class CgroupDriver(ABC):
+    """Operations vhpc needs on a node cgroup; `group` is 'vhpc-<cluster>/<node>'."""
+
+    version: int
+
+    @abstractmethod
+    def create(self, group: str, cpus: str, memory: int) -> list[Path]:
+        """Create the cgroup with limits; return the directories made (for the ledger)."""
+
+    @abstractmethod
+    def procs_files(self, group: str) -> list[Path]:
+        """Files a process writes its pid into to join the cgroup."""
+
+    @abstractmethod
+    def pids(self, group: str) -> list[int]:
+        """Processes currently in the cgroup."""
+
+    @abstractmethod
+    def stats(self, group: str) -> CgroupStats:
+        """Usage, limit and OOM count."""
+
+    @abstractmethod
+    def dirs(self, group: str) -> list[Path]:
+        """Every directory of this cgroup (one per v1 hierarchy, one on v2)."""
+
+    def kill_all(self, group: str, timeout: float = 5.0) -> None:
+        """SIGKILL every process in the cgroup until it is empty."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids(group)
+            if not pids:
+                return
+            if time.monotonic() > deadline:
+                raise VhpcError(f"processes {pids[:5]} in cgroup {group} did not die")
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self, directory: Path) -> None:
+        """Remove one cgroup directory (children first is the caller's order)."""
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            pass
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read_int(path: Path, default: int = 0) -> int:
+    try:
+        text = path.read_text().strip()
+    except (FileNotFoundError, OSError):
+        return default
+    return default if text in ("", "max") else int(text)
+
+
+def _read_keyed(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (FileNotFoundError, OSError):
+        pass
+    return 0
+
+
+def _read_pids(path: Path) -> list[int]:
+    try:
+        return [int(x) for x in path.read_text().split()]
+    except (FileNotFoundError, OSError):
+        return []
+
+
+class CgroupV1(CgroupDriver):
+    """cgroup v1: memory, cpuset, cpuacct and pids hierarchies under `root`."""
+
+    version = 1
+
+    def __init__(self, root: Path = Path("/sys/fs/cgroup")) -> None:
+        self.root = root
+
+    def _dir(self, controller: str, group: str) -> Path:
+        return self.root / controller / group
+
+    def dirs(self, group: str) -> list[Path]:
+        return [self._dir(c, group) for c in V1_CONTROLLERS if (self.root / c).is_dir()]
+
+    def create(self, group: str, cpus: str, memory: int) -> list[Path]:
+        made: list[Path] = []
+        for controller in V1_CONTROLLERS:
+            base = self.root / controller
+            if not base.is_dir():
+                continue
+            target = base / group
+            for d in [p for p in reversed([target, *target.parents]) if base in p.parents]:
+                if d.exists():
+                    continue
+                d.mkdir()
+                made.append(d)
+                if controller == "cpuset":
+                    self._inherit_cpuset(d)
+        cpuset = self._dir("cpuset", group)
+        if cpuset.exists():
+            _write(cpuset / "cpuset.cpus", cpus)
+        memdir = self._dir("memory", group)
+        _write(memdir / "memory.limit_in_bytes", str(memory))
+        return made
+
+    def _inherit_cpuset(self, d: Path) -> None:
+        """A new v1 cpuset is empty: copy cpus and mems from its parent."""
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            _write(d / name, (d.parent / name).read_text().strip())
+
+    def procs_files(self, group: str) -> list[Path]:
+        return [d / "cgroup.procs" for d in self.dirs(group)]
+
+    def pids(self, group: str) -> list[int]:
+        seen: set[int] = set()
+        for d in self.dirs(group):
+            seen.update(_read_pids(d / "cgroup.procs"))
+        return sorted(seen)
+
+    def stats(self, group: str) -> CgroupStats:
+        mem = self._dir("memory", group)
+        return CgroupStats(
+            memory_usage=_read_int(mem / "memory.usage_in_bytes"),
+            memory_limit=_read_int(mem / "memory.limit_in_bytes"),
+            memory_peak=_read_int(mem / "memory.max_usage_in_bytes"),
+            oom_kills=_read_keyed(mem / "memory.oom_control", "oom_kill"),
+            cpu_ns=_read_int(self._dir("cpuacct", group) / "cpuacct.usage"),
+            nprocs=len(_read_pids(mem / "cgroup.procs")),
+        )
+
+
+class CgroupV2(CgroupDriver):
+    """Pure cgroup v2: one unified tree under `root`."""
+
+    version = 2
+
+    def __init__(self, root: Path = Path("/sys/fs/cgroup")) -> None:
+        self.root = root
+
+    def dirs(self, group: str) -> list[Path]:
+        return [self.root / group]
+
+    def create(self, group: str, cpus: str, memory: int) -> list[Path]:
+        made: list[Path] = []
+        target = self.root / group
+        chain = [d for d in reversed([target, *target.parents]) if self.root in d.parents]
+        self._enable_controllers(self.root)
+        for d in chain:
+            if not d.exists():
+                d.mkdir()
+                made.append(d)
+            if d != target:
+                self._enable_controllers(d)
+        _write(target / "cpuset.cpus", cpus)
+        _write(target / "memory.max", str(memory))
+        if (target / "memory.swap.max").exists():
+            _write(target / "memory.swap.max", "0")
+        return made
+
+    def _enable_controllers(self, d: Path) -> None:
+        available = (d / "cgroup.controllers").read_text().split()
+        wanted = [c for c in V2_CONTROLLERS if c in available]
+        if wanted:
+            _write(d / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+
+    def procs_files(self, group: str) -> list[Path]:
+        return [self.root / group / "cgroup.procs"]
+
+    def pids(self, group: str) -> list[int]:
+        return _read_pids(self.root / group / "cgroup.procs")
+
+    def stats(self, group: str) -> CgroupStats:
+        d = self.root / group
+        return CgroupStats(
+            memory_usage=_read_int(d / "memory.current"),
+            memory_limit=_read_int(d / "memory.max"),
+            memory_peak=_read_int(d / "memory.peak"),
+            oom_kills=_read_keyed(d / "memory.events", "oom_kill"),
+            cpu_ns=_read_keyed(d / "cpu.stat", "usage_usec") * 1000,
+            nprocs=len(_read_pids(d / "cgroup.procs")),
+        )
+
+    def kill_all(self, group: str, timeout: float = 5.0) -> None:
+        kill_file = self.root / group / "cgroup.kill"
+        if kill_file.exists():
+            _write(kill_file, "1")
+        super().kill_all(group, timeout)
+
+
+def detect(root: Path = Path("/sys/fs/cgroup")) -> CgroupDriver:
+    """v2 if `root` itself is a cgroup2 mount, else v1 if it has a memory hierarchy."""
+    if (root / "cgroup.controllers").exists():
+        return CgroupV2(root)
+    if (root / "memory" / "memory.limit_in_bytes").exists():
+        return CgroupV1(root)
+    raise VhpcError(f"no usable cgroup hierarchy under {root} (need v1 memory or a v2 mount)")

@@ -1,0 +1,88 @@
+"""Facts about the host: online CPUs, memory, routes in use, root, installed binaries."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+
+from vhpc.errors import MissingDependencyError, NotRootError
+from vhpc.runtime.hostops import run_command
+from vhpc.spec.load import HostFacts
+from vhpc.spec.placement import parse_cpulist
+
+# binary -> Debian package that ships it
+REQUIRED_BINARIES = {
+    "slurmctld": "slurmctld",
+    "slurmd": "slurmd",
+    "sinfo": "slurm-client",
+    "munged": "munge",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+}
+OPTIONAL_BINARIES = {"etcd": "etcd-server", "etcdctl": "etcd-client", "dnsmasq": "dnsmasq-base"}
+
+
+def online_cpus() -> tuple[int, ...]:
+    """CPUs that are online and that this process may run on."""
+    with open("/sys/devices/system/cpu/online") as f:
+        online = set(parse_cpulist(f.read().strip()))
+    allowed = os.sched_getaffinity(0)
+    return tuple(sorted(online & allowed)) or tuple(sorted(online))
+
+
+def mem_total() -> int:
+    """MemTotal of /proc/meminfo in bytes."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemTotal in /proc/meminfo")
+
+
+def taken_subnets() -> tuple[ipaddress.IPv4Network, ...]:
+    """IPv4 networks of the host's routes (a cluster subnet must not overlap them)."""
+    out = run_command(["ip", "-j", "-4", "route", "show", "table", "all"], check=False).stdout
+    nets: list[ipaddress.IPv4Network] = []
+    for route in json.loads(out or "[]"):
+        dst = route.get("dst", "")
+        if dst in ("", "default") or route.get("type") in ("local", "broadcast"):
+            continue
+        try:
+            nets.append(ipaddress.IPv4Network(dst, strict=False))
+        except ValueError:
+            continue
+    return tuple(nets)
+
+
+def gather() -> HostFacts:
+    """All facts the spec layer needs."""
+    return HostFacts(online_cpus=online_cpus(), mem_total=mem_total(),
+                     taken_subnets=taken_subnets())
+
+
+def require_root(action: str) -> None:
+    """Refuse to go on without root, saying why."""
+    if os.geteuid() != 0:
+        raise NotRootError(
+            f"{action} needs root (namespaces, cgroups, bridges): run it with sudo or as root"
+        )
+
+
+def require_binaries(binaries: dict[str, str] = REQUIRED_BINARIES) -> None:
+    """Refuse to go on if a needed program is missing, naming the Debian packages."""
+    missing = sorted({pkg for binary, pkg in binaries.items() if not find_binary(binary)})
+    if missing:
+        raise MissingDependencyError(
+            f"missing Debian packages: {' '.join(missing)}: run 'make install' or "
+            f"'apt-get install {' '.join(missing)}'"
+        )
+
+
+def find_binary(name: str) -> str | None:
+    """Locate a program on PATH or in the sbin directories (root's PATH may lack them)."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
+    return shutil.which(name, path=path)

@@ -1,0 +1,73 @@
+"""The real Runtime: iproute2, util-linux and cgroupfs on this host."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from pathlib import Path
+
+from vhpc.runtime import cgroups, namespaces, network, proc, spawn
+from vhpc.runtime.cgroups import CgroupDriver, CgroupStats
+from vhpc.runtime.namespaces import Mount, NsPaths
+from vhpc.runtime.network import VethSpec
+from vhpc.runtime.proc import ProcessRecord
+from vhpc.runtime.spawn import NodeTarget
+
+
+class LinuxRuntime:
+    """Implements :class:`vhpc.runtime.Runtime` on a real Linux host (v1 or v2 cgroups)."""
+
+    def __init__(self, cgroup_driver: CgroupDriver | None = None) -> None:
+        self.cgroups = cgroup_driver or cgroups.detect()
+        self.cgroup_version = self.cgroups.version
+
+    def make_private_dir(self, path: Path) -> None:
+        namespaces.make_private_dir(path)
+
+    def release_mount(self, path: Path) -> None:
+        namespaces.release(path)
+
+    def create_bridge(self, name: str, address: ipaddress.IPv4Interface) -> None:
+        network.create_bridge(name, address)
+
+    def delete_link(self, name: str) -> None:
+        network.delete_link(name)
+
+    def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
+                          mounts: list[Mount]) -> None:
+        namespaces.create(ns, hostname, ns_dir, mounts)
+
+    def create_veths(self, veths: list[VethSpec]) -> None:
+        network.create_veths(veths)
+
+    def create_cgroup(self, group: str, cpus: str, memory: int) -> list[Path]:
+        return self.cgroups.create(group, cpus, memory)
+
+    def remove_cgroup_dir(self, path: Path) -> None:
+        self.cgroups.remove(path)
+
+    def cgroup_dirs(self, group: str) -> list[Path]:
+        return self.cgroups.dirs(group)
+
+    def cgroup_procs_files(self, group: str) -> list[Path]:
+        return self.cgroups.procs_files(group)
+
+    def cgroup_pids(self, group: str) -> list[int]:
+        return self.cgroups.pids(group)
+
+    def cgroup_stats(self, group: str) -> CgroupStats:
+        return self.cgroups.stats(group)
+
+    def kill_cgroup(self, group: str) -> None:
+        self.cgroups.kill_all(group)
+
+    def spawn(self, target: NodeTarget, command: list[str], log_file: Path,
+              env: dict[str, str] | None = None
+              ) -> tuple[subprocess.Popen[bytes] | None, ProcessRecord]:
+        return spawn.spawn(target, command, log_file, env)
+
+    def is_alive(self, record: ProcessRecord) -> bool:
+        return proc.is_alive(record)
+
+    def terminate(self, records: list[ProcessRecord], grace: float = 5.0) -> None:
+        proc.terminate(records, grace)

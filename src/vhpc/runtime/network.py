@@ -1,0 +1,75 @@
+"""The cluster's bridge and each node's veth, through iproute2 (batched where possible)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from vhpc.runtime.hostops import run_command
+
+
+@dataclass(frozen=True)
+class VethSpec:
+    """One node link: host side on the bridge, `eth0` with `address` in the node's netns."""
+
+    host_name: str
+    netns: Path
+    address: ipaddress.IPv4Interface
+    gateway: ipaddress.IPv4Address
+    bridge: str
+
+
+def create_bridge(name: str, address: ipaddress.IPv4Interface) -> None:
+    """A Linux bridge with the host's address; packets from it are never forwarded onward."""
+    run_command(["ip", "link", "add", name, "type", "bridge"])
+    run_command(["ip", "-batch", "-"], input=(
+        f"addr add {address} dev {name}\n"
+        f"link set {name} up\n"
+    ))
+    # Nodes reach the host, and nothing beyond it: no forwarding of what enters the bridge.
+    Path(f"/proc/sys/net/ipv4/conf/{name}/forwarding").write_text("0\n")
+
+
+def host_batch(veths: list[VethSpec]) -> str:
+    """`ip -batch` lines that create the veth pairs and attach them to the bridge."""
+    lines = []
+    for v in veths:
+        lines.append(f"link add {v.host_name} type veth peer name eth0 netns {v.netns}")
+        lines.append(f"link set {v.host_name} master {v.bridge} up")
+    return "\n".join(lines) + "\n"
+
+
+def node_batch(v: VethSpec) -> str:
+    """`ip -batch` lines run inside the node: address, links up, default route to the host."""
+    return (
+        f"addr add {v.address} dev eth0\n"
+        "link set lo up\n"
+        "link set eth0 up\n"
+        f"route add default via {v.gateway}\n"
+    )
+
+
+def create_veths(veths: list[VethSpec]) -> None:
+    """Create all veth pairs in one iproute2 run, then configure each node's side."""
+    if not veths:
+        return
+    run_command(["ip", "-batch", "-"], input=host_batch(veths), timeout=120)
+    for v in veths:
+        configure_node_side(v)
+
+
+def configure_node_side(v: VethSpec) -> None:
+    """Address and routes inside one node's netns."""
+    run_command(["nsenter", f"--net={v.netns}", "ip", "-batch", "-"], input=node_batch(v))
+
+
+def delete_link(name: str) -> None:
+    """Delete a link (veth or bridge); absent is fine."""
+    if link_exists(name):
+        run_command(["ip", "link", "del", name], check=False)
+
+
+def link_exists(name: str) -> bool:
+    """True if the host has a link of that name."""
+    return Path(f"/sys/class/net/{name}").exists()

@@ -1,0 +1,104 @@
+"""Start processes inside a node: join its cgroup, enter its namespaces, then exec.
+
+`node_argv` builds the command without running it (ClusterShell's `_build_cmd` idea):
+a tiny `sh` prologue writes its own pid into the node's cgroup files, then execs
+`nsenter` into the node's namespaces, optionally `setpriv` to a user, then the program.
+The pid returned is the program's own pid (sh and nsenter exec, they do not fork).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vhpc.runtime.namespaces import NsPaths
+from vhpc.runtime.proc import ProcessRecord, record_of
+
+NODE_PATH = "/opt/vhpc/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class UserLogin:
+    """Who a command runs as inside a node, with a login-like environment."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+    shell: str = "/bin/bash"
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """Everything needed to run something inside one node."""
+
+    name: str
+    ns: NsPaths
+    cgroup_procs: tuple[Path, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def join_prologue(procs_files: tuple[Path, ...]) -> str:
+    """sh code that moves the shell (and so what it execs) into the cgroup."""
+    writes = "; ".join(f"echo $$ > {shlex.quote(str(p))}" for p in procs_files)
+    return f'{writes}; exec "$@"' if writes else 'exec "$@"'
+
+
+def user_env(user: UserLogin, extra: dict[str, str]) -> dict[str, str]:
+    """A login environment for `user` (HOME, USER, PATH...), plus extra variables."""
+    env = {
+        "HOME": user.home,
+        "USER": user.name,
+        "LOGNAME": user.name,
+        "SHELL": user.shell,
+        "PATH": NODE_PATH,
+        "LANG": "C.UTF-8",
+    }
+    env.update(extra)
+    return env
+
+
+def node_argv(
+    target: NodeTarget,
+    command: list[str],
+    *,
+    user: UserLogin | None = None,
+    cwd: str = "/",
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """The full argv that runs `command` inside the node (cgroup, namespaces, user)."""
+    base = dict(target.env)
+    base.update(env or {})
+    inner: list[str] = []
+    if user is not None:
+        inner += ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--"]
+        base = user_env(user, base)
+        cwd = user.home
+    inner += ["env", "-i", *(f"{k}={v}" for k, v in sorted(base.items())), *command]
+    return [
+        "/bin/sh", "-c", join_prologue(target.cgroup_procs), "vhpc-node",
+        "nsenter", *target.ns.nsenter_args(), f"--wd={cwd}", "--", *inner,
+    ]
+
+
+def spawn(target: NodeTarget, command: list[str], log_file: Path,
+          env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+    """Start a daemon in the node, detached in its own session, output to `log_file`."""
+    argv = node_argv(target, command, env=env)
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )
+    record = record_of(proc.pid) or ProcessRecord(proc.pid, 0)
+    return proc, record
+
+
+def exec_in_node(target: NodeTarget, command: list[str], user: UserLogin | None,
+                 env: dict[str, str] | None = None) -> None:
+    """Replace the current process with `command` inside the node (for `vhpc exec/shell`)."""
+    argv = node_argv(target, command, user=user, env=env)
+    os.execvp(argv[0], argv)

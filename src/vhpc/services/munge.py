@@ -1,0 +1,22 @@
+"""munged: one daemon per cluster, on the controller node, with the cluster's own key."""
+
+from __future__ import annotations
+
+from vhpc.spec.paths import ClusterPaths
+from vhpc.services.base import DaemonSpec
+
+KEY_SIZE = 1024
+
+
+def daemon(paths: ClusterPaths, node: str) -> DaemonSpec:
+    """munged in the foreground, socket and key in the cluster's state directory."""
+    argv = (
+        "munged", "--foreground", "--force",
+        f"--socket={paths.munge_socket}",
+        f"--key-file={paths.munge_key}",
+        f"--pid-file={paths.run / 'munged.pid'}",
+        f"--seed-file={paths.run / 'munged.seed'}",
+        f"--log-file={paths.log / 'munged.log'}",
+        "--num-threads=4",
+    )
+    return DaemonSpec("munged", node, argv, paths.daemon_log("munged", node))

@@ -1,0 +1,91 @@
+"""Slurm: slurm.conf rendered from the spec (pure), and the slurmctld/slurmd daemons.
+
+Compute nodes are Slurm *dynamic nodes* (`slurmd -Z --conf ...`): slurm.conf lists no
+NodeName at all, `MaxNodeCount` bounds them and the partition takes `Nodes=ALL`, so nodes
+join and leave at run time without restarting slurmctld.
+"""
+
+from __future__ import annotations
+
+from vhpc.services.base import DaemonSpec
+from vhpc.spec.model import ClusterSpec, NodeSpec
+from vhpc.spec.paths import ClusterPaths
+from vhpc.spec.sizes import MIB
+
+SLURMCTLD_PORT = 6817
+SLURMD_PORT = 6818
+
+
+def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str = "pmix") -> str:
+    """The cluster's slurm.conf."""
+    ctl = spec.controller
+    lines = [
+        "# slurm.conf written by vhpc; compute nodes join as dynamic nodes (slurmd -Z)",
+        f"ClusterName={spec.name}",
+        f"SlurmctldHost={ctl.name}({spec.ip_of(ctl)})",
+        "SlurmUser=root",
+        "SlurmdUser=root",
+        f"SlurmctldPort={SLURMCTLD_PORT}",
+        f"SlurmdPort={SLURMD_PORT}",
+        "AuthType=auth/munge",
+        f"AuthInfo=socket={paths.munge_socket}",
+        "CredType=cred/munge",
+        f"StateSaveLocation={paths.slurm_state}",
+        f"SlurmdSpoolDir={paths.slurm_spool}/%n",
+        f"SlurmctldPidFile={paths.run}/slurmctld.pid",
+        f"SlurmdPidFile={paths.run}/slurmd.%n.pid",
+        f"SlurmctldLogFile={paths.log}/slurmctld.log",
+        f"SlurmdLogFile={paths.log}/slurmd.%n.log",
+        "SlurmctldDebug=info",
+        "SlurmdDebug=info",
+        # The node cgroup is vhpc's, not Slurm's: track by /proc, no task cgroups.
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        "JobAcctGatherType=jobacct_gather/none",
+        "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_Core",
+        f"MpiDefault={mpi_default}",
+        "ReturnToService=2",
+        f"MaxNodeCount={spec.max_nodes}",
+        "SlurmctldTimeout=30",
+        "SlurmdTimeout=30",
+        "MessageTimeout=20",
+        "InactiveLimit=0",
+        "KillWait=5",
+        "MinJobAge=300",
+        "TreeWidth=64",
+        "SchedulerType=sched/backfill",
+        "SchedulerParameters=sched_interval=2",
+        "LaunchParameters=use_interactive_step",
+        f"PartitionName={spec.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dynamic_node_conf(spec: ClusterSpec, node: NodeSpec) -> str:
+    """The `--conf` string a compute node registers with (its real CPUs and memory)."""
+    parts = [
+        f"CPUs={node.cpus}",
+        f"RealMemory={node.memory // MIB}",
+        f"NodeAddr={spec.ip_of(node)}",
+        f"NodeHostname={node.name}",
+    ]
+    if node.features:
+        parts.append(f"Feature={','.join(node.features)}")
+    return " ".join(parts)
+
+
+def slurmctld(spec: ClusterSpec, paths: ClusterPaths) -> DaemonSpec:
+    """slurmctld in the foreground on the controller node."""
+    node = spec.controller.name
+    argv = ("slurmctld", "-D", "-i", "-f", str(paths.slurm_conf))
+    return DaemonSpec("slurmctld", node, argv, paths.daemon_log("slurmctld", node),
+                      {"SLURM_CONF": str(paths.slurm_conf)})
+
+
+def slurmd(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> DaemonSpec:
+    """slurmd in the foreground, registering `node` as a dynamic node."""
+    argv = ("slurmd", "-D", "-f", str(paths.slurm_conf), "-N", node.name,
+            "-Z", "--conf", dynamic_node_conf(spec, node))
+    return DaemonSpec("slurmd", node.name, argv, paths.daemon_log("slurmd", node.name),
+                      {"SLURM_CONF": str(paths.slurm_conf)})

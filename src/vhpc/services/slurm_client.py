@@ -1,0 +1,61 @@
+"""Host-side Slurm clients (sinfo, squeue, scontrol) against a cluster's slurm.conf."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vhpc.runtime.hostops import CommandResult, run_command
+
+
+@dataclass(frozen=True)
+class SlurmClient:
+    """Runs Slurm's own client programs with SLURM_CONF pointing at the cluster."""
+
+    conf: Path
+
+    def run(self, argv: list[str], check: bool = True, timeout: float = 30.0) -> CommandResult:
+        """Run a Slurm client command on the host."""
+        env = dict(os.environ, SLURM_CONF=str(self.conf))
+        return run_command(argv, check=check, timeout=timeout, env=env)
+
+    def ping(self) -> bool:
+        """True once slurmctld answers."""
+        result = self.run(["scontrol", "ping"], check=False, timeout=10)
+        return result.returncode == 0 and "UP" in result.stdout
+
+    def node_states(self) -> dict[str, str]:
+        """Node name -> Slurm state (lowercase, flags like '*' kept: 'idle', 'down*')."""
+        result = self.run(["sinfo", "-h", "-N", "-o", "%N %T"], check=False, timeout=15)
+        if result.returncode != 0:
+            return {}
+        return parse_node_states(result.stdout)
+
+    def node_reasons(self) -> dict[str, str]:
+        """Node name -> reason for nodes down or drained."""
+        result = self.run(["sinfo", "-h", "-R", "-N", "-o", "%N|%E"], check=False, timeout=15)
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            name, _, reason = line.partition("|")
+            if name:
+                out[name.strip()] = reason.strip()
+        return out
+
+    def jobs(self) -> list[dict[str, str]]:
+        """The queue: id, name, user, state, nodes, time."""
+        fmt = "%i|%j|%u|%T|%N|%M"
+        result = self.run(["squeue", "-h", "-o", fmt], check=False, timeout=15)
+        keys = ("id", "name", "user", "state", "nodes", "time")
+        return [dict(zip(keys, line.split("|"), strict=False))
+                for line in result.stdout.splitlines() if line.strip()]
+
+
+def parse_node_states(text: str) -> dict[str, str]:
+    """Parse `sinfo -N -o '%N %T'` output (a node may appear once per partition)."""
+    states: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            states[parts[0]] = parts[1].lower()
+    return states

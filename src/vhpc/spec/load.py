@@ -1,0 +1,160 @@
+"""Build a validated ClusterSpec from user options and facts about the host (still no I/O)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from vhpc.errors import SpecError
+from vhpc.spec import addressing, placement
+from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
+from vhpc.spec.sizes import MIB, format_size, parse_size
+
+# Measured on Debian 12 (bench/memory_floor.py): slurmd with its libraries needs about
+# 20 MiB of cgroup memory to start and register; below this it is OOM-killed at start.
+MIN_NODE_MEMORY = 32 * MIB
+DEFAULT_NODE_MEMORY = "125M"
+CONTROLLER_MEMORY = 512 * MIB
+DNS_MEMORY = 256 * MIB
+CONTROLLER_NAME = "slurm"
+DNS_NAME = "dns"
+COMPUTE_PREFIX = "compute"
+RESERVED_NAMES = frozenset({CONTROLLER_NAME, DNS_NAME, "localhost", "host"})
+
+_CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the host has, gathered by the runtime and passed in (keeps this module pure)."""
+
+    online_cpus: tuple[int, ...]
+    mem_total: int
+    taken_subnets: tuple[ipaddress.IPv4Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What the user asked for on the command line or in Python."""
+
+    name: str = "vhpc"
+    nodes: int = 4
+    memory: str | int = DEFAULT_NODE_MEMORY
+    cpus: int | None = None
+    cpuset: str | None = None
+    subnet: str | None = None
+    overcommit: bool = False
+    partition: str = "vhpc"
+    max_nodes: int | None = None
+    features: tuple[str, ...] = ()
+
+
+def check_cluster_name(name: str) -> None:
+    """Cluster names become paths, bridge and cgroup names: keep them short and plain."""
+    if not _CLUSTER_NAME_RE.match(name):
+        raise SpecError(
+            f"invalid cluster name {name!r}: use 1-31 lowercase letters, digits or '-', "
+            "starting with a letter (e.g. -c lab1)"
+        )
+
+
+def check_node_name(name: str) -> None:
+    """A node name is its hostname: RFC 1123 label, lowercase."""
+    if not _HOSTNAME_RE.match(name):
+        raise SpecError(
+            f"invalid node name {name!r}: a hostname is 1-63 lowercase letters, digits or '-', "
+            "not starting or ending with '-' (e.g. compute12)"
+        )
+    if name in RESERVED_NAMES:
+        raise SpecError(f"node name {name!r} is reserved for a service node: pick another name")
+
+
+def check_memory(memory: int, what: str) -> None:
+    """Refuse a node memory limit below what slurmd needs to start."""
+    if memory < MIN_NODE_MEMORY:
+        raise SpecError(
+            f"{what}: memory {format_size(memory)} is below the {format_size(MIN_NODE_MEMORY)} "
+            f"slurmd needs to start: use --memory {format_size(MIN_NODE_MEMORY)} or more"
+        )
+
+
+def check_host_memory(spec: ClusterSpec, facts: HostFacts) -> None:
+    """Refuse more node memory than the host has unless overcommit was asked for."""
+    total = sum(n.memory for n in spec.nodes)
+    if total > facts.mem_total and not spec.overcommit:
+        raise SpecError(
+            f"the nodes' memory limits add up to {format_size(total)} but the host has "
+            f"{format_size(facts.mem_total)}: use fewer nodes, a smaller --memory, or "
+            "--overcommit (jobs may then push the host into swapping or its OOM killer)"
+        )
+
+
+def choose_subnet(options: ClusterOptions, facts: HostFacts, computes: int) -> ipaddress.IPv4Network:
+    """The user's subnet (validated) or the first free /24 (or larger, if N needs it)."""
+    if options.subnet is None:
+        prefix = min(24, addressing.smallest_prefix_for(computes))
+        return addressing.pick_subnet(list(facts.taken_subnets), prefix)
+    try:
+        subnet = ipaddress.IPv4Network(options.subnet, strict=False)
+    except ValueError:
+        raise SpecError(
+            f"invalid subnet {options.subnet!r}: use CIDR notation, e.g. 10.201.3.0/24"
+        ) from None
+    if subnet.prefixlen > 28:
+        raise SpecError(f"subnet {subnet} is too small: use a /28 or larger (e.g. /24)")
+    clash = next((t for t in facts.taken_subnets if subnet.overlaps(t)), None)
+    if clash is not None:
+        raise SpecError(f"subnet {subnet} overlaps {clash}, already in use on this host: pick another")
+    addressing.check_capacity(subnet, computes)
+    return subnet
+
+
+def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
+    """Validate options against the host and return the cluster description."""
+    check_cluster_name(options.name)
+    check_node_name(COMPUTE_PREFIX + "0")
+    if options.nodes < 1:
+        raise SpecError(f"-n {options.nodes}: a cluster needs at least one compute node (-n 1)")
+    memory = parse_size(options.memory)
+    check_memory(memory, "--memory")
+    subnet = choose_subnet(options, facts, options.nodes)
+    if options.subnet is None and options.nodes > addressing.compute_capacity(subnet):
+        addressing.check_capacity(subnet, options.nodes)
+    cpusets = compute_cpusets(options, facts, options.nodes)
+    online = facts.online_cpus
+    services = (
+        NodeSpec(CONTROLLER_NAME, NodeRole.CONTROLLER, addressing.CONTROLLER_SLOT, online,
+                 CONTROLLER_MEMORY),
+        NodeSpec(DNS_NAME, NodeRole.DNS, addressing.DNS_SLOT, online, DNS_MEMORY),
+    )
+    computes = tuple(
+        NodeSpec(f"{COMPUTE_PREFIX}{i}", NodeRole.COMPUTE, addressing.FIRST_COMPUTE_SLOT + i,
+                 cpusets[i], memory, options.features)
+        for i in range(options.nodes)
+    )
+    capacity = addressing.compute_capacity(subnet)
+    max_nodes = options.max_nodes or capacity
+    if max_nodes < options.nodes:
+        raise SpecError(f"--max-nodes {max_nodes} is below -n {options.nodes}: raise --max-nodes")
+    spec = ClusterSpec(
+        name=options.name,
+        subnet=subnet,
+        nodes=services + computes,
+        partition=options.partition,
+        max_nodes=max_nodes,
+        overcommit=options.overcommit,
+    )
+    check_host_memory(spec, facts)
+    return spec
+
+
+def compute_cpusets(options: ClusterOptions, facts: HostFacts, count: int,
+                    start: int = 0) -> list[tuple[int, ...]]:
+    """CPU sets for `count` new compute nodes: explicit list, N per node, or 1 round-robin."""
+    if options.cpuset is not None:
+        cpus = placement.parse_cpulist(options.cpuset)
+        placement.check_cpus_exist(cpus, facts.online_cpus, f"--cpuset {options.cpuset}")
+        return [cpus] * count
+    return placement.round_robin(count, options.cpus or 1, facts.online_cpus, start)

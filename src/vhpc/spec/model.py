@@ -1,0 +1,148 @@
+"""Cluster and node descriptions as frozen dataclasses (Mininet's Topo idea: data first)."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class NodeRole(StrEnum):
+    """What a node is for; decides which daemons run in it."""
+
+    CONTROLLER = "controller"
+    DNS = "dns"
+    COMPUTE = "compute"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: its name, address slot in the subnet, CPUs and memory limit."""
+
+    name: str
+    role: NodeRole
+    slot: int
+    cpuset: tuple[int, ...]
+    memory: int
+    features: tuple[str, ...] = ()
+
+    @property
+    def cpus(self) -> int:
+        """Number of CPUs the node is pinned to (what Slurm is told)."""
+        return len(self.cpuset)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "slot": self.slot,
+            "cpuset": list(self.cpuset),
+            "memory": self.memory,
+            "features": list(self.features),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            role=NodeRole(data["role"]),
+            slot=int(data["slot"]),
+            cpuset=tuple(int(c) for c in data["cpuset"]),
+            memory=int(data["memory"]),
+            features=tuple(data.get("features", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A whole cluster: name, network, Slurm settings and its nodes."""
+
+    name: str
+    subnet: ipaddress.IPv4Network
+    nodes: tuple[NodeSpec, ...]
+    partition: str = "vhpc"
+    user: str = "cluser"
+    user_uid: int = 2000
+    max_nodes: int = 1024
+    overcommit: bool = False
+    dns: bool = True
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cluster_id(self) -> str:
+        """Four hex digits derived from the name; keeps kernel object names short and unique."""
+        return hashlib.sha1(self.name.encode()).hexdigest()[:4]
+
+    @property
+    def bridge(self) -> str:
+        """Name of the cluster's Linux bridge (at most 15 characters)."""
+        return f"vh{self.cluster_id}-{self.name[:7]}"
+
+    @property
+    def host_ip(self) -> ipaddress.IPv4Address:
+        """The host's address on the bridge (first address of the subnet)."""
+        return self.subnet.network_address + 1
+
+    @property
+    def controller(self) -> NodeSpec:
+        """The node that runs slurmctld."""
+        return next(n for n in self.nodes if n.role is NodeRole.CONTROLLER)
+
+    @property
+    def computes(self) -> tuple[NodeSpec, ...]:
+        """Compute nodes, in slot order."""
+        return tuple(n for n in self.nodes if n.role is NodeRole.COMPUTE)
+
+    def node(self, name: str) -> NodeSpec:
+        """Look a node up by name (KeyError if absent)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def ip_of(self, node: NodeSpec) -> ipaddress.IPv4Address:
+        """A node's address: subnet base + its slot."""
+        return self.subnet.network_address + node.slot
+
+    def veth_of(self, node: NodeSpec) -> str:
+        """Host-side veth name of a node (at most 15 characters)."""
+        return f"vh{self.cluster_id}n{node.slot}"
+
+    def with_nodes(self, nodes: tuple[NodeSpec, ...]) -> ClusterSpec:
+        """A copy with another node list."""
+        return replace(self, nodes=nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (written to the state directory as spec.json)."""
+        return {
+            "name": self.name,
+            "subnet": str(self.subnet),
+            "partition": self.partition,
+            "user": self.user,
+            "user_uid": self.user_uid,
+            "max_nodes": self.max_nodes,
+            "overcommit": self.overcommit,
+            "dns": self.dns,
+            "options": dict(self.options),
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClusterSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            subnet=ipaddress.IPv4Network(data["subnet"]),
+            nodes=tuple(NodeSpec.from_dict(n) for n in data["nodes"]),
+            partition=data.get("partition", "vhpc"),
+            user=data.get("user", "cluser"),
+            user_uid=int(data.get("user_uid", 2000)),
+            max_nodes=int(data.get("max_nodes", 1024)),
+            overcommit=bool(data.get("overcommit", False)),
+            dns=bool(data.get("dns", True)),
+            options=dict(data.get("options", {})),
+        )

@@ -1,0 +1,32 @@
+"""Parse and format memory sizes ("125M", "1G", "512MiB"; a bare number means MiB, as Slurm)."""
+
+from __future__ import annotations
+
+import re
+
+from vhpc.errors import SpecError
+
+MIB = 1024 * 1024
+_UNITS = {"": MIB, "K": 1024, "M": MIB, "G": 1024 * MIB, "T": 1024 * 1024 * MIB}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """Return bytes for a size like '125M', '1.5G', '512MiB' or 125 (MiB)."""
+    if isinstance(text, int):
+        return text * MIB
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise SpecError(f"invalid memory size {text!r}: use a number with a unit, e.g. 125M or 1G")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[unit.upper()])
+
+
+def format_size(nbytes: int) -> str:
+    """Format bytes compactly: 131072000 -> '125M'."""
+    for unit, factor in (("G", 1024 * MIB), ("M", MIB), ("K", 1024)):
+        if nbytes >= factor and nbytes % factor == 0:
+            return f"{nbytes // factor}{unit}"
+    if nbytes >= MIB:
+        return f"{nbytes / MIB:.1f}M"
+    return f"{nbytes}B"
