@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,9 @@ from typing import Any
 
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster.events import EventBus
-from vhpc.cluster.ledger import Entry, Kind, Ledger
+from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.supervisor import Supervised, Supervisor
+from vhpc.cluster.teardown import process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime
 from vhpc.runtime.namespaces import NsPaths
@@ -74,7 +74,7 @@ class Cluster:
             log.error("boot failed: %s; rolling back", err)
             self.progress("rolling back", 0, 1)
             self.teardown()
-            if isinstance(err, VhpcError):
+            if isinstance(err, (VhpcError, KeyboardInterrupt)):
                 raise
             raise BootError(f"cluster {self.spec.name!r} failed to boot: {err}") from err
         self.events.emit("cluster_up", f"cluster {self.spec.name} is up with "
@@ -256,41 +256,16 @@ class Cluster:
                                            for n in self.spec.computes]
         for daemon in wanted:
             entry = records.get(daemon.key)
-            record = ProcessRecord(int(entry.data.get("pid", 0)), int(entry.data.get(
-                "starttime", -1))) if entry else ProcessRecord(0, -1)
+            record = process_record(entry) if entry else ProcessRecord(0, -1)
             self.supervisor.adopt(daemon, self.target(daemon.node), record)
         self.events.emit("manager_adopted", f"manager adopted cluster {self.spec.name}")
 
     # -- teardown ---------------------------------------------------------------------
-    def teardown(self, node: str | None = None) -> None:
-        """Remove what the ledger holds (of one node, or everything), newest first."""
-        self.supervisor.shutdown() if node is None else None
-        plan = list(self.ledger.teardown_plan(node))
-        procs = [e for e in plan if e.kind is Kind.PROCESS]
-        self.runtime.terminate([_record(e) for e in procs if _record(e).pid != os.getpid()])
-        for entry in procs:
-            self.ledger.remove(entry)
-        for entry in plan:
-            if entry.kind is not Kind.PROCESS:
-                self._remove(entry)
-
-    def _remove(self, entry: Entry) -> None:
-        try:
-            if entry.kind is Kind.CGROUP:
-                self.runtime.kill_cgroup(entry.ident)
-                for d in self.runtime.cgroup_dirs(entry.ident):
-                    self.runtime.remove_cgroup_dir(d)
-            elif entry.kind in (Kind.NAMESPACE, Kind.MOUNT):
-                self.runtime.release_mount(Path(entry.ident))
-            elif entry.kind in (Kind.VETH, Kind.BRIDGE):
-                self.runtime.delete_link(entry.ident)
-            elif entry.kind is Kind.DIRECTORY:
-                shutil.rmtree(entry.ident, ignore_errors=True)
-                return  # the ledger file lived there
-        except (OSError, VhpcError) as err:
-            log.warning("could not remove %s %s: %s", entry.kind, entry.ident, err)
-            return
-        self.ledger.remove(entry)
+    def teardown(self, node: str | None = None) -> list[str]:
+        """Remove what the ledger holds (of one node, or everything); return leftovers."""
+        if node is None:
+            self.supervisor.shutdown()
+        return remove_owned(self.ledger, self.runtime, node)
 
     # -- status -----------------------------------------------------------------------
     def node_status(self, slurm_states: dict[str, str]) -> list[dict[str, Any]]:
@@ -316,10 +291,6 @@ class Cluster:
                 "services": [d.to_dict() for d in daemons],
             })
         return out
-
-
-def _record(entry: Entry) -> ProcessRecord:
-    return ProcessRecord(int(entry.data.get("pid", 0)), int(entry.data.get("starttime", -1)))
 
 
 def _tail(path: Path, lines: int = 3) -> str:

@@ -1,0 +1,72 @@
+"""The façade every front end uses: the manager serves it over HTTP (unix socket for the
+CLI and Python API, 127.0.0.1 for the dashboard); nothing else talks to a live Cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from enum import StrEnum
+from typing import Any
+
+from vhpc.cluster.cluster import Cluster
+from vhpc.runtime.facts import online_cpus
+
+
+class Phase(StrEnum):
+    """Where the cluster is in its life."""
+
+    BOOTING = "booting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class ClusterAPI:
+    """Operations on one live cluster, returning JSON-ready data."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.phase = Phase.BOOTING
+        self.progress: dict[str, Any] = {"message": "starting", "done": 0, "total": 0}
+        self.error = ""
+        self.dashboard_url = ""
+        self.started = time.time()
+        self.lock = threading.RLock()
+
+    def set_progress(self, message: str, done: int, total: int) -> None:
+        """Called by the boot code as it goes."""
+        self.progress = {"message": message, "done": done, "total": total}
+
+    def status(self) -> dict[str, Any]:
+        """The cluster: phase, nodes with limits/usage/state/daemons, jobs."""
+        c = self.cluster
+        ready = self.phase is Phase.READY
+        states = c.slurm.node_states() if ready else {}
+        return {
+            "cluster": c.spec.name,
+            "phase": self.phase.value,
+            "progress": self.progress,
+            "error": self.error,
+            "subnet": str(c.spec.subnet),
+            "bridge": c.spec.bridge,
+            "partition": c.spec.partition,
+            "state_dir": str(c.paths.root),
+            "slurm_conf": str(c.paths.slurm_conf),
+            "cgroup_version": c.runtime.cgroup_version,
+            "host_cpus": list(online_cpus()),
+            "dashboard": self.dashboard_url,
+            "uptime": round(time.time() - self.started, 1),
+            "nodes": c.node_status(states) if ready else [],
+            "jobs": c.slurm.jobs() if ready else [],
+        }
+
+    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Recent cluster events."""
+        return [e.to_dict() for e in self.cluster.events.recent(since)]
+
+    def down(self) -> list[str]:
+        """Stop and remove everything the cluster made; return leftovers (normally none)."""
+        with self.lock:
+            self.phase = Phase.STOPPING
+            return self.cluster.teardown()

@@ -1,0 +1,1 @@
+"""The `vhpc` command line: a thin client of the api layer."""

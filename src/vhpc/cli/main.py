@@ -1,0 +1,200 @@
+"""`vhpc`: boot and drive a virtual HPC cluster. Every command is a thin client of the API."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vhpc import control
+from vhpc.cli.errors import run_cli
+from vhpc.cli.render import print_json, status_table
+from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
+from vhpc.spec.placement import format_cpulist
+
+err_console = Console(stderr=True)
+# Piped output (scripts, `| grep`) must not be cut to 80 columns.
+out_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--cluster", default="vhpc", envvar="VHPC_CLUSTER", show_default=True,
+              help="Which cluster (env VHPC_CLUSTER).")
+@click.option("--debug", is_flag=True, envvar="VHPC_DEBUG", help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
+    """Boot a virtual HPC cluster (real Slurm, munge, MPI) from namespaces and cgroups."""
+    ctx.obj = {"cluster": cluster, "debug": debug}
+
+
+@cli.command()
+@click.option("-n", "--nodes", default=4, show_default=True, help="Compute nodes.")
+@click.option("--memory", default="125M", show_default=True, help="Memory limit per node.")
+@click.option("--cpus", type=int, default=None, help="CPUs per node (round-robin; default 1).")
+@click.option("--cpuset", default=None, help="Explicit CPU list for every node, e.g. 0-1.")
+@click.option("--subnet", default=None, help="Cluster subnet (default: a free 10.201.x.0/24).")
+@click.option("--overcommit", is_flag=True, help="Allow more node memory than the host has.")
+@click.option("--partition", default="vhpc", show_default=True, help="Slurm partition name.")
+@click.option("--max-nodes", type=int, default=None, help="Slurm MaxNodeCount (default: subnet size).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON when up.")
+@click.pass_obj
+def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: str | None,
+       subnet: str | None, overcommit: bool, partition: str, max_nodes: int | None,
+       as_json: bool) -> None:
+    """Boot the cluster; returns when every compute node is idle in Slurm."""
+    options = ClusterOptions(name=obj["cluster"], nodes=nodes, memory=memory, cpus=cpus,
+                             cpuset=cpuset, subnet=subnet, overcommit=overcommit,
+                             partition=partition, max_nodes=max_nodes)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("planning", total=None)
+
+        def progress(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total or None)
+
+        result = control.up(options, progress)
+    spec = result.spec
+    if as_json:
+        print_json(control.ensure_manager(spec.name).status())
+        return
+    cpus_used = sorted({c for n in spec.computes for c in n.cpuset})
+    flag = "" if spec.name == "vhpc" else f" -c {spec.name}"
+    err_console.print(
+        f"cluster [bold]{spec.name}[/] is up: {len(spec.computes)} compute nodes "
+        f"({spec.computes[0].name}..{spec.computes[-1].name}) on CPUs "
+        f"{format_cpulist(cpus_used)}, {spec.subnet}, controller '{CONTROLLER_NAME}'\n"
+        f"  dashboard  {result.dashboard}\n"
+        f"  try        vhpc{flag} exec slurm --user cluser -- srun -N{len(spec.computes)} "
+        f"hostname\n"
+        f"  host side  eval \"$(vhpc{flag} env)\"; sinfo\n"
+        f"  stop       vhpc{flag} down"
+    )
+
+
+@cli.command()
+@click.pass_obj
+def down(obj: dict[str, str]) -> None:
+    """Stop the cluster and remove everything it made."""
+    leftovers = control.down(obj["cluster"])
+    if leftovers:
+        raise click.ClickException("could not remove: " + "; ".join(leftovers))
+    err_console.print(f"cluster {obj['cluster']} removed")
+
+
+@cli.command()
+@click.option("--all", "all_clusters", is_flag=True, help="Every cluster with state here.")
+@click.pass_obj
+def clean(obj: dict[str, str], all_clusters: bool) -> None:
+    """Remove what a crashed cluster left behind, from its ledger."""
+    names = control.list_clusters() if all_clusters else [obj["cluster"]]
+    for name in names:
+        leftovers = control.clean(name)
+        state = "could not remove: " + "; ".join(leftovers) if leftovers else "clean"
+        err_console.print(f"{name}: {state}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.pass_obj
+def status(obj: dict[str, str], as_json: bool) -> None:
+    """Nodes: ip, cpuset, memory limit/usage, OOM kills, Slurm state, pids, daemons."""
+    doc = control.ensure_manager(obj["cluster"]).status()
+    if as_json:
+        print_json(doc)
+    else:
+        status_table(doc, out_console)
+
+
+@cli.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def list_clusters(as_json: bool) -> None:
+    """Clusters with state on this host."""
+    names = control.list_clusters()
+    if as_json:
+        print_json(names)
+    else:
+        for name in names:
+            print(name)
+
+
+@cli.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-u", "--user", default=None, help="Run as this cluster user (e.g. cluser).")
+@click.pass_obj
+def exec_(obj: dict[str, str], node: str, command: tuple[str, ...], user: str | None) -> None:
+    """Run a command inside NODE:  vhpc exec slurm -- sinfo"""
+    argv = control.exec_argv(obj["cluster"], node, list(command), user)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+@cli.command()
+@click.argument("node", default=CONTROLLER_NAME)
+@click.option("-u", "--user", default=None, help="Log in as this cluster user (e.g. cluser).")
+@click.pass_obj
+def shell(obj: dict[str, str], node: str, user: str | None) -> None:
+    """Interactive shell in NODE (default: the controller)."""
+    argv = control.exec_argv(obj["cluster"], node, ["/bin/bash", "-i"], user)
+    os.execvp(argv[0], argv)
+
+
+@cli.command()
+@click.pass_obj
+def env(obj: dict[str, str]) -> None:
+    """Shell exports so the host's sinfo/sbatch/srun talk to the cluster."""
+    spec = control.load_spec(obj["cluster"])
+    from vhpc.spec.paths import ClusterPaths
+
+    paths = ClusterPaths.of(spec.name)
+    print(f"export SLURM_CONF={paths.slurm_conf}")
+    print(f"export VHPC_CLUSTER={spec.name}")
+    print(f"# then: sinfo; sbatch --chdir {paths.home / spec.user} job.sh")
+
+
+@cli.command()
+@click.option("--since", type=float, default=0.0, help="Unix time to start from.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.pass_obj
+def events(obj: dict[str, str], since: float, as_json: bool) -> None:
+    """Node added/removed/stopped, daemon restarts, OOM kills."""
+    items = control.ensure_manager(obj["cluster"]).events(since)
+    if as_json:
+        print_json(items)
+        return
+    import time
+
+    for e in items:
+        stamp = time.strftime("%H:%M:%S", time.localtime(e["ts"]))
+        print(f"{stamp} {e['level']:7} {e['node'] or '-':10} {e['kind']}: {e['message']}")
+
+
+@cli.group()
+def manager() -> None:
+    """The cluster's manager process (supervision, API, dashboard)."""
+
+
+@manager.command(name="restart")
+@click.pass_obj
+def manager_restart(obj: dict[str, str]) -> None:
+    """Restart the manager; the running cluster is re-adopted, no job is lost."""
+    control.restart_manager(obj["cluster"])
+    err_console.print(f"manager of {obj['cluster']} restarted and re-adopted the cluster")
+
+
+@manager.command(name="status")
+@click.pass_obj
+def manager_status(obj: dict[str, str]) -> None:
+    """Whether the manager answers (starting it again if it is gone)."""
+    doc = control.ensure_manager(obj["cluster"]).status()
+    print(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
+
+
+def main() -> None:
+    """Console entry point."""
+    debug = "--debug" in sys.argv or os.environ.get("VHPC_DEBUG") == "1"
+    sys.exit(run_cli(lambda: cli.main(standalone_mode=False), debug))

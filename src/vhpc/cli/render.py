@@ -1,0 +1,55 @@
+"""Human output of the CLI (rich tables); JSON output is the API's document as is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from vhpc.spec.sizes import MIB
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output for scripts."""
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def mib(nbytes: int) -> str:
+    """Bytes as MiB with one decimal."""
+    return f"{nbytes / MIB:.1f}M"
+
+
+def status_table(status: dict[str, Any], console: Console) -> None:
+    """The nodes of a cluster as a table, with a one-line header."""
+    nodes = status["nodes"]
+    computes = [n for n in nodes if n["role"] == "compute"]
+    idle = sum(1 for n in computes if n["slurm_state"].startswith("idle"))
+    console.print(
+        f"cluster [bold]{status['cluster']}[/] {status['phase']}: {len(computes)} compute nodes "
+        f"({idle} idle), subnet {status['subnet']}, cgroup v{status['cgroup_version']}, "
+        f"dashboard {status['dashboard']}"
+    )
+    table = Table(box=None, header_style="bold")
+    for col in ("NODE", "ROLE", "IP", "CPUS", "MEM USED/LIMIT", "OOM", "SLURM", "PIDS",
+                "DAEMONS"):
+        table.add_column(col)
+    for n in nodes:
+        daemons = " ".join(
+            f"{d['name']}:{d['state'].lower()}" + (f"({d['restarts']}r)" if d["restarts"] else "")
+            for d in n["services"]
+        )
+        oom = str(n["oom_kills"]) if n["oom_kills"] == 0 else f"[red]{n['oom_kills']}[/]"
+        table.add_row(n["name"], n["role"], n["ip"], n["cpuset"],
+                      f"{mib(n['memory_usage'])}/{mib(n['memory_limit'])}", oom,
+                      n["slurm_state"], str(len(n["pids"])), daemons)
+    console.print(table)
+    if status.get("jobs"):
+        jobs = Table(box=None, header_style="bold")
+        for col in ("JOBID", "NAME", "USER", "STATE", "TIME", "NODES"):
+            jobs.add_column(col)
+        for j in status["jobs"]:
+            jobs.add_row(j.get("id", ""), j.get("name", ""), j.get("user", ""),
+                         j.get("state", ""), j.get("time", ""), j.get("nodes", ""))
+        console.print(jobs)

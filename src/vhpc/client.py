@@ -1,0 +1,78 @@
+"""HTTP client of a cluster's manager over its unix socket (used by the CLI and Python API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from vhpc.errors import ManagerUnavailableError, VhpcError
+from vhpc.spec.paths import ClusterPaths
+
+
+class ManagerClient:
+    """Talks to one cluster's manager."""
+
+    def __init__(self, cluster: str, timeout: float = 30.0) -> None:
+        self.cluster = cluster
+        self.paths = ClusterPaths.of(cluster)
+        self._http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(self.paths.manager_socket)),
+            base_url="http://vhpc", timeout=timeout,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def request(self, method: str, path: str, timeout: float | None = None,
+                **kwargs: Any) -> Any:
+        """One API call; raises ManagerUnavailableError if nobody answers."""
+        try:
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            response = self._http.request(method, f"/api/v1{path}", **kwargs)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError,
+                ConnectionRefusedError) as err:
+            raise ManagerUnavailableError(
+                f"the manager of cluster {self.cluster!r} does not answer "
+                f"({type(err).__name__}): is the cluster up? ('vhpc ls')"
+            ) from err
+        if response.status_code >= 400:
+            detail = _detail(response)
+            raise (VhpcError if response.status_code >= 500 else _user_error)(detail)
+        return response.json()
+
+    def status(self) -> dict[str, Any]:
+        """The cluster's status document."""
+        result: dict[str, Any] = self.request("GET", "/status")
+        return result
+
+    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Recent events."""
+        result: list[dict[str, Any]] = self.request("GET", "/events",
+                                                    params={"since": since})["events"]
+        return result
+
+    def down(self) -> dict[str, Any]:
+        """Ask the manager to tear the cluster down (waits for it)."""
+        result: dict[str, Any] = self.request("POST", "/down", timeout=120.0)
+        return result
+
+
+def _user_error(message: str) -> VhpcError:
+    from vhpc.errors import UserError
+
+    return UserError(message)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or f"HTTP {response.status_code}"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):
+        return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg')}"
+                         for d in detail if isinstance(d, dict))
+    return str(detail)

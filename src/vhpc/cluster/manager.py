@@ -1,0 +1,205 @@
+"""The long-lived manager of one cluster: boots or adopts it, supervises, serves the API.
+
+Started detached by `vhpc up` (mode `boot`, spec JSON on stdin) or by any command that
+finds it gone (mode `adopt`). While booting it reports JSON lines on stdout to the
+process that started it, then detaches from that pipe. Daemons are not its children
+in any way that matters: killing the manager leaves the cluster running.
+
+    python -m vhpc.cluster.manager boot|adopt CLUSTER
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from vhpc.api import ClusterAPI, Phase
+from vhpc.cluster.cluster import Cluster
+from vhpc.cluster.ledger import Kind
+from vhpc.cluster.teardown import MANAGER_KEY
+from vhpc.errors import VhpcError
+from vhpc.runtime.linux import LinuxRuntime
+from vhpc.runtime.proc import record_of
+from vhpc.spec.model import ClusterSpec
+from vhpc.spec.paths import ClusterPaths
+from vhpc.web.app import create_app
+
+log = logging.getLogger("vhpc.manager")
+
+
+class Reporter:
+    """JSON lines to whoever started the manager, until it detaches."""
+
+    def __init__(self) -> None:
+        self.attached = True
+
+    def send(self, **message: Any) -> None:
+        if not self.attached:
+            return
+        try:
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, OSError):
+            self.attached = False
+
+    def detach(self, log_file: Path) -> None:
+        """Point stdout/stderr at the log file; the starter sees EOF."""
+        self.attached = False
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(devnull)
+
+
+def _setup_logging(log_file: Path | None) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: logging.Handler = (logging.FileHandler(log_file) if log_file
+                                else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(fmt)
+    root.handlers = [handler]
+
+
+def _listen_sockets(paths: ClusterPaths, dashboard_port: int) -> tuple[list[socket.socket], str]:
+    sock_path = paths.manager_socket
+    sock_path.unlink(missing_ok=True)
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(sock_path))
+    os.chmod(sock_path, 0o600)
+    unix.listen(128)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", dashboard_port))
+    tcp.listen(128)
+    port = tcp.getsockname()[1]
+    (paths.run / "dashboard.port").write_text(f"{port}\n")
+    return [unix, tcp], f"http://127.0.0.1:{port}/"
+
+
+class Manager:
+    """Owns the Cluster object, the API server and the boot/adopt sequence."""
+
+    def __init__(self, mode: str, spec: ClusterSpec, reporter: Reporter) -> None:
+        self.mode = mode
+        self.paths = ClusterPaths.of(spec.name)
+        self.reporter = reporter
+        self.cluster = Cluster(spec, self.paths, LinuxRuntime(), progress=self._progress)
+        self.api = ClusterAPI(self.cluster)
+        self.server: uvicorn.Server | None = None
+        self.exit_code = 0
+
+    def _progress(self, message: str, done: int, total: int) -> None:
+        self.api.set_progress(message, done, total)
+        self.reporter.send(progress=message, done=done, total=total)
+
+    def _record_self(self) -> None:
+        record = record_of(os.getpid())
+        assert record is not None
+        self.cluster.ledger.add(Kind.PROCESS, MANAGER_KEY, "", **record.to_dict())
+        self.paths.manager_pid.write_text(f"{os.getpid()}\n")
+
+    def _dashboard_port(self) -> int:
+        """VHPC_DASHBOARD_PORT, else the port of a previous manager (stable URL), else any."""
+        if "VHPC_DASHBOARD_PORT" in os.environ:
+            return int(os.environ["VHPC_DASHBOARD_PORT"])
+        saved = self.paths.run / "dashboard.port"
+        if saved.exists():
+            port = int(saved.read_text().strip() or 0)
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    pass
+        return 0
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def run(self) -> int:
+        """Boot or adopt (in this thread, so a signal can cancel it), then serve."""
+        try:
+            if self.mode == "boot":
+                self.cluster.boot()
+            else:
+                self.cluster.adopt()
+        except (VhpcError, OSError) as err:
+            self.api.phase = Phase.FAILED
+            self.reporter.send(error=str(err))
+            log.error("%s failed: %s", self.mode, err)
+            return 1
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self._record_self()
+        sockets, url = _listen_sockets(self.paths, self._dashboard_port())
+        self.api.dashboard_url = url
+        self.api.phase = Phase.READY
+        _setup_logging(self.paths.manager_log)
+        log.info("cluster %s ready; API on %s, dashboard %s", self.cluster.spec.name,
+                 self.paths.manager_socket, url)
+        self.reporter.send(ready=True, dashboard=url)
+        self.reporter.detach(self.paths.manager_log)
+        asyncio.run(self.serve(sockets))
+        if self.api.phase is not Phase.STOPPING:
+            self.cluster.supervisor.shutdown()
+            log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
+        return self.exit_code
+
+    async def serve(self, sockets: list[socket.socket]) -> None:
+        """Serve the API until `down` or SIGTERM/SIGINT."""
+        loop = asyncio.get_running_loop()
+        app = create_app(self.api, self._stop_server)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop_server)
+        # Our own handlers: stop serving, leave the cluster running, exit normally.
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        await self.server.serve(sockets=sockets)
+
+
+def _abort_boot(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the detached manager process."""
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 2 or args[0] not in ("boot", "adopt"):
+        print("usage: python -m vhpc.cluster.manager boot|adopt CLUSTER", file=sys.stderr)
+        return 2
+    mode, name = args
+    _setup_logging(None)
+    reporter = Reporter()
+    paths = ClusterPaths.of(name)
+    try:
+        if mode == "boot":
+            spec = ClusterSpec.from_dict(json.loads(sys.stdin.readline()))
+            signal.signal(signal.SIGTERM, _abort_boot)  # a cancelled `up` rolls back
+        else:
+            spec = ClusterSpec.from_dict(json.loads(paths.spec.read_text()))
+            _setup_logging(paths.manager_log)
+        manager = Manager(mode, spec, reporter)
+        code = manager.run()
+    except KeyboardInterrupt:
+        reporter.send(error="boot cancelled; everything made so far was removed")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Cluster life cycle from the outside: up (start a manager), down, clean, adopt, exec.
+
+Used by the CLI and the Python API alike, so both behave the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vhpc.client import ManagerClient
+from vhpc.cluster.ledger import Kind, Ledger
+from vhpc.cluster.node import cgroup_group, node_target
+from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
+from vhpc.errors import BootError, ClusterStateError, ManagerUnavailableError, UserError
+from vhpc.runtime import facts
+from vhpc.runtime.linux import LinuxRuntime
+from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
+from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
+from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
+from vhpc.spec.model import ClusterSpec
+from vhpc.spec.paths import ClusterPaths, state_root
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What `up` returns: the spec and where the dashboard is."""
+
+    spec: ClusterSpec
+    dashboard: str
+
+
+def is_up(name: str) -> bool:
+    """True if the cluster has live resources in its ledger."""
+    paths = ClusterPaths.of(name)
+    return paths.ledger.exists() and not Ledger(paths.ledger).is_empty()
+
+
+def list_clusters() -> list[str]:
+    """Names of clusters with state on this host."""
+    root = state_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "ledger.jsonl").exists())
+
+
+def plan(options: ClusterOptions) -> ClusterSpec:
+    """Validate options against this host (no side effects)."""
+    check_cluster_name(options.name)
+    spec = build_spec(options, facts.gather())
+    return spec
+
+
+def up(options: ClusterOptions, progress: ProgressFn | None = None,
+       timeout: float = 600.0) -> UpResult:
+    """Boot a cluster through a new detached manager; return when all nodes are idle."""
+    spec = plan(options)
+    facts.require_root("vhpc up")
+    facts.require_binaries()
+    if is_up(spec.name):
+        raise ClusterStateError(
+            f"cluster {spec.name!r} is already up: 'vhpc -c {spec.name} down' first, "
+            "or pick another name with -c NAME"
+        )
+    paths = ClusterPaths.of(spec.name)
+    if paths.root.exists():  # leftovers without a ledger: nothing owned, safe to drop
+        import shutil
+
+        shutil.rmtree(paths.root)
+    proc = _start_manager("boot", spec.name, json.dumps(spec.to_dict()))
+    try:
+        message = _follow_boot(proc, progress, timeout)
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        _drain(proc)
+        raise
+    return UpResult(spec, str(message.get("dashboard", "")))
+
+
+def _start_manager(mode: str, name: str, stdin_text: str = "") -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vhpc.cluster.manager", mode, name],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env=env, cwd="/",
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(stdin_text + "\n")
+    proc.stdin.close()
+    return proc
+
+
+def _follow_boot(proc: subprocess.Popen[str], progress: ProgressFn | None,
+                 timeout: float) -> dict[str, Any]:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "progress" in message and progress is not None:
+            progress(message["progress"], message.get("done", 0), message.get("total", 0))
+        elif "ready" in message:
+            return dict(message)
+        elif "error" in message:
+            _drain(proc)
+            raise BootError(message["error"])
+        if time.monotonic() > deadline:
+            proc.send_signal(signal.SIGTERM)
+            _drain(proc)
+            raise BootError(f"boot did not finish within {timeout:.0f}s; rolled back")
+    stderr = _drain(proc)
+    tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+    raise BootError(f"the manager exited during boot ({tail}); see 'vhpc clean' if anything "
+                    "is left")
+
+
+def _drain(proc: subprocess.Popen[str]) -> str:
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        return ""
+    return err or ""
+
+
+def ensure_manager(name: str) -> ManagerClient:
+    """A client of the cluster's manager, restarting (re-adopting) it if it is gone."""
+    require_up(name)
+    client = ManagerClient(name)
+    try:
+        client.status()
+        return client
+    except ManagerUnavailableError:
+        pass
+    facts.require_root("restarting the manager")
+    _stop_stale_manager(name)
+    proc = _start_manager("adopt", name)
+    _follow_boot(proc, None, 120)
+    return client
+
+
+def _stop_stale_manager(name: str) -> None:
+    ledger = Ledger(ClusterPaths.of(name).ledger)
+    for entry in ledger.entries(Kind.PROCESS):
+        if entry.ident == MANAGER_KEY:
+            record = process_record(entry)
+            if is_alive(record):
+                terminate([record])
+            ledger.remove(entry)
+
+
+def require_up(name: str) -> None:
+    """Refuse commands on a cluster that is not up."""
+    check_cluster_name(name)
+    if not is_up(name):
+        others = [c for c in list_clusters() if c != name]
+        hint = f" (clusters up: {', '.join(others)}; select one with -c NAME)" if others else \
+            " ('vhpc up' starts it)"
+        raise ClusterStateError(f"cluster {name!r} is not up{hint}")
+
+
+def restart_manager(name: str) -> ManagerClient:
+    """Stop the manager (the cluster keeps running) and start a new one that adopts it."""
+    require_up(name)
+    facts.require_root("vhpc manager restart")
+    _stop_stale_manager(name)
+    proc = _start_manager("adopt", name)
+    _follow_boot(proc, None, 120)
+    return ManagerClient(name)
+
+
+def down(name: str) -> list[str]:
+    """Stop and remove everything the cluster made."""
+    require_up(name)
+    facts.require_root("vhpc down")
+    managers = [process_record(e) for e in Ledger(ClusterPaths.of(name).ledger).entries(
+        Kind.PROCESS) if e.ident == MANAGER_KEY]
+    try:
+        result = ManagerClient(name).down()
+        leftovers = list(result.get("leftovers", []))
+    except ManagerUnavailableError:
+        leftovers = clean(name)
+    _wait_gone(managers)
+    return leftovers
+
+
+def _wait_gone(records: list[ProcessRecord], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(is_alive(r) for r in records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def clean(name: str) -> list[str]:
+    """Remove what a crashed cluster left, from its ledger (the manager too, if alive)."""
+    check_cluster_name(name)
+    facts.require_root("vhpc clean")
+    paths = ClusterPaths.of(name)
+    if not paths.ledger.exists():
+        return []
+    return remove_owned(Ledger(paths.ledger), LinuxRuntime())
+
+
+def load_spec(name: str) -> ClusterSpec:
+    """The spec of a running cluster."""
+    require_up(name)
+    return ClusterSpec.from_dict(json.loads(ClusterPaths.of(name).spec.read_text()))
+
+
+def target_of(name: str, node: str) -> tuple[ClusterSpec, NodeTarget]:
+    """How to run something in a node of a running cluster."""
+    spec = load_spec(name)
+    try:
+        spec.node(node)
+    except KeyError:
+        known = ", ".join(n.name for n in spec.nodes[:6])
+        raise UserError(f"cluster {name!r} has no node {node!r} (nodes: {known}, ...; "
+                        "'vhpc status' lists them)") from None
+    paths = ClusterPaths.of(name)
+    runtime = LinuxRuntime()
+    procs = runtime.cgroup_procs_files(cgroup_group(name, node))
+    return spec, node_target(spec, paths, node, procs)
+
+
+def login_of(spec: ClusterSpec, user: str | None) -> UserLogin | None:
+    """The login of `user` inside the cluster (None = root)."""
+    if user in (None, "root"):
+        return None
+    if user != spec.user:
+        raise UserError(f"unknown user {user!r}: the cluster's user is {spec.user!r} "
+                        "(or omit --user for root)")
+    home = str(ClusterPaths.of(spec.name).home / spec.user)
+    return UserLogin(spec.user, spec.user_uid, spec.user_uid, home)
+
+
+def exec_argv(name: str, node: str, command: list[str], user: str | None) -> list[str]:
+    """The argv that runs `command` in `node` as `user` (see runtime.spawn.node_argv)."""
+    spec, target = target_of(name, node)
+    return node_argv(target, command, user=login_of(spec, user),
+                     env={"TERM": os.environ.get("TERM", "xterm")})

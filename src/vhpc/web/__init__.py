@@ -1,0 +1,1 @@
+"""HTTP front: the FastAPI app served by the manager (API + dashboard)."""
