@@ -142,12 +142,24 @@ class TcpSender:
             self._done(batch, ok=True)
 
     def _connect(self) -> socket.socket:
+        if self._sock is not None and self._peer_closed(self._sock):
+            self._disconnect()
         if self._sock is None:
             sock = socket.create_connection((self.host, self.port), self._connect_timeout)
             sock.settimeout(10.0)
             self._sock = sock
             self.stats.connects += 1
         return self._sock
+
+    @staticmethod
+    def _peer_closed(sock: socket.socket) -> bool:
+        """True if the receiver closed the connection (so a write would be lost)."""
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def _disconnect(self) -> None:
         if self._sock is not None:
