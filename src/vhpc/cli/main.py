@@ -38,7 +38,8 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 @click.option("--subnet", default=None, help="Cluster subnet (default: a free 10.201.x.0/24).")
 @click.option("--overcommit", is_flag=True, help="Allow more node memory than the host has.")
 @click.option("--partition", default="vhpc", show_default=True, help="Slurm partition name.")
-@click.option("--max-nodes", type=int, default=None, help="Slurm MaxNodeCount (default: subnet size).")
+@click.option("--max-nodes", type=int, default=None,
+              help="Slurm MaxNodeCount (default: subnet size).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON when up.")
 @click.pass_obj
 def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: str | None,

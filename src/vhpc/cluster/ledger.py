@@ -78,7 +78,7 @@ class Ledger:
         self._live[entry.key] = entry
 
     def _append(self, op: str, entry: Entry) -> None:
-        rec = {"op": op, "kind": entry.kind.value, "id": entry.ident}
+        rec: dict[str, Any] = {"op": op, "kind": entry.kind.value, "id": entry.ident}
         if entry.data:
             rec["data"] = entry.data
         if entry.node:

@@ -168,7 +168,7 @@ class Manager:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop_server)
         # Our own handlers: stop serving, leave the cluster running, exit normally.
-        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         await self.server.serve(sockets=sockets)
 
 

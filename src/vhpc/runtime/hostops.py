@@ -54,7 +54,8 @@ def run_command(
     except subprocess.TimeoutExpired:
         _kill_group(proc.pid)
         stdout, stderr = proc.communicate()
-        raise CommandError(argv, -signal.SIGKILL, f"timed out after {timeout:.0f}s\n{stderr}") from None
+        raise CommandError(argv, -signal.SIGKILL,
+                           f"timed out after {timeout:.0f}s\n{stderr}") from None
     result = CommandResult(argv, proc.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, stderr, stdout)

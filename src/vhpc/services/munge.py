@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vhpc.spec.paths import ClusterPaths
 from vhpc.services.base import DaemonSpec
+from vhpc.spec.paths import ClusterPaths
 
 KEY_SIZE = 1024
 

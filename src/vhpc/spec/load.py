@@ -11,9 +11,10 @@ from vhpc.spec import addressing, placement
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.sizes import MIB, format_size, parse_size
 
-# Measured on Debian 12 (bench/memory_floor.py): slurmd with its libraries needs about
-# 20 MiB of cgroup memory to start and register; below this it is OOM-killed at start.
-MIN_NODE_MEMORY = 32 * MIB
+# Measured on Debian 12 (bench/memory_floor.py, results/memory_floor.json): slurmd
+# registers and `srun hostname` runs at 6 MiB; at 4 MiB the node's processes are
+# OOM-killed. 16 MiB leaves room for slurmstepd, a shell and a small job step.
+MIN_NODE_MEMORY = 16 * MIB
 DEFAULT_NODE_MEMORY = "125M"
 CONTROLLER_MEMORY = 512 * MIB
 DNS_MEMORY = 256 * MIB
@@ -91,7 +92,8 @@ def check_host_memory(spec: ClusterSpec, facts: HostFacts) -> None:
         )
 
 
-def choose_subnet(options: ClusterOptions, facts: HostFacts, computes: int) -> ipaddress.IPv4Network:
+def choose_subnet(options: ClusterOptions, facts: HostFacts,
+                  computes: int) -> ipaddress.IPv4Network:
     """The user's subnet (validated) or the first free /24 (or larger, if N needs it)."""
     if options.subnet is None:
         prefix = min(24, addressing.smallest_prefix_for(computes))
@@ -106,7 +108,9 @@ def choose_subnet(options: ClusterOptions, facts: HostFacts, computes: int) -> i
         raise SpecError(f"subnet {subnet} is too small: use a /28 or larger (e.g. /24)")
     clash = next((t for t in facts.taken_subnets if subnet.overlaps(t)), None)
     if clash is not None:
-        raise SpecError(f"subnet {subnet} overlaps {clash}, already in use on this host: pick another")
+        raise SpecError(
+            f"subnet {subnet} overlaps {clash}, already in use on this host: pick another"
+        )
     addressing.check_capacity(subnet, computes)
     return subnet
 

@@ -1,0 +1,65 @@
+"""etcd on the `dns` node: the cluster's registry (node records held by a lease).
+
+One member, listening on the dns node's address only; its data lives in the cluster's
+state directory. The manager on the host reaches it across the bridge through etcd's
+v3 JSON gateway (see cluster/registry.py); nodes run `etcdctl` with ETCDCTL_ENDPOINTS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vhpc.services.base import DaemonSpec
+from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
+from vhpc.spec.paths import ClusterPaths
+
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+
+
+def data_dir(paths: ClusterPaths) -> Path:
+    """Where etcd keeps its write-ahead log and snapshots."""
+    return paths.root / "etcd"
+
+
+def dns_node(spec: ClusterSpec) -> NodeSpec | None:
+    """The node etcd runs on (the `dns` service node), if the cluster has one."""
+    return next((n for n in spec.nodes if n.role is NodeRole.DNS), None)
+
+
+def client_url(spec: ClusterSpec) -> str | None:
+    """http://<dns-ip>:2379, or None when the cluster has no dns node."""
+    node = dns_node(spec)
+    return None if node is None else f"http://{spec.ip_of(node)}:{CLIENT_PORT}"
+
+
+def key_prefix(spec: ClusterSpec) -> str:
+    """Every record of this cluster lives below this key."""
+    return f"/vhpc/{spec.name}/nodes/"
+
+
+def argv(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> tuple[str, ...]:
+    """A one-member etcd bound to the node's address (client and peer)."""
+    ip = spec.ip_of(node)
+    client = f"http://{ip}:{CLIENT_PORT}"
+    peer = f"http://{ip}:{PEER_PORT}"
+    return (
+        "etcd", f"--name={node.name}", f"--data-dir={data_dir(paths)}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster={node.name}={peer}", f"--initial-cluster-token=vhpc-{spec.name}",
+        "--initial-cluster-state=new", "--logger=zap", "--log-outputs=stderr",
+        "--quota-backend-bytes=268435456", "--snapshot-count=10000",
+    )
+
+
+def daemon(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> DaemonSpec:
+    """The etcd daemon of the cluster."""
+    return DaemonSpec("etcd", node.name, argv(spec, paths, node),
+                      paths.daemon_log("etcd", node.name))
+
+
+def node_env(spec: ClusterSpec) -> dict[str, str]:
+    """Environment that points `etcdctl` inside any node at the cluster's etcd."""
+    url = client_url(spec)
+    return {} if url is None else {"ETCDCTL_ENDPOINTS": url, "ETCDCTL_API": "3"}
