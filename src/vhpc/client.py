@@ -54,6 +54,19 @@ class ManagerClient:
                                                     params={"since": since})["events"]
         return result
 
+    def has_endpoint(self, method: str, path: str) -> bool:
+        """True if this manager serves `method /api/v1<path>` (from its OpenAPI document).
+
+        Lets a newer client tell "the endpoint is missing" (an older manager) from a 404
+        the endpoint itself returned. Path parameters match by template, e.g. /nodes/{name}.
+        """
+        try:
+            doc = self._http.get("/openapi.json").json()
+        except (httpx.HTTPError, FileNotFoundError, ConnectionRefusedError, ValueError):
+            return False
+        paths = doc.get("paths", {}) if isinstance(doc, dict) else {}
+        return method.lower() in paths.get(f"/api/v1{path}", {})
+
     def down(self) -> dict[str, Any]:
         """Ask the manager to tear the cluster down (waits for it)."""
         result: dict[str, Any] = self.request("POST", "/down", timeout=120.0)

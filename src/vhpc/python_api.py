@@ -1,0 +1,448 @@
+"""The Python API: :class:`Cluster` boots, drives and tears down a vhpc cluster from Python.
+
+It is a thin layer over what the CLI uses (``vhpc.control`` for the life cycle and node
+commands, ``vhpc.client.ManagerClient`` for the manager's HTTP API): no second
+implementation. Slurm is driven with Slurm's own programs (``sbatch`` inside the
+controller node, ``scontrol``/``scancel`` from the host with the cluster's slurm.conf).
+
+    from vhpc import Cluster
+    with Cluster(nodes=2) as c:
+        print(c.run("srun -N2 hostname", user="cluser").stdout)
+        result = c.wait(c.sbatch("#!/bin/bash\\nsrun hostname\\n"))
+        assert result.ok, result
+
+Errors are :class:`vhpc.errors.VhpcError` subclasses whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from vhpc import control
+from vhpc.client import ManagerClient
+from vhpc.errors import CommandError, UserError, VhpcError
+from vhpc.runtime.hostops import run_command
+from vhpc.services.slurm_client import SlurmClient
+from vhpc.spec.load import CONTROLLER_NAME, DEFAULT_NODE_MEMORY, ClusterOptions
+from vhpc.spec.model import ClusterSpec
+from vhpc.spec.paths import ClusterPaths
+
+# Job states after which a job never runs again (Slurm's JOB_STATE_BASE, terminal ones).
+TERMINAL_STATES = frozenset({
+    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+    "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT",
+})
+_KEY_SPLIT = re.compile(r"\s+(?=[A-Za-z][\w:/]*=)")
+_counter = itertools.count()
+
+
+class JobNotFoundError(UserError):
+    """slurmctld does not know the job (never submitted, or ended > MinJobAge ago)."""
+
+
+class JobTimeoutError(VhpcError, TimeoutError):
+    """A job did not reach a terminal state within the wait timeout."""
+
+
+class EndpointMissingError(VhpcError):
+    """The cluster's manager does not serve an API endpoint (it predates the feature)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a command run inside a node returned (like subprocess.CompletedProcess)."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    node: str
+    user: str
+
+    @property
+    def command(self) -> str:
+        """The command as a shell line (what ``bash -c`` ran, for a string command)."""
+        if self.args[:2] == ["/bin/bash", "-c"] and len(self.args) == 3:
+            return self.args[2]
+        return shlex.join(self.args)
+
+    @property
+    def ok(self) -> bool:
+        """True if the command exited 0."""
+        return self.returncode == 0
+
+    def check_returncode(self) -> None:
+        """Raise CommandError if the command failed."""
+        if self.returncode != 0:
+            raise CommandError([self.command], self.returncode, self.stderr, self.stdout)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished Slurm job, from ``scontrol show job`` plus its output files."""
+
+    job_id: int
+    state: str
+    exit_code: int
+    signal: int = 0
+    nodes: str = ""
+    reason: str = ""
+    stdout_path: Path | None = None
+    stdout: str | None = None
+    stderr_path: Path | None = None
+    stderr: str | None = None
+    info: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True if the job COMPLETED with exit code 0."""
+        return self.state == "COMPLETED" and self.exit_code == 0 and self.signal == 0
+
+
+def parse_scontrol_record(line: str) -> dict[str, str]:
+    """Parse one ``scontrol show ... -o`` line (``Key=Value`` pairs) into a dict."""
+    fields: dict[str, str] = {}
+    for token in _KEY_SPLIT.split(line.strip()):
+        key, sep, value = token.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+def job_result(job_id: int, info: dict[str, str], read_files: bool = True) -> JobResult:
+    """Build a JobResult from parsed scontrol fields, reading the output files if visible."""
+    code, _, sig = info.get("ExitCode", "0:0").partition(":")
+    stdout_path = _path_or_none(info.get("StdOut"))
+    stderr_path = _path_or_none(info.get("StdErr"))
+    return JobResult(
+        job_id=job_id,
+        state=info.get("JobState", "UNKNOWN"),
+        exit_code=int(code or 0),
+        signal=int(sig or 0),
+        nodes=info.get("NodeList", ""),
+        reason=info.get("Reason", ""),
+        stdout_path=stdout_path,
+        stdout=_read(stdout_path) if read_files else None,
+        stderr_path=stderr_path,
+        stderr=_read(stderr_path) if read_files and stderr_path != stdout_path else None,
+        info=info,
+    )
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value and value not in ("(null)", "/dev/null") else None
+
+
+def _read(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(errors="replace")
+    except OSError:  # in a node-private directory (/tmp) or not written yet
+        return None
+
+
+def default_name() -> str:
+    """A fresh cluster name for this process (valid, short, unlikely to clash)."""
+    return f"py{os.getpid() % 100000}-{secrets.token_hex(2)}"
+
+
+class Cluster:
+    """A vhpc cluster seen from Python: boot it (or attach to one), run commands, submit jobs.
+
+    ``Cluster(...)`` only describes the cluster; ``start()`` or ``with Cluster(...) as c``
+    boots it and returns once every compute node is idle in Slurm. Leaving the ``with``
+    block tears down a cluster this object booted, even when the block raised; a cluster
+    attached with :meth:`attach` is left running.
+    """
+
+    def __init__(self, name: str | None = None, nodes: int = 2,
+                 memory: str | int = DEFAULT_NODE_MEMORY, *, cpus: int | None = None,
+                 cpuset: str | None = None, subnet: str | None = None,
+                 overcommit: bool = False, partition: str = "vhpc",
+                 max_nodes: int | None = None, options: ClusterOptions | None = None,
+                 boot_timeout: float = 600.0) -> None:
+        """Describe a cluster; ``options`` (a full ClusterOptions) overrides the keywords."""
+        self.options = options or ClusterOptions(
+            name=name or default_name(), nodes=nodes, memory=memory, cpus=cpus,
+            cpuset=cpuset, subnet=subnet, overcommit=overcommit, partition=partition,
+            max_nodes=max_nodes)
+        self.boot_timeout = boot_timeout
+        self.owned = False  # True once this object booted the cluster (it tears it down)
+        self._client: ManagerClient | None = None
+        self._spec: ClusterSpec | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The cluster's name (``vhpc -c NAME``)."""
+        return self.options.name
+
+    @classmethod
+    def attach(cls, name: str) -> Cluster:
+        """A handle on an already running cluster (restarting its manager if needed).
+
+        Leaving a ``with`` block of an attached cluster does not tear it down.
+        """
+        cluster = cls(options=ClusterOptions(name=name))
+        cluster._client = control.ensure_manager(name)
+        cluster._spec = control.load_spec(name)
+        return cluster
+
+    def start(self) -> Cluster:
+        """Boot the cluster; return when all compute nodes are idle (BootError rolls back)."""
+        if self._client is not None:
+            raise UserError(f"cluster {self.name!r} is already started by this object")
+        result = control.up(self.options, timeout=self.boot_timeout)
+        self.owned = True
+        self._spec = result.spec
+        try:
+            self._client = control.ensure_manager(self.name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Tear the cluster down and remove everything it made (also for attached ones)."""
+        self._close_client()
+        leftovers = control.down(self.name)
+        self.owned = False
+        if leftovers:
+            raise VhpcError(f"cluster {self.name!r} stopped but could not remove: "
+                            f"{'; '.join(leftovers)} (try 'vhpc -c {self.name} clean')")
+
+    def close(self) -> None:
+        """Drop the connection to the manager without touching the cluster."""
+        self._close_client()
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Cluster:
+        if self._client is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self.owned:
+            self.close()
+            return
+        try:
+            self.stop()
+        except Exception as err:
+            if exc is None:
+                raise
+            exc.add_note(f"vhpc: tearing down cluster {self.name!r} also failed: {err}")
+
+    def __repr__(self) -> str:
+        state = "owned" if self.owned else ("attached" if self._client else "not started")
+        return f"<vhpc.Cluster {self.name!r} {state}>"
+
+    # -- facts ----------------------------------------------------------------------
+
+    @property
+    def client(self) -> ManagerClient:
+        """The manager's API client (the same the CLI uses)."""
+        if self._client is None:
+            raise UserError(f"cluster {self.name!r} is not started: use 'with Cluster(...)' "
+                            "or Cluster.start(), or Cluster.attach(name) for a running one")
+        return self._client
+
+    @property
+    def spec(self) -> ClusterSpec:
+        """The running cluster's description (nodes, subnet, user)."""
+        if self._spec is None:
+            self._spec = control.load_spec(self.name)
+        return self._spec
+
+    @property
+    def paths(self) -> ClusterPaths:
+        """Where the cluster keeps its state on the host."""
+        return ClusterPaths.of(self.name)
+
+    @property
+    def user(self) -> str:
+        """The cluster's unprivileged user (``cluser``)."""
+        return self.spec.user
+
+    @property
+    def home(self) -> Path:
+        """The user's home: shared by host and nodes at this same path."""
+        return self.paths.home / self.spec.user
+
+    @property
+    def nodes(self) -> list[str]:
+        """Names of the compute nodes (from the live status: includes added nodes)."""
+        return [str(n["name"]) for n in self.status().get("nodes", [])
+                if n.get("role") == "compute"]
+
+    def env(self) -> dict[str, str]:
+        """Variables that point the host's sbatch/squeue/sinfo/scontrol at this cluster."""
+        return {"SLURM_CONF": str(self.paths.slurm_conf), "VHPC_CLUSTER": self.name}
+
+    def status(self) -> dict[str, Any]:
+        """The status document (phase, nodes with usage and Slurm state, jobs)."""
+        return self.client.status()
+
+    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Cluster events (node added, daemon restarted, OOM kill...) since a unix time."""
+        return self.client.events(since)
+
+    # -- commands and jobs ----------------------------------------------------------
+
+    def run(self, command: str | Sequence[str], node: str = CONTROLLER_NAME,
+            user: str | None = None, timeout: float = 120.0, check: bool = False,
+            input: str | None = None) -> RunResult:
+        """Run a command inside a node (a string goes through ``bash -c``); root by default.
+
+        With ``check=True`` a non-zero exit raises CommandError; a timeout always does.
+        """
+        argv = ["/bin/bash", "-c", command] if isinstance(command, str) else list(command)
+        full = control.exec_argv(self.name, node, argv, user)
+        try:
+            out = run_command(full, input=input, timeout=timeout, check=False)
+        except CommandError as err:  # timed out: name the user's command, not nsenter
+            line = command if isinstance(command, str) else shlex.join(argv)
+            raise CommandError([line], err.returncode,
+                               f"timed out after {timeout:.0f}s in node {node!r}") from None
+        result = RunResult(argv, out.returncode, out.stdout, out.stderr, node, user or "root")
+        if check:
+            result.check_returncode()
+        return result
+
+    def slurm(self, *argv: str, check: bool = True, timeout: float = 30.0) -> RunResult:
+        """Run a Slurm client (scontrol, squeue, sinfo, scancel...) on the host, as root."""
+        out = SlurmClient(self.paths.slurm_conf).run(list(argv), check=False, timeout=timeout)
+        result = RunResult(list(argv), out.returncode, out.stdout, out.stderr, "host", "root")
+        if check:
+            result.check_returncode()
+        return result
+
+    def sbatch(self, script: str | Path, user: str | None = None,
+               args: Sequence[str] = (), chdir: str | Path | None = None) -> int:
+        """Submit a batch script (text or a host path) and return the job id.
+
+        The script is written into the shared home, owned by ``user`` (default: the
+        cluster user), and submitted with ``sbatch --parsable`` inside the controller;
+        output goes to ``chdir`` (default: the shared home), e.g. ``slurm-<id>.out``.
+        A script without ``#!`` gets ``#!/bin/bash``.
+        """
+        who = user or self.spec.user
+        text = script.read_text() if isinstance(script, Path) else script
+        if not text.startswith("#!"):
+            text = "#!/bin/bash\n" + text
+        path = self._write_job_script(text, who)
+        workdir = str(chdir or self.home)
+        result = self.run(["sbatch", "--parsable", f"--chdir={workdir}", *args, str(path)],
+                          user=who, timeout=60)
+        if not result.ok:
+            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            raise UserError(f"sbatch refused the job: {detail[-1] if detail else 'no output'}"
+                            f" (script {path}, args {shlex.join(args) or 'none'})")
+        return int(result.stdout.strip().split(";")[0])
+
+    def _write_job_script(self, text: str, user: str) -> Path:
+        login = control.login_of(self.spec, user)
+        uid, gid = (login.uid, login.gid) if login else (0, 0)
+        jobs = self.home / ".vhpc-jobs"
+        if not jobs.exists():
+            jobs.mkdir(mode=0o755)
+            os.chown(jobs, self.spec.user_uid, self.spec.user_uid)
+        path = jobs / f"job-{int(time.time())}-{os.getpid()}-{next(_counter)}.sh"
+        path.write_text(text)
+        os.chown(path, uid, gid)
+        path.chmod(0o755)
+        return path
+
+    def job(self, job: int) -> dict[str, str]:
+        """``scontrol show job`` of one job as a dict (JobState, ExitCode, NodeList...)."""
+        result = self.slurm("scontrol", "show", "job", "-o", str(job), check=False)
+        if result.returncode != 0 or not result.stdout.strip():
+            raise JobNotFoundError(
+                f"job {job} is unknown to slurmctld of cluster {self.name!r}: it was never "
+                "submitted here, or it ended more than MinJobAge (300 s) ago "
+                f"({result.stderr.strip() or 'no output'})")
+        return parse_scontrol_record(result.stdout.splitlines()[0])
+
+    def wait(self, job: int, timeout: float = 300.0, poll: float = 0.5) -> JobResult:
+        """Wait until the job ends; return its state, exit code and output.
+
+        Raises JobTimeoutError if it is still pending or running after ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.job(job)
+            state = info.get("JobState", "UNKNOWN")
+            if state in TERMINAL_STATES:
+                return job_result(job, info)
+            if time.monotonic() > deadline:
+                raise JobTimeoutError(
+                    f"job {job} is still {state} after {timeout:.0f}s (reason: "
+                    f"{info.get('Reason', '?')}): raise the timeout, or see 'squeue' and "
+                    f"'vhpc -c {self.name} status'")
+            time.sleep(poll)
+
+    def cancel(self, job: int) -> None:
+        """Cancel a job (scancel)."""
+        self.slurm("scancel", str(job))
+
+    # -- manager endpoints of other features ---------------------------------------
+
+    def _call(self, method: str, path: str, template: str, feature: str,
+              **kwargs: Any) -> Any:
+        try:
+            return self.client.request(method, path, **kwargs)
+        except UserError as err:
+            if self.client.has_endpoint(method, template):
+                raise
+            raise EndpointMissingError(
+                f"the manager of cluster {self.name!r} has no {method} /api/v1{template} "
+                f"({feature}): upgrade vhpc, then 'vhpc -c {self.name} manager restart'"
+            ) from err
+
+    def add_node(self, name: str | None = None, **options: Any) -> dict[str, Any]:
+        """Add a compute node to the running cluster (e.g. ``memory="250M"``, ``cpus=1``)."""
+        body = {k: v for k, v in {"name": name, **options}.items() if v is not None}
+        result: dict[str, Any] = self._call("POST", "/nodes", "/nodes", "dynamic nodes",
+                                            json=body, timeout=180.0)
+        return result
+
+    def remove_node(self, name: str) -> dict[str, Any]:
+        """Remove a compute node (drains it from Slurm, then stops it)."""
+        result: dict[str, Any] = self._call("DELETE", f"/nodes/{name}", "/nodes/{name}",
+                                            "dynamic nodes", timeout=180.0)
+        return result
+
+    def logs(self, grep: str | None = None, node: str | None = None,
+             service: str | None = None, level: str | None = None,
+             since: float | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Log lines of the cluster's daemons, newest first (full-text ``grep``)."""
+        params = {"q": grep, "node": node, "service": service, "level": level,
+                  "since": since, "limit": limit}
+        doc = self._call("GET", "/logs", "/logs", "central logs",
+                         params={k: v for k, v in params.items() if v is not None})
+        return list(doc.get("logs", [])) if isinstance(doc, dict) else list(doc)
+
+    def metrics(self, node: str | None = None, metric: str = "memory",
+                since: float = 300.0) -> list[dict[str, Any]]:
+        """Time series of one metric (memory, cpu, rx, tx, procs...) per node."""
+        params: dict[str, Any] = {"metric": metric, "since": since}
+        if node is not None:
+            params["node"] = node
+        doc = self._call("GET", "/metrics", "/metrics", "metrics", params=params)
+        return list(doc.get("series", [])) if isinstance(doc, dict) else list(doc)
