@@ -96,6 +96,7 @@ def _start_manager(mode: str, name: str, stdin_text: str = "") -> subprocess.Pop
     assert proc.stdin is not None
     proc.stdin.write(stdin_text + "\n")
     proc.stdin.close()
+    proc.stdin = None  # so communicate() does not touch the closed pipe
     return proc
 
 

@@ -27,6 +27,8 @@ def format_size(nbytes: int) -> str:
     for unit, factor in (("G", 1024 * MIB), ("M", MIB), ("K", 1024)):
         if nbytes >= factor and nbytes % factor == 0:
             return f"{nbytes // factor}{unit}"
+    if nbytes >= 1024 * MIB:
+        return f"{nbytes / (1024 * MIB):.1f}G"
     if nbytes >= MIB:
         return f"{nbytes / MIB:.1f}M"
     return f"{nbytes}B"

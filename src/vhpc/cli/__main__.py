@@ -1,0 +1,5 @@
+"""`python -m vhpc.cli` runs the CLI (used by tests and when the script is not on PATH)."""
+
+from vhpc.cli.main import main
+
+main()

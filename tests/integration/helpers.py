@@ -1,0 +1,65 @@
+"""Helpers for integration tests: run the real CLI, and check nothing of a cluster is left."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+VHPC = [sys.executable, "-m", "vhpc.cli"]
+STATE_ROOT = Path(os.environ.get("VHPC_STATE_ROOT", "/var/lib/vhpc"))
+
+
+def vhpc(*args: str, check: bool = True, timeout: float = 300,
+         user_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `vhpc ARGS` as a user would; raise with its output if it fails and check is set."""
+    env = dict(os.environ, **(user_env or {}))
+    proc = subprocess.run([*VHPC, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vhpc {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+    return proc
+
+
+def status(cluster: str) -> dict[str, Any]:
+    """`vhpc status --json` of a cluster."""
+    result: dict[str, Any] = json.loads(vhpc("-c", cluster, "status", "--json").stdout)
+    return result
+
+
+def leftovers(cluster: str) -> list[str]:
+    """Everything of this cluster still on the host (empty when cleanly removed)."""
+    found: list[str] = []
+    cid = hashlib.sha1(cluster.encode()).hexdigest()[:4]
+    for link in Path("/sys/class/net").iterdir():
+        if link.name.startswith(f"vh{cid}"):
+            found.append(f"link {link.name}")
+    for root in Path("/sys/fs/cgroup").iterdir():
+        for candidate in (root / f"vhpc-{cluster}", root.parent / "cgroup" / f"vhpc-{cluster}"):
+            if candidate.exists():
+                found.append(f"cgroup {candidate}")
+    if Path(f"/sys/fs/cgroup/vhpc-{cluster}").exists():
+        found.append(f"cgroup /sys/fs/cgroup/vhpc-{cluster}")
+    state = STATE_ROOT / cluster
+    mounts = Path("/proc/self/mountinfo").read_text()
+    if str(state) + "/" in mounts or f" {state} " in mounts:
+        found.append("mounts under the state directory")
+    if state.exists():
+        found.append(f"state directory {state}")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            zombie = "Z" in (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if not zombie and (str(state) + "/" in cmdline or cmdline.endswith(f" {cluster} ")
+                           and "vhpc.cluster.manager" in cmdline):
+            found.append(f"process {proc.name}: {cmdline[:80]}")
+    return found
