@@ -59,7 +59,7 @@ def leftovers(cluster: str) -> list[str]:
             zombie = "Z" in (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if not zombie and (str(state) + "/" in cmdline or cmdline.endswith(f" {cluster} ")
-                           and "vhpc.cluster.manager" in cmdline):
+        if not zombie and (str(state) + "/" in cmdline or (cmdline.endswith(f" {cluster} ")
+                           and "vhpc.cluster.manager" in cmdline)):
             found.append(f"process {proc.name}: {cmdline[:80]}")
     return found

@@ -175,10 +175,8 @@ class Supervisor:
 
     def _watch(self, daemon: Supervised) -> None:
         assert daemon.record is not None
-        try:
-            daemon.pidfd = os.pidfd_open(daemon.record.pid)
-        except ProcessLookupError:
-            daemon.pidfd = None
+        daemon.pidfd = self.runtime.pidfd(daemon.record)
+        if daemon.pidfd is None and not self.runtime.is_alive(daemon.record):
             self._on_exit(daemon)
 
     def _forget(self, daemon: Supervised) -> None:

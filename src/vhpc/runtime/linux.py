@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 from pathlib import Path
 
@@ -68,6 +69,17 @@ class LinuxRuntime:
 
     def is_alive(self, record: ProcessRecord) -> bool:
         return proc.is_alive(record)
+
+    def pidfd(self, record: ProcessRecord) -> int | None:
+        """A pidfd that becomes readable when the process exits (None if it is gone)."""
+        try:
+            fd = os.pidfd_open(record.pid)
+        except ProcessLookupError:
+            return None
+        if not proc.is_alive(record):  # the pid was reused before we opened it
+            os.close(fd)
+            return None
+        return fd
 
     def terminate(self, records: list[ProcessRecord], grace: float = 5.0) -> None:
         proc.terminate(records, grace)

@@ -23,12 +23,12 @@ def parse_size(text: str | int) -> int:
 
 
 def format_size(nbytes: int) -> str:
-    """Format bytes compactly: 131072000 -> '125M'."""
-    for unit, factor in (("G", 1024 * MIB), ("M", MIB), ("K", 1024)):
+    """Format bytes compactly: 131072000 -> '125M', 25276502016 -> '23.5G'."""
+    for unit, factor in (("G", 1024 * MIB), ("M", MIB)):
         if nbytes >= factor and nbytes % factor == 0:
             return f"{nbytes // factor}{unit}"
     if nbytes >= 1024 * MIB:
         return f"{nbytes / (1024 * MIB):.1f}G"
     if nbytes >= MIB:
         return f"{nbytes / MIB:.1f}M"
-    return f"{nbytes}B"
+    return f"{nbytes // 1024}K" if nbytes >= 1024 else f"{nbytes}B"

@@ -1,0 +1,98 @@
+"""Config files and command lines rendered by pure functions, compared as text."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from vhpc.runtime import network
+from vhpc.runtime.namespaces import Mount, NsPaths, setup_script
+from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
+from vhpc.services import files, slurm
+from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
+from vhpc.spec.paths import ClusterPaths
+from vhpc.spec.sizes import MIB
+
+GOLDEN = Path(__file__).parent / "golden"
+HOST = HostFacts(online_cpus=(0, 1), mem_total=24 * 1024 * MIB)
+SPEC = build_spec(ClusterOptions(name="lab", nodes=2, features=("gpu",)), HOST)
+PATHS = ClusterPaths(Path("/var/lib/vhpc/lab"))
+
+
+def test_slurm_conf_matches_golden() -> None:
+    text = slurm.render_slurm_conf(SPEC, PATHS)
+    assert text == (GOLDEN / "slurm.conf").read_text()
+    assert "NodeName=" not in text  # compute nodes are dynamic
+    assert "MaxNodeCount=245" in text
+
+
+def test_slurmd_registers_as_dynamic_node_with_its_limits() -> None:
+    daemon = slurm.slurmd(SPEC, PATHS, SPEC.computes[1])
+    assert daemon.argv[:6] == ("slurmd", "-D", "-f", "/var/lib/vhpc/lab/etc/slurm/slurm.conf",
+                               "-N", "compute1")
+    assert daemon.argv[-2:] == ("--conf", "CPUs=1 RealMemory=125 NodeAddr=10.201.0.11 "
+                                "NodeHostname=compute1 Feature=gpu")
+
+
+def test_hosts_file_names_every_node_short_and_qualified() -> None:
+    text = files.render_hosts(SPEC)
+    assert "10.201.0.1\thost.lab host vhpc-host" in text
+    assert "10.201.0.10\tcompute0.lab compute0" in text
+    assert "10.201.0.2\tslurm.lab slurm" in text
+
+
+def test_passwd_adds_the_cluster_user_and_keeps_the_host_entries() -> None:
+    host = "root:x:0:0:root:/root:/bin/bash\ncluser:x:999:999::/old:/bin/sh\n"
+    text = files.render_passwd(host, "cluser", 2000, "/var/lib/vhpc/lab/home/cluser")
+    assert text.splitlines() == [
+        "root:x:0:0:root:/root:/bin/bash",
+        "cluser:x:2000:2000:vhpc cluster user:/var/lib/vhpc/lab/home/cluser:/bin/bash",
+    ]
+
+
+def test_resolv_conf_points_only_at_the_cluster_dns() -> None:
+    assert files.render_resolv_conf(SPEC) == (
+        "search lab\nnameserver 10.201.0.3\noptions timeout:1 attempts:1\n")
+
+
+def test_node_setup_script_drops_namespace_pins_before_mounting() -> None:
+    script = setup_script("compute0", Path("/s/ns"), [
+        Mount("/tmp", "/s/nodes/compute0/tmp"),
+        Mount("/dev/shm", None, "tmpfs", "size=1M"),
+        Mount("/run/munge", "/s/run/munge", mkdir=True),
+    ])
+    assert script.splitlines() == [
+        "set -e",
+        "hostname compute0",
+        "umount -l /s/ns 2>/dev/null || true",
+        "if mountpoint -q /run/netns; then umount -l /run/netns; fi",
+        "mount --bind /s/nodes/compute0/tmp /tmp",
+        "mount -t tmpfs -o size=1M tmpfs /dev/shm",
+        "mkdir -p /run/munge && mount --bind /s/run/munge /run/munge",
+    ]
+
+
+def test_veth_batches() -> None:
+    veth = network.VethSpec("vhabcdn10", Path("/s/ns/compute0.net"),
+                            ipaddress.IPv4Interface("10.201.0.10/24"),
+                            ipaddress.IPv4Address("10.201.0.1"), "vhabcd-lab")
+    assert network.host_batch([veth]) == (
+        "link add vhabcdn10 type veth peer name eth0 netns /s/ns/compute0.net\n"
+        "link set vhabcdn10 master vhabcd-lab up\n")
+    assert network.node_batch(veth).splitlines() == [
+        "addr add 10.201.0.10/24 dev eth0", "link set lo up", "link set eth0 up",
+        "route add default via 10.201.0.1"]
+
+
+def test_node_argv_joins_cgroup_enters_namespaces_and_drops_to_user() -> None:
+    target = NodeTarget("compute0", NsPaths.under(Path("/s/ns"), "compute0"),
+                        (Path("/cg/memory/x/cgroup.procs"),), {"SLURM_CONF": "/s/slurm.conf"})
+    user = UserLogin("cluser", 2000, 2000, "/s/home/cluser")
+    argv = node_argv(target, ["srun", "hostname"], user=user)
+    assert argv[:4] == ["/bin/sh", "-c", 'echo $$ > /cg/memory/x/cgroup.procs; exec "$@"',
+                        "vhpc-node"]
+    assert argv[4:9] == ["nsenter", "--net=/s/ns/compute0.net", "--uts=/s/ns/compute0.uts",
+                         "--mount=/s/ns/compute0.mnt", "--wd=/s/home/cluser"]
+    assert argv[10:15] == ["setpriv", "--reuid=2000", "--regid=2000", "--init-groups", "--"]
+    assert "HOME=/s/home/cluser" in argv and "SLURM_CONF=/s/slurm.conf" in argv
+    assert argv[-2:] == ["srun", "hostname"]
