@@ -3,7 +3,12 @@
 The public Python entry point is :class:`vhpc.Cluster` (see docs/python-api.md).
 """
 
+from typing import TYPE_CHECKING
+
 from vhpc.errors import VhpcError
+
+if TYPE_CHECKING:  # type checkers see the class; at run time it is imported lazily
+    from vhpc.python_api import Cluster
 
 __all__ = ["Cluster", "VhpcError"]
 __version__ = "0.1.0"

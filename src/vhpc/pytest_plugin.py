@@ -142,7 +142,13 @@ class ClusterPool:
         if key in self.failures:
             raise self.failures[key]
         self._stop_current()
-        cluster = self._attach() if self.attach_name else self._boot(options, key)
+        try:
+            cluster = self._attach() if self.attach_name else self._boot(options)
+        except pytest.skip.Exception:
+            raise
+        except Exception as err:  # a boot that failed once fails the same way again
+            self.failures[key] = err
+            raise
         self.current = (key, cluster)
         return cluster
 
@@ -163,7 +169,7 @@ class ClusterPool:
         except (ClusterStateError, NotRootError) as err:
             raise pytest.UsageError(f"--vhpc-attach {self.attach_name}: {err}") from None
 
-    def _boot(self, options: dict[str, Any], key: tuple[Any, ...]) -> Cluster:
+    def _boot(self, options: dict[str, Any]) -> Cluster:
         self._check_host()
         from vhpc.errors import MissingDependencyError, NotRootError
         from vhpc.python_api import Cluster
@@ -178,9 +184,6 @@ class ClusterPool:
         except (NotRootError, MissingDependencyError) as err:
             self.skip_reason = f"vhpc cannot run clusters here: {err}"
             pytest.skip(self.skip_reason)
-        except Exception as err:
-            self.failures[key] = err
-            raise
         return cluster
 
     def _check_host(self) -> None:
