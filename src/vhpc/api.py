@@ -10,6 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from vhpc.cluster.cluster import Cluster
+from vhpc.cluster.inventory import Inventory
+from vhpc.errors import ClusterStateError
 from vhpc.runtime.facts import online_cpus
 
 
@@ -33,6 +35,7 @@ class ClusterAPI:
         self.dashboard_url = ""
         self.started = time.time()
         self.lock = threading.RLock()
+        self.inventory: Inventory | None = None  # set by the manager once the cluster is up
 
     def set_progress(self, message: str, done: int, total: int) -> None:
         """Called by the boot code as it goes."""
@@ -69,4 +72,40 @@ class ClusterAPI:
         """Stop and remove everything the cluster made; return leftovers (normally none)."""
         with self.lock:
             self.phase = Phase.STOPPING
+            if self.inventory is not None:
+                self.inventory.stop(revoke=True)
             return self.cluster.teardown()
+
+    # -- nodes at run time (cluster/inventory.py) -------------------------------------
+    def _inventory(self) -> Inventory:
+        if self.inventory is None or self.phase is not Phase.READY:
+            raise ClusterStateError(f"cluster {self.cluster.spec.name!r} is {self.phase.value}: "
+                                    "nodes can be changed once it is ready")
+        return self.inventory
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node with its registry state and Slurm state/reason."""
+        return self._inventory().nodes()
+
+    def add_nodes(self, names: list[str], count: int = 0, memory: str | None = None,
+                  cpus: int | None = None, cpuset: str | None = None,
+                  features: list[str] | None = None, wait: bool = True,
+                  timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Add compute nodes (by name or count); returns their records once idle."""
+        from vhpc.spec.grow import AddRequest
+
+        request = AddRequest(tuple(names), count, memory, cpus, cpuset, tuple(features or ()))
+        return self._inventory().add(request, wait=wait, timeout=timeout)
+
+    def remove_nodes(self, names: list[str], drain: bool = False,
+                     timeout: float = 3600.0) -> list[str]:
+        """Remove compute nodes (after draining them, if asked); returns leftovers."""
+        return self._inventory().remove(names, drain=drain, timeout=timeout)
+
+    def stop_node(self, name: str) -> None:
+        """Stop a node's processes; DOWN in Slurm with a reason, out of DNS."""
+        self._inventory().stop_node(name)
+
+    def start_node(self, name: str, wait: bool = True) -> None:
+        """Start a stopped node; back to idle."""
+        self._inventory().start_node(name, wait=wait)

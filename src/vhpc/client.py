@@ -67,6 +67,37 @@ class ManagerClient:
         paths = doc.get("paths", {}) if isinstance(doc, dict) else {}
         return method.lower() in paths.get(f"/api/v1{path}", {})
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node with its registry and Slurm state."""
+        result: list[dict[str, Any]] = self.request("GET", "/nodes")["nodes"]
+        return result
+
+    def add_nodes(self, names: list[str] | None = None, count: int = 0,
+                  memory: str | None = None, cpus: int | None = None,
+                  cpuset: str | None = None, features: list[str] | None = None,
+                  wait: bool = True) -> list[dict[str, Any]]:
+        """Add compute nodes; returns their records (once idle, if `wait`)."""
+        body = {"names": names or [], "count": count, "memory": memory, "cpus": cpus,
+                "cpuset": cpuset, "features": features or [], "wait": wait}
+        result: list[dict[str, Any]] = self.request("POST", "/nodes", json=body,
+                                                    timeout=600.0)["added"]
+        return result
+
+    def remove_nodes(self, names: list[str], drain: bool = False) -> list[str]:
+        """Remove compute nodes (waiting for their jobs with `drain`); returns leftovers."""
+        result: list[str] = self.request("POST", "/nodes/remove",
+                                         json={"names": names, "drain": drain},
+                                         timeout=86400.0 if drain else 300.0)["leftovers"]
+        return result
+
+    def stop_node(self, name: str) -> None:
+        """Stop a node (DOWN in Slurm, out of DNS)."""
+        self.request("POST", f"/nodes/{name}/stop", timeout=120.0)
+
+    def start_node(self, name: str, wait: bool = True) -> None:
+        """Start a stopped node again."""
+        self.request("POST", f"/nodes/{name}/start", params={"wait": wait}, timeout=120.0)
+
     def down(self) -> dict[str, Any]:
         """Ask the manager to tear the cluster down (waits for it)."""
         result: dict[str, Any] = self.request("POST", "/down", timeout=120.0)

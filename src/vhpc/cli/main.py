@@ -195,6 +195,11 @@ def manager_status(obj: dict[str, str]) -> None:
     print(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
 
 
+from vhpc.cli.node_cmds import node_group  # noqa: E402
+
+cli.add_command(node_group)
+
+
 def main() -> None:
     """Console entry point."""
     debug = "--debug" in sys.argv or os.environ.get("VHPC_DEBUG") == "1"

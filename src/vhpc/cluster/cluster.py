@@ -26,7 +26,7 @@ from vhpc.runtime import Runtime
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord
-from vhpc.services import dnsmasq, files, munge, slurm
+from vhpc.services import dnsmasq, etcd, files, munge, slurm
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
@@ -125,12 +125,18 @@ class Cluster:
 
     def write_hosts(self) -> None:
         """Rewrite the cluster hosts file in place (bind mounts keep seeing the same inode)."""
-        text = files.render_hosts(self.spec)
+        # Only the service nodes: compute names come from DNS (registry -> dnsmasq), so
+        # nodes added and removed at run time resolve the same way everywhere.
+        text = files.render_hosts(self.spec, [(n.name, str(self.spec.ip_of(n)))
+                                              for n in self.spec.nodes
+                                              if n.role is not NodeRole.COMPUTE])
         with open(self.paths.etc / "hosts", "w") as f:
             f.write(text)
         hostsdir = dnsmasq.hostsdir(self.paths)
-        wanted = {n.name for n in self.spec.nodes}
+        wanted = {n.name for n in self.spec.nodes if not n.stopped}
         for node in self.spec.nodes:
+            if node.stopped:
+                continue
             (hostsdir / node.name).write_text(
                 dnsmasq.render_node_hosts(self.spec, node.name, str(self.spec.ip_of(node))))
         for stale in hostsdir.iterdir():
@@ -198,6 +204,7 @@ class Cluster:
         out = [munge.daemon(self.paths, ctl.name)]
         dns = [n for n in self.spec.nodes if n.role is NodeRole.DNS]
         if dns:
+            out.append(etcd.daemon(self.spec, self.paths, dns[0]))
             out.append(dnsmasq.daemon(self.spec, self.paths, dns[0]))
         out.append(slurm.slurmctld(self.spec, self.paths))
         return out
@@ -212,6 +219,8 @@ class Cluster:
                                daemon)
             elif daemon.name == "slurmctld":
                 self._wait_for(self.slurm.ping, 60, "slurmctld to answer", daemon)
+            elif daemon.name == "etcd":
+                self._wait_for(lambda: etcd.healthy(self.spec), 30, "etcd to answer", daemon)
 
     def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,
                   daemon: DaemonSpec) -> None:
@@ -253,7 +262,7 @@ class Cluster:
         records = {e.ident: e for e in self.ledger.entries(Kind.PROCESS)}
         self.supervisor.start_thread()
         wanted = self.service_daemons() + [slurm.slurmd(self.spec, self.paths, n)
-                                           for n in self.spec.computes]
+                                           for n in self.spec.computes if not n.stopped]
         for daemon in wanted:
             entry = records.get(daemon.key)
             record = process_record(entry) if entry else ProcessRecord(0, -1)

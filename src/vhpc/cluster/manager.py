@@ -25,6 +25,7 @@ import uvicorn
 
 from vhpc.api import ClusterAPI, Phase
 from vhpc.cluster.cluster import Cluster
+from vhpc.cluster.inventory import Inventory
 from vhpc.cluster.ledger import Kind
 from vhpc.cluster.teardown import MANAGER_KEY
 from vhpc.errors import VhpcError
@@ -144,6 +145,8 @@ class Manager:
             log.error("%s failed: %s", self.mode, err)
             return 1
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.api.inventory = Inventory.for_cluster(self.cluster)
+        self.api.inventory.start()  # registry records, DNS feed, node health monitor
         self._record_self()
         sockets, url = _listen_sockets(self.paths, self._dashboard_port())
         self.api.dashboard_url = url
@@ -155,6 +158,7 @@ class Manager:
         self.reporter.detach(self.paths.manager_log)
         asyncio.run(self.serve(sockets))
         if self.api.phase is not Phase.STOPPING:
+            self.api.inventory.stop()
             self.cluster.supervisor.shutdown()
             log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
         return self.exit_code

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.spawn import NODE_PATH, NodeTarget
+from vhpc.services import etcd
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -68,4 +69,5 @@ def node_target(spec: ClusterSpec, paths: ClusterPaths, node: str,
     """How to run something in `node`."""
     env = {"PATH": NODE_PATH, "SLURM_CONF": str(paths.slurm_conf), "HOSTNAME": node,
            "LANG": "C.UTF-8"}
+    env.update(etcd.node_env(spec))  # `etcdctl get --prefix /vhpc/` works in every node
     return NodeTarget(node, NsPaths.under(paths.ns_dir, node), tuple(procs_files), env)

@@ -63,3 +63,16 @@ def node_env(spec: ClusterSpec) -> dict[str, str]:
     """Environment that points `etcdctl` inside any node at the cluster's etcd."""
     url = client_url(spec)
     return {} if url is None else {"ETCDCTL_ENDPOINTS": url, "ETCDCTL_API": "3"}
+
+
+def healthy(spec: ClusterSpec, timeout: float = 1.0) -> bool:
+    """True once etcd answers `GET /health` with {"health": "true"}."""
+    import httpx
+
+    url = client_url(spec)
+    if url is None:
+        return True
+    try:
+        return bool(httpx.get(f"{url}/health", timeout=timeout).json().get("health") == "true")
+    except (httpx.HTTPError, ValueError):
+        return False

@@ -27,6 +27,7 @@ class NodeSpec:
     cpuset: tuple[int, ...]
     memory: int
     features: tuple[str, ...] = ()
+    stopped: bool = False  # `vhpc node stop`: kept, but no daemon runs (survives adoption)
 
     @property
     def cpus(self) -> int:
@@ -42,6 +43,7 @@ class NodeSpec:
             "cpuset": list(self.cpuset),
             "memory": self.memory,
             "features": list(self.features),
+            **({"stopped": True} if self.stopped else {}),
         }
 
     @classmethod
@@ -54,6 +56,7 @@ class NodeSpec:
             cpuset=tuple(int(c) for c in data["cpuset"]),
             memory=int(data["memory"]),
             features=tuple(data.get("features", ())),
+            stopped=bool(data.get("stopped", False)),
         )
 
 
