@@ -51,7 +51,8 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
                              partition=partition, max_nodes=max_nodes)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=as_json) as bar:
+                  console=err_console, transient=True,
+                  disable=as_json or not sys.stderr.isatty()) as bar:
         task = bar.add_task("planning", total=None)
 
         def progress(message: str, done: int, total: int) -> None:

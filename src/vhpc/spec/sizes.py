@@ -24,11 +24,11 @@ def parse_size(text: str | int) -> int:
 
 def format_size(nbytes: int) -> str:
     """Format bytes compactly: 131072000 -> '125M', 25276502016 -> '23.5G'."""
-    for unit, factor in (("G", 1024 * MIB), ("M", MIB)):
-        if nbytes >= factor and nbytes % factor == 0:
-            return f"{nbytes // factor}{unit}"
-    if nbytes >= 1024 * MIB:
-        return f"{nbytes / (1024 * MIB):.1f}G"
+    gib = 1024 * MIB
+    if nbytes >= gib:
+        return f"{nbytes // gib}G" if nbytes % gib == 0 else f"{nbytes / gib:.1f}G"
     if nbytes >= MIB:
+        if nbytes % MIB == 0:
+            return f"{nbytes // MIB}M"
         return f"{nbytes / MIB:.1f}M"
     return f"{nbytes // 1024}K" if nbytes >= 1024 else f"{nbytes}B"
