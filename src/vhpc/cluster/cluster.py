@@ -114,6 +114,9 @@ class Cluster:
         for name in (".bashrc", ".profile"):
             (home / name).write_text(files.render_profile())
             os.chown(home / name, spec.user_uid, spec.user_uid)
+        for tool in install_node_tools():
+            # `sbatch gemm.sh` in the home works like the seed's /usr/local/bin/gemm.sh
+            (home / tool.name).symlink_to(tool)
         os.chown(home, spec.user_uid, spec.user_uid)
         home.chmod(0o755)
 
@@ -300,6 +303,31 @@ class Cluster:
                 "services": [d.to_dict() for d in daemons],
             })
         return out
+
+
+NODE_TOOLS_DIR = Path("/opt/vhpc/bin")
+PACKAGE_TOOLS = Path(__file__).resolve().parent.parent / "workloads" / "bin"
+USER_SCRIPTS = ("gemm.sh",)
+
+
+def install_node_tools(dest: Path = NODE_TOOLS_DIR) -> list[Path]:
+    """Copy the workload programs shipped with vhpc to /opt/vhpc/bin (on every node's PATH).
+
+    Returns the user-facing scripts to link into the cluster user's home.
+    """
+    if not PACKAGE_TOOLS.is_dir():
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    dest.chmod(0o755)
+    for src in PACKAGE_TOOLS.iterdir():
+        if src.name.startswith(("_", ".")) or not src.is_file():
+            continue
+        target = dest / src.name
+        data = src.read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
+        target.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
+    return [dest / name for name in USER_SCRIPTS if (dest / name).exists()]
 
 
 def _tail(path: Path, lines: int = 3) -> str:
