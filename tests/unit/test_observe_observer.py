@@ -10,6 +10,7 @@ import pytest
 
 from vhpc.observe import NodeHandle, Observer, SlurmGauges
 from vhpc.observe.fakefs import fake_cluster, write_v1
+from vhpc.observe.log_store import LogRow
 from vhpc.observe.views import TOTAL, pick_step
 
 
@@ -80,6 +81,8 @@ def test_logs_are_collected_with_node_and_service(
     assert [(r["node"], r["service"], r["level"]) for r in logs] == [
         ("compute1", "slurmd", "error")]
     assert obs.logs_json(level="error", node="compute2")["logs"] == []
+    assert [r.message for r in obs.wait_logs(0, timeout=0.1)] == ["boom"]
+    assert obs.wait_logs(logs[0]["id"], timeout=0.05) == []
 
 
 def test_threads_run_and_stop(tmp_path: Path) -> None:
@@ -89,7 +92,7 @@ def test_threads_run_and_stop(tmp_path: Path) -> None:
     obs.start()
     nodes[1].log_files["slurmd"].write_text("hello\n")
     deadline = time.monotonic() + 5
-    found = []
+    found: list[LogRow] = []
     while time.monotonic() < deadline and not found:
         found = obs.log_store.search(q="hello")
         time.sleep(0.05)

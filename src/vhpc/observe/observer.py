@@ -18,7 +18,7 @@ from typing import Any
 
 from vhpc.observe.exporters import Snapshot, render_prometheus
 from vhpc.observe.graphite import GraphiteClient
-from vhpc.observe.log_store import FileOffset, LogRecord, LogStore
+from vhpc.observe.log_store import FileOffset, LogRecord, LogRow, LogStore
 from vhpc.observe.metrics_store import MetricsStore, Retention
 from vhpc.observe.netstats import SYS_CLASS_NET
 from vhpc.observe.sampler import sample_node
@@ -129,7 +129,10 @@ class Observer:
 
     # -- one round of each collector --------------------------------------------------
     def tick(self) -> list[NodeSample]:
-        """Sample every node once: store, push, record OOM events. Returns the samples."""
+        """Sample every node once: store, push, record OOM events. Returns the samples.
+
+        Called by the sampler thread; call it directly only when not :meth:`start`-ed.
+        """
         nodes = list(self._nodes_provider())
         self._set_files(nodes)
         now = self._clock()
@@ -159,7 +162,10 @@ class Observer:
         return samples
 
     def poll_logs(self) -> int:
-        """Tail every known log file once; returns the number of new lines."""
+        """Tail every known log file once; returns the number of new lines.
+
+        Called by the log thread; call it directly only when not :meth:`start`-ed.
+        """
         with self._lock:
             files = self._files
             self._files = None
@@ -265,6 +271,11 @@ class Observer:
     ) -> dict[str, Any]:
         """Body of ``GET /api/v1/logs`` (``since`` = age in seconds)."""
         return logs_payload(self.log_store, self._clock(), q, node, service, level, since, limit)
+
+    def wait_logs(self, after_id: int, timeout: float = 1.0, limit: int = 500) -> list[LogRow]:
+        """Rows with id > ``after_id``, waiting up to ``timeout`` s for one (SSE "log")."""
+        self.log_store.wait(after_id, timeout)
+        return self.log_store.follow(after_id, limit)
 
     def events_json(self, since: float | None = None, limit: int = 200) -> dict[str, Any]:
         """Body of ``GET /api/v1/events`` (``since`` = age in seconds)."""

@@ -75,7 +75,7 @@ class Tailer:
         sink: LogSink,
         offsets: Mapping[str, FileOffset] | None = None,
         initial_max_bytes: int = 1 << 20,
-        read_max_bytes: int = 1 << 20,
+        read_max_bytes: int = 256 << 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink = sink
