@@ -142,13 +142,21 @@ class FakeSupervisor:
         return [FakeDaemon(FakeDaemonSpec("slurmd", n), s) for n, s in self.states.items()
                 if node is None or n == node]
 
+    def stop_node(self, node: str) -> None:
+        self.states[node] = DaemonState.STOPPED
+
 
 @dataclass
 class FakeRuntime:
     pids: dict[str, list[int]] = field(default_factory=dict)
 
+    killed: list[str] = field(default_factory=list)
+
     def cgroup_pids(self, group: str) -> list[int]:
         return self.pids.get(group.rsplit("/", 1)[1], [])
+
+    def kill_cgroup(self, group: str) -> None:
+        self.killed.append(group)
 
 
 @dataclass
@@ -174,6 +182,10 @@ class FakeCluster:
     supervisor: FakeSupervisor
     runtime: FakeRuntime
     events: EventBus = field(default_factory=EventBus)
+    writes: int = 0
+
+    def spec_path_write(self) -> None:
+        self.writes += 1
 
 
 def make_inventory(tmp_path: Path) -> tuple[Inventory, FakeCluster, FakeSlurm, FakeEtcd,
@@ -204,16 +216,21 @@ def test_a_node_whose_processes_all_died_goes_down_and_out_of_dns(tmp_path: Path
     assert _state(etcd, "compute1") == LOST
     feed.sync()
     assert not (tmp_path / "compute1").exists() and (tmp_path / "compute0").exists()
-    # slurmd runs again: back in DNS, resumed in Slurm because the reason is ours
-    fake.supervisor.states["compute1"] = DaemonState.RUNNING
+    # no more restarts: stopped, its cgroup emptied, kept stopped in spec.json
+    assert fake.supervisor.states["compute1"] is DaemonState.STOPPED
+    assert fake.runtime.killed == ["vhpc-t/compute1"]
+    assert fake.spec.node("compute1").stopped and fake.writes == 1
+    assert inv.check_health(now=110.0) == []
+    assert [e.kind for e in fake.events.recent()] == ["node_lost"]
+
+
+def test_a_node_back_before_it_was_acted_on_recovers(tmp_path: Path) -> None:
+    inv, _, slurm, etcd, _ = make_inventory(tmp_path)
+    inv.health["compute1"] = Health(99.0, True)
     slurm.reasons["compute1"] = LOST_REASON
     assert inv.check_health(now=102.0) == [("compute1", "recovered")]
     assert slurm.calls[-1] == ["scontrol", "update", "nodename=compute1", "state=resume"]
     assert _state(etcd, "compute1") == UP
-    feed.sync()
-    assert (tmp_path / "compute1").exists()
-    kinds = [e.kind for e in fake.events.recent()]
-    assert kinds == ["node_lost", "node_recovered"]
 
 
 def test_stopped_nodes_are_not_watched(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def health_step(prev: Health, slurmd_running: bool, processes: int, now: float,
 
     A node is lost when its slurmd is not running and no process at all is left in its
     cgroup for `grace` seconds (a single slurmd crash is restarted within half a second
-    and never counts). It recovers as soon as its slurmd runs again.
+    and never counts). 'recovered' if its slurmd runs again before that is acted on.
     """
     if slurmd_running:
         return Health(), ("recovered" if prev.lost else None)
@@ -183,10 +183,17 @@ class Inventory:
                 c.start_computes(added)
                 c.spec = before.with_nodes(before.nodes + added)
                 c.spec_path_write()
+                for node in added:
+                    if self.registry is not None:
+                        self.registry.publish(record_of(c, node))
                 if wait:
                     c.wait_idle(names, timeout)
+                    self._dns_settled(present=names)
             except BaseException as err:
                 log.error("adding %s failed: %s; rolling back", ",".join(names), err)
+                for name in names:
+                    if self.registry is not None:
+                        self.registry.withdraw(name)
                 self._dismantle(names)
                 self._slurm_forget(names)
                 c.spec = before
@@ -194,9 +201,6 @@ class Inventory:
                 if isinstance(err, VhpcError | KeyboardInterrupt):
                     raise
                 raise BootError(f"adding {len(names)} nodes failed: {err}") from err
-            for node in added:
-                if self.registry is not None:
-                    self.registry.publish(record_of(c, node))
             c.events.emit("node_added", f"added {_names(names)} "
                           f"({added[0].cpus} CPUs, {added[0].memory // 2**20}M each)")
         return [json.loads(record_of(c, n).to_json()) for n in added]
@@ -228,6 +232,7 @@ class Inventory:
             c.spec_path_write()
             c.events.emit("node_removed", f"removed {_names(names)}"
                           + (" after draining" if drain else ""))
+            self._dns_settled(absent=names)
         return leftovers
 
     def _dismantle(self, names: list[str]) -> list[str]:
@@ -288,6 +293,7 @@ class Inventory:
             c.runtime.kill_cgroup(nodes_mod.cgroup_group(c.spec.name, name))
             self.health.pop(name, None)
             c.events.emit("node_stopped", f"stopped {name}", name)
+            self._dns_settled(absent=[name])
 
     def start_node(self, name: str, wait: bool = True, timeout: float = 30.0) -> None:
         """Start a stopped node again; it returns to idle in Slurm."""
@@ -303,6 +309,8 @@ class Inventory:
             if self.registry is not None:
                 self.registry.set_state(name, reg.UP)
             c.events.emit("node_started", f"started {name}", name)
+            if wait:
+                self._dns_settled(present=[name])
 
     def _wait_back(self, name: str, timeout: float) -> None:
         """Wait for a restarted node to register; resume it if Slurm kept it DOWN."""
@@ -318,6 +326,13 @@ class Inventory:
             time.sleep(0.1)
         raise BootError(f"node {name} did not come back within {timeout:.0f}s; see "
                         f"{self.cluster.paths.daemon_log('slurmd', name)}")
+
+    def _dns_settled(self, present: list[str] | None = None,
+                     absent: list[str] | None = None) -> None:
+        """Return once DNS follows the registry (a warning, not an error, if it lags)."""
+        if self.feed is not None and not self.feed.wait_for(present or (), absent or ()):
+            log.warning("DNS did not follow the registry within 3s (%s)",
+                        ",".join((present or []) + (absent or [])))
 
     def _set_stopped(self, node: NodeSpec, stopped: bool) -> NodeSpec:
         c = self.cluster
@@ -366,11 +381,16 @@ class Inventory:
     def _on_health_change(self, name: str, change: str) -> None:
         c = self.cluster
         if change == "lost":
+            # Stop trying: the node stays DOWN and out of DNS until `vhpc node start`
+            # (kept as stopped in the spec, so a restarted manager does not revive it).
+            c.supervisor.stop_node(name)
+            c.runtime.kill_cgroup(nodes_mod.cgroup_group(c.spec.name, name))
+            self._set_stopped(c.spec.node(name), True)
             self._scontrol_update([name], "down", LOST_REASON)
             if self.registry is not None:
                 self.registry.set_state(name, reg.LOST)
             c.events.emit("node_lost", f"{name} lost: every process died; DOWN in Slurm "
-                          "and out of DNS until its slurmd runs again", name, "error")
+                          f"and out of DNS until 'vhpc node start {name}'", name, "error")
         else:
             if self.slurm.node_reasons().get(name, "") == LOST_REASON:
                 self._scontrol_update([name], "resume", "")

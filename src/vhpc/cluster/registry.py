@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -321,6 +321,19 @@ class DnsFeed:
         apply_hosts_dir(self.hostsdir, wanted)
         self.syncs += 1
         return revision
+
+    def wait_for(self, present: Iterable[str] = (), absent: Iterable[str] = (),
+                 timeout: float = 3.0) -> bool:
+        """Wait until the hosts directory names `present` and not `absent` (dnsmasq reads
+        it on inotify right away); False on timeout."""
+        present, absent = list(present), list(absent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all((self.hostsdir / n).exists() for n in present) and \
+                    not any((self.hostsdir / n).exists() for n in absent):
+                return True
+            time.sleep(0.02)
+        return False
 
     def start(self) -> None:
         """Sync now and follow changes in a thread."""
