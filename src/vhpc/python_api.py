@@ -22,6 +22,7 @@ import re
 import secrets
 import shlex
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 from vhpc import control
 from vhpc.client import ManagerClient
-from vhpc.errors import CommandError, UserError, VhpcError
+from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.load import CONTROLLER_NAME, DEFAULT_NODE_MEMORY, ClusterOptions
@@ -217,7 +218,14 @@ class Cluster:
     def stop(self) -> None:
         """Tear the cluster down and remove everything it made (also for attached ones)."""
         self._close_client()
-        leftovers = control.down(self.name)
+        try:
+            leftovers = control.down(self.name)
+        except ClusterStateError:
+            raise
+        except VhpcError as err:  # the manager refused or failed: remove by the ledger
+            warnings.warn(f"vhpc: 'down' of cluster {self.name!r} failed ({err}); removing "
+                          "what its ledger owns instead", RuntimeWarning, stacklevel=2)
+            leftovers = control.clean(self.name)
         self.owned = False
         if leftovers:
             raise VhpcError(f"cluster {self.name!r} stopped but could not remove: "

@@ -95,6 +95,7 @@ class FakeControl:
     def __init__(self, leftovers: list[str] | None = None) -> None:
         self.calls: list[tuple[str, str]] = []
         self.leftovers = leftovers or []
+        self.down_error: Exception | None = None
 
     def up(self, options: Any, timeout: float = 0) -> Any:
         self.calls.append(("up", options.name))
@@ -109,7 +110,13 @@ class FakeControl:
 
     def down(self, name: str) -> list[str]:
         self.calls.append(("down", name))
+        if self.down_error is not None:
+            raise self.down_error
         return self.leftovers
+
+    def clean(self, name: str) -> list[str]:
+        self.calls.append(("clean", name))
+        return []
 
 
 @pytest.fixture
@@ -133,6 +140,13 @@ def test_teardown_failure_is_noted_on_the_body_error(fake_control: FakeControl) 
     with pytest.raises(VhpcError, match="could not remove: link vh1234n2"), \
             Cluster(name="t6unit"):
         pass
+
+
+def test_a_manager_refusing_down_falls_back_to_the_ledger(fake_control: FakeControl) -> None:
+    fake_control.down_error = UserError("token required")
+    with pytest.warns(RuntimeWarning, match="token required"), Cluster(name="t6unit"):
+        pass
+    assert fake_control.calls[-2:] == [("down", "t6unit"), ("clean", "t6unit")]
 
 
 def test_attached_cluster_is_left_running(fake_control: FakeControl) -> None:
