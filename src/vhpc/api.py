@@ -12,6 +12,7 @@ from typing import Any
 from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.inventory import Inventory
 from vhpc.errors import ClusterStateError
+from vhpc.observe import Observer
 from vhpc.runtime.facts import online_cpus
 
 
@@ -36,6 +37,9 @@ class ClusterAPI:
         self.started = time.time()
         self.lock = threading.RLock()
         self.inventory: Inventory | None = None  # set by the manager once the cluster is up
+        self.observer: Observer | None = None  # likewise (vhpc.observe)
+        self.token = ""  # required on TCP for mutating requests (web/observe_routes.py)
+        self.public = False  # dashboard on a non-loopback address: reads need it too
 
     def set_progress(self, message: str, done: int, total: int) -> None:
         """Called by the boot code as it goes."""
@@ -74,7 +78,14 @@ class ClusterAPI:
             self.phase = Phase.STOPPING
             if self.inventory is not None:
                 self.inventory.stop(revoke=True)
+            self.stop_observer()  # before teardown removes its state directory
             return self.cluster.teardown()
+
+    def stop_observer(self) -> None:
+        """Stop the sampler and log tailer (idempotent)."""
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            observer.stop()
 
     # -- nodes at run time (cluster/inventory.py) -------------------------------------
     def _inventory(self) -> Inventory:

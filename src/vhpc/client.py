@@ -54,6 +54,24 @@ class ManagerClient:
                                                     params={"since": since})["events"]
         return result
 
+    def metrics(self, metric: str = "memory", since: float = 600.0,
+                node: str | None = None) -> list[dict[str, Any]]:
+        """Sampled series: [{"node","metric","points": [[ts, value], ...]}]."""
+        params: dict[str, Any] = {"metric": metric, "since": since}
+        if node:
+            params["node"] = node
+        result: list[dict[str, Any]] = self.request("GET", "/metrics", params=params)["series"]
+        return result
+
+    def logs(self, q: str | None = None, node: str | None = None, service: str | None = None,
+             level: str | None = None, since: float | None = None,
+             limit: int = 200) -> list[dict[str, Any]]:
+        """Central log rows, newest first: {"id","ts","node","service","level","message"}."""
+        params = {k: v for k, v in {"q": q, "node": node, "service": service, "level": level,
+                                    "since": since, "limit": limit}.items() if v}
+        result: list[dict[str, Any]] = self.request("GET", "/logs", params=params)["logs"]
+        return result
+
     def has_endpoint(self, method: str, path: str) -> bool:
         """True if this manager serves `method /api/v1<path>` (from its OpenAPI document).
 

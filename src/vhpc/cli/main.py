@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -13,6 +14,7 @@ from vhpc import control
 from vhpc.cli.errors import run_cli
 from vhpc.cli.render import print_json, status_table
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
+from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
 
 err_console = Console(stderr=True)
@@ -41,14 +43,31 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 @click.option("--max-nodes", type=int, default=None,
               help="Slurm MaxNodeCount (default: subnet size).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON when up.")
+@click.option("--listen", default=None, metavar="ADDR:PORT",
+              help="Dashboard/API address (default 127.0.0.1:any); non-loopback needs the "
+                   "printed token.")
+@click.option("--graphite", default=None, metavar="HOST:PORT",
+              help="Also send metrics to Graphite (plaintext protocol).")
+@click.option("--syslog", default=None, metavar="HOST:PORT",
+              help="Also forward logs and events to a syslog server (TCP, RFC 5424).")
+@click.option("--sample-interval", type=click.FloatRange(0.2, 3600), default=5.0,
+              show_default=True, help="Seconds between metric samples.")
 @click.pass_obj
 def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: str | None,
        subnet: str | None, overcommit: bool, partition: str, max_nodes: int | None,
-       as_json: bool) -> None:
+       as_json: bool, listen: str | None, graphite: str | None, syslog: str | None,
+       sample_interval: float) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
+    from vhpc.cluster.observing import parse_listen, token_file
+
+    if listen:
+        parse_listen(listen)  # fail before booting
+    extra = {"listen": listen, "graphite": graphite, "syslog": syslog,
+             "sample_interval": f"{sample_interval:g}"}
     options = ClusterOptions(name=obj["cluster"], nodes=nodes, memory=memory, cpus=cpus,
                              cpuset=cpuset, subnet=subnet, overcommit=overcommit,
-                             partition=partition, max_nodes=max_nodes)
+                             partition=partition, max_nodes=max_nodes,
+                             extra=tuple((k, v) for k, v in extra.items() if v))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=err_console, transient=True,
@@ -70,6 +89,8 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
         f"({spec.computes[0].name}..{spec.computes[-1].name}) on CPUs "
         f"{format_cpulist(cpus_used)}, {spec.subnet}, controller '{CONTROLLER_NAME}'\n"
         f"  dashboard  {result.dashboard}\n"
+        f"  API token  {token_text(token_file(ClusterPaths.of(spec.name)))} "
+        f"(TCP: Authorization: Bearer TOKEN; needed for POST/DELETE)\n"
         f"  try        vhpc{flag} exec slurm --user cluser -- srun -N{len(spec.computes)} "
         f"hostname\n"
         f"  host side  eval \"$(vhpc{flag} env)\"; sinfo\n"
@@ -170,9 +191,12 @@ def events(obj: dict[str, str], since: float, as_json: bool) -> None:
         return
     import time
 
-    for e in items:
+    for e in sorted(items, key=lambda e: float(e["ts"])):
         stamp = time.strftime("%H:%M:%S", time.localtime(e["ts"]))
-        print(f"{stamp} {e['level']:7} {e['node'] or '-':10} {e['kind']}: {e['message']}")
+        message = str(e["message"])
+        if not message.startswith(f"{e.get('kind', '')}: "):
+            message = f"{e.get('kind', 'event')}: {message}"
+        print(f"{stamp} {e['level']:7} {e['node'] or '-':10} {message}")
 
 
 @cli.group()
@@ -197,8 +221,20 @@ def manager_status(obj: dict[str, str]) -> None:
 
 
 from vhpc.cli.node_cmds import node_group  # noqa: E402
+from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
 
 cli.add_command(node_group)
+cli.add_command(top_cmd)
+cli.add_command(metrics_cmd)
+cli.add_command(logs_cmd)
+
+
+def token_text(path: Path) -> str:
+    """The API token (or where it will be)."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return f"(in {path})"
 
 
 def main() -> None:

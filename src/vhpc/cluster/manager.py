@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from vhpc.api import ClusterAPI, Phase
+from vhpc.cluster import observing
 from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.inventory import Inventory
 from vhpc.cluster.ledger import Kind
@@ -75,20 +76,24 @@ def _setup_logging(log_file: Path | None) -> None:
     root.handlers = [handler]
 
 
-def _listen_sockets(paths: ClusterPaths, dashboard_port: int) -> tuple[list[socket.socket], str]:
+def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
+                    host: str = "127.0.0.1") -> tuple[list[socket.socket], str]:
     sock_path = paths.manager_socket
     sock_path.unlink(missing_ok=True)
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     unix.bind(str(sock_path))
     os.chmod(sock_path, 0o600)
     unix.listen(128)
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    tcp = socket.socket(family, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", dashboard_port))
+    tcp.bind((host, dashboard_port))
     tcp.listen(128)
     port = tcp.getsockname()[1]
     (paths.run / "dashboard.port").write_text(f"{port}\n")
-    return [unix, tcp], f"http://127.0.0.1:{port}/"
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else \
+        f"[{host}]" if ":" in host else host
+    return [unix, tcp], f"http://{shown}:{port}/"
 
 
 class Manager:
@@ -148,7 +153,14 @@ class Manager:
         self.api.inventory = Inventory.for_cluster(self.cluster)
         self.api.inventory.start()  # registry records, DNS feed, node health monitor
         self._record_self()
-        sockets, url = _listen_sockets(self.paths, self._dashboard_port())
+        self.api.observer = observing.make_observer(self.cluster)
+        self.api.token = observing.ensure_token(self.paths)
+        host, port = observing.parse_listen(self.cluster.spec.options.get(
+            "listen", observing.DEFAULT_LISTEN))
+        self.api.public = not observing.is_loopback(host)
+        sockets, url = _listen_sockets(self.paths, port or self._dashboard_port(), host)
+        if self.api.public:
+            url += f"?token={self.api.token}"
         self.api.dashboard_url = url
         self.api.phase = Phase.READY
         _setup_logging(self.paths.manager_log)
@@ -157,6 +169,7 @@ class Manager:
         self.reporter.send(ready=True, dashboard=url)
         self.reporter.detach(self.paths.manager_log)
         asyncio.run(self.serve(sockets))
+        self.api.stop_observer()
         if self.api.phase is not Phase.STOPPING:
             self.api.inventory.stop()
             self.cluster.supervisor.shutdown()

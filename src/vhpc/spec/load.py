@@ -50,6 +50,7 @@ class ClusterOptions:
     partition: str = "vhpc"
     max_nodes: int | None = None
     features: tuple[str, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()  # -> ClusterSpec.options (listen, graphite...)
 
 
 def check_cluster_name(name: str) -> None:
@@ -149,6 +150,7 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         partition=options.partition,
         max_nodes=max_nodes,
         overcommit=options.overcommit,
+        options=dict(options.extra),
     )
     check_host_memory(spec, facts)
     return spec

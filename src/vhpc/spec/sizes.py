@@ -32,3 +32,20 @@ def format_size(nbytes: int) -> str:
             return f"{nbytes // MIB}M"
         return f"{nbytes / MIB:.1f}M"
     return f"{nbytes // 1024}K" if nbytes >= 1024 else f"{nbytes}B"
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds for '30s', '10m', '1h', '2d', '1w' or a bare number of seconds."""
+    if isinstance(text, int | float):
+        if text < 0:
+            raise SpecError(f"invalid duration {text!r}: must not be negative")
+        return float(text)
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise SpecError(f"invalid duration {text!r}: use e.g. 30s, 10m, 1h or 2d")
+    number, unit = match.groups()
+    return float(number) * _SECONDS[unit.lower()]

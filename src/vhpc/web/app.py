@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from vhpc.api import ClusterAPI
 from vhpc.errors import ClusterStateError, UserError
 from vhpc.spec.grow import NodeExistsError, NoSuchNodeError
+from vhpc.web.observe_routes import add_observe_routes, event_rows, install_auth
 
 
 class AddNodesBody(BaseModel):
@@ -50,8 +51,15 @@ def create_app(api: ClusterAPI, on_down: Callable[[], None]) -> FastAPI:
         return await asyncio.to_thread(api.status)
 
     @app.get("/api/v1/events")
-    async def events(since: float = Query(0.0, ge=0)) -> dict[str, Any]:
-        return {"events": api.events(since)}
+    async def events(since: float = Query(0.0, ge=0, description="Unix time, or an age in "
+                                          "seconds if below 1e9"),
+                     limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
+        if api.observer is None:
+            return {"events": [dict(e, id=0, service="vhpc") for e in api.events(since)]}
+        return {"events": await asyncio.to_thread(event_rows, api.observer, since, limit)}
+
+    install_auth(app, api)
+    add_observe_routes(app, api)
 
     @app.post("/api/v1/down")
     async def down() -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Glue between a live Cluster and vhpc.observe: node handles, Slurm gauges, the token.
+
+The manager builds one Observer per cluster with :func:`make_observer` after boot or
+adopt, and stops it before teardown removes the state directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections import Counter
+from pathlib import Path
+
+from vhpc.cluster import node as nodes_mod
+from vhpc.cluster.cluster import Cluster
+from vhpc.cluster.events import Event
+from vhpc.errors import SpecError
+from vhpc.observe import NodeHandle, Observer, SlurmGauges
+from vhpc.spec.paths import ClusterPaths
+
+DEFAULT_INTERVAL = 5.0
+DEFAULT_LISTEN = "127.0.0.1:0"
+
+
+def node_handles(cluster: Cluster) -> list[NodeHandle]:
+    """One handle per node of the spec: cgroup dir(s), host veth, log files."""
+    spec, paths = cluster.spec, cluster.paths
+    out = []
+    for node in spec.nodes:
+        dirs = cluster.runtime.cgroup_dirs(nodes_mod.cgroup_group(spec.name, node.name))
+        # v1: <root>/<hierarchy>/vhpc-<cluster>/<node>, one per hierarchy; v2: one dir
+        v1 = cluster.runtime.cgroup_version == 1
+        cgroup: Path | dict[str, Path] = {d.parts[-3]: d for d in dirs} if v1 else dirs[0]
+        logs = {d.spec.name: d.spec.log_file for d in cluster.supervisor.daemons(node.name)}
+        if node.name == spec.controller.name:
+            logs["slurmctld"] = paths.log / "slurmctld.log"
+            logs.setdefault("munged", paths.log / "munged.log")
+        slurmd = paths.log / f"slurmd.{node.name}.log"
+        if slurmd.exists():
+            logs.setdefault("slurmd", slurmd)
+        out.append(NodeHandle(node.name, cgroup, spec.veth_of(node),
+                              logs, node.role.value))
+    return out
+
+
+def slurm_gauges(cluster: Cluster) -> SlurmGauges:
+    """Node and job counts by state, from sinfo and squeue."""
+    nodes = Counter(s.rstrip("*~#$@+") for s in cluster.slurm.node_states().values())
+    jobs = Counter(j.get("state", "").lower() for j in cluster.slurm.jobs())
+    return SlurmGauges(dict(nodes), dict(jobs))
+
+
+def sample_interval(cluster: Cluster) -> float:
+    """spec.options["sample_interval"] (seconds), else 5."""
+    text = cluster.spec.options.get("sample_interval", "")
+    try:
+        value = float(text) if text else DEFAULT_INTERVAL
+    except ValueError:
+        value = DEFAULT_INTERVAL
+    return min(max(value, 0.2), 3600.0)
+
+
+def make_observer(cluster: Cluster) -> Observer:
+    """A started Observer of the cluster, subscribed to its events."""
+    paths = cluster.paths
+    options = cluster.spec.options
+    state = paths.root / "observe"  # not paths.data: that one is shared into the nodes
+    state.mkdir(parents=True, exist_ok=True)
+    observer = Observer(state, cluster.spec.name, lambda: node_handles(cluster),
+                        slurm_provider=lambda: slurm_gauges(cluster),
+                        interval=sample_interval(cluster),
+                        graphite=options.get("graphite") or None,
+                        syslog=options.get("syslog") or None)
+
+    def record(event: Event) -> None:
+        observer.record_event(f"{event.kind}: {event.message}", node=event.node,
+                              level=event.level, ts=event.ts)
+
+    for event in cluster.events.recent():
+        record(event)
+    cluster.events.subscribe(record)
+    observer.start()
+    return observer
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'ADDR:PORT' (or ':PORT', or 'ADDR') -> (addr, port); port 0 means any."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = text, "0"
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+        port = int(port_text or "0")
+    except ValueError as err:
+        raise SpecError(f"invalid --listen {text!r}: use ADDR:PORT, e.g. 0.0.0.0:8080") from err
+    if not 0 <= port <= 65535:
+        raise SpecError(f"invalid --listen {text!r}: port out of range")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8 and ::1."""
+    return ipaddress.ip_address(host).is_loopback
+
+
+def token_file(paths: ClusterPaths) -> Path:
+    """<state>/run/token (mode 0600)."""
+    return paths.run / "token"
+
+
+def ensure_token(paths: ClusterPaths) -> str:
+    """The cluster's API token, created on first use (kept across manager restarts)."""
+    path = token_file(paths)
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
