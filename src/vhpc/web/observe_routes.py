@@ -53,8 +53,13 @@ def presented_token(request: Request) -> str:
 
 
 def is_unix(request: Request) -> bool:
-    """True for a request over the manager's unix socket (uvicorn gives no peer address)."""
-    return request.scope.get("client") is None and request.scope.get("server") is None
+    """True for a request over the manager's unix socket.
+
+    uvicorn sets ``server`` to ``(socket_path, None)`` there (``None`` if unknown) and to
+    ``(host, port)`` on TCP; ``client`` has no address on a unix socket.
+    """
+    server = request.scope.get("server")
+    return server is None or server[1] is None
 
 
 def install_auth(app: FastAPI, api: ClusterAPI) -> None:

@@ -1,0 +1,147 @@
+"""Observability against a real cluster: sampler, central logs, /metrics, dashboard, API
+input validation and the TCP token."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.helpers import STATE_ROOT, leftovers, vhpc
+
+pytestmark = pytest.mark.privileged
+
+CLUSTER = "t5a"
+CHROMIUM = "/usr/bin/chromium"
+COMPUTES = ("compute0", "compute1")
+
+
+def _base() -> str:
+    port = (STATE_ROOT / CLUSTER / "run" / "dashboard.port").read_text().strip()
+    return f"http://127.0.0.1:{port}"
+
+
+def _token() -> str:
+    return (STATE_ROOT / CLUSTER / "run" / "token").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    vhpc("-c", CLUSTER, "down", check=False)
+    try:
+        vhpc("-c", CLUSTER, "up", "-n", "2", "--sample-interval", "1")
+        yield CLUSTER
+    finally:
+        vhpc("-c", CLUSTER, "down", check=False)
+        assert leftovers(CLUSTER) == []
+
+
+def test_token_file_private(cluster: str) -> None:
+    token = STATE_ROOT / cluster / "run" / "token"
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert len(_token()) >= 32
+
+
+def test_memory_rise_seen(cluster: str) -> None:
+    vhpc("-c", cluster, "exec", "slurm", "--user", "cluser", "--", "srun", "-w", "compute1",
+         "/opt/vhpc/venv/bin/python", "-c",
+         "import time; b=bytearray(60*2**20); time.sleep(4)")
+    doc = json.loads(vhpc("-c", cluster, "metrics", "--node", "compute1", "--metric",
+                          "memory", "--since", "2m", "--json").stdout)
+    (series,) = doc["series"]
+    values = [v for _, v in series["points"]]
+    assert values and max(values) > min(values) + 40 * 2**20, values
+    other = json.loads(vhpc("-c", cluster, "metrics", "--node", "compute0", "--metric",
+                            "memory", "--since", "2m", "--json").stdout)["series"][0]
+    assert max(v for _, v in other["points"]) < 40 * 2**20
+
+
+def test_logs_find_slurmd_start(cluster: str) -> None:
+    deadline = time.monotonic() + 15
+    found: set[str] = set()
+    while time.monotonic() < deadline and found != set(COMPUTES):
+        rows = json.loads(vhpc("-c", cluster, "logs", "--service", "slurmd", "--grep",
+                               "slurmd started", "--json").stdout)["logs"]
+        found = {r["node"] for r in rows}
+        time.sleep(0.5)
+    assert found == set(COMPUTES)
+    events = vhpc("-c", cluster, "events").stdout
+    assert "cluster_up" in events
+
+
+def test_top_once(cluster: str) -> None:
+    out = vhpc("-c", cluster, "top", "--once").stdout
+    for name in COMPUTES:
+        assert name in out
+
+
+def test_prometheus_over_tcp(cluster: str) -> None:
+    r = httpx.get(f"{_base()}/metrics", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    for name in COMPUTES:
+        assert f'vhpc_node_memory_bytes{{cluster="{cluster}",node="{name}"}}' in r.text
+    assert "/api/v1/metrics" in httpx.get(f"{_base()}/openapi.json", timeout=10).text
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/metrics?since=-5", "/api/v1/metrics?metric=bogus", "/api/v1/metrics?since=abc",
+    "/api/v1/metrics?node=" + "x" * 100, "/api/v1/logs?limit=abc", "/api/v1/logs?limit=0",
+    "/api/v1/logs?limit=999999", "/api/v1/logs?level=zzz", "/api/v1/logs?since=-1",
+    "/api/v1/events?since=-3", "/api/v1/events?limit=x",
+])
+def test_bad_input_is_4xx(cluster: str, path: str) -> None:
+    r = httpx.get(f"{_base()}{path}", timeout=10)
+    assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+
+
+def test_mutating_routes_need_token(cluster: str) -> None:
+    base = _base()
+    for method, path in (("POST", "/api/v1/down"), ("DELETE", "/api/v1/nodes/compute0"),
+                         ("POST", "/api/v1/nodes/compute0/stop")):
+        assert httpx.request(method, base + path, timeout=10).status_code == 401
+        r = httpx.request(method, base + path, timeout=10,
+                          headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 403
+    # a read with the right token works; reads need none on loopback
+    assert httpx.get(f"{base}/api/v1/status", timeout=10).status_code == 200
+    r = httpx.get(f"{base}/api/v1/status?token={_token()}", timeout=10)
+    assert r.status_code == 200
+    assert vhpc("-c", cluster, "status", "--json").returncode == 0  # unix socket, no token
+
+
+def test_sse_stream(cluster: str) -> None:
+    with httpx.stream("GET", f"{_base()}/api/v1/stream", timeout=10) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                doc = json.loads(line[6:])
+                node = next(n for n in doc["nodes"] if n["name"] == "compute0")
+                assert "cpu_percent" in node and "rx_bps" in node
+                break
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                    reason=f"{CHROMIUM} missing: apt-get install chromium")
+def test_dashboard_real_manager(cluster: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(_base() + "/")
+            for name in COMPUTES:
+                page.wait_for_selector(f'[data-node="{name}"]', timeout=15_000)
+            page.wait_for_selector('#live[data-mode="sse"]', timeout=15_000)
+            assert page.locator("#cluster").inner_text() == cluster
+            assert not errors, errors
+        finally:
+            browser.close()
