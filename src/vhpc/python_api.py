@@ -181,7 +181,6 @@ class Cluster:
         self.boot_timeout = boot_timeout
         self.owned = False  # True once this object booted the cluster (it tears it down)
         self._client: ManagerClient | None = None
-        self._spec: ClusterSpec | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -198,16 +197,14 @@ class Cluster:
         """
         cluster = cls(options=ClusterOptions(name=name))
         cluster._client = control.ensure_manager(name)
-        cluster._spec = control.load_spec(name)
         return cluster
 
     def start(self) -> Cluster:
         """Boot the cluster; return when all compute nodes are idle (BootError rolls back)."""
         if self._client is not None:
             raise UserError(f"cluster {self.name!r} is already started by this object")
-        result = control.up(self.options, timeout=self.boot_timeout)
+        control.up(self.options, timeout=self.boot_timeout)
         self.owned = True
-        self._spec = result.spec
         try:
             self._client = control.ensure_manager(self.name)
         except BaseException:
@@ -273,10 +270,8 @@ class Cluster:
 
     @property
     def spec(self) -> ClusterSpec:
-        """The running cluster's description (nodes, subnet, user)."""
-        if self._spec is None:
-            self._spec = control.load_spec(self.name)
-        return self._spec
+        """The running cluster's description (nodes, subnet, user), read afresh."""
+        return control.load_spec(self.name)
 
     @property
     def paths(self) -> ClusterPaths:
@@ -424,17 +419,28 @@ class Cluster:
             ) from err
 
     def add_node(self, name: str | None = None, **options: Any) -> dict[str, Any]:
-        """Add a compute node to the running cluster (e.g. ``memory="250M"``, ``cpus=1``)."""
-        body = {k: v for k, v in {"name": name, **options}.items() if v is not None}
-        result: dict[str, Any] = self._call("POST", "/nodes", "/nodes", "dynamic nodes",
-                                            json=body, timeout=180.0)
-        return result
+        """Add a compute node to the running cluster; return its record once it is idle.
 
-    def remove_node(self, name: str) -> dict[str, Any]:
-        """Remove a compute node (drains it from Slurm, then stops it)."""
-        result: dict[str, Any] = self._call("DELETE", f"/nodes/{name}", "/nodes/{name}",
-                                            "dynamic nodes", timeout=180.0)
-        return result
+        ``name`` defaults to the next free ``computeN``; options are those of
+        ``vhpc node add`` (``memory="250M"``, ``cpus=1``, ``cpuset="0"``, ``features=[...]``).
+        """
+        body = {k: v for k, v in {"name": name, **options}.items() if v is not None}
+        result = self._call("POST", "/nodes", "/nodes", "dynamic nodes", json=body,
+                            timeout=180.0)
+        added = result.get("added", []) if isinstance(result, dict) else []
+        if len(added) != 1:
+            raise VhpcError(f"adding a node to cluster {self.name!r} returned {result!r}")
+        record: dict[str, Any] = added[0]
+        return record
+
+    def remove_node(self, name: str, drain: bool = False) -> None:
+        """Remove a compute node (``drain=True`` waits for its jobs first)."""
+        result = self._call("DELETE", f"/nodes/{name}", "/nodes/{name}", "dynamic nodes",
+                            params={"drain": drain}, timeout=3600.0 if drain else 180.0)
+        leftovers = result.get("leftovers", []) if isinstance(result, dict) else []
+        if leftovers:
+            raise VhpcError(f"node {name} removed but could not remove: "
+                            f"{'; '.join(leftovers)} (try 'vhpc -c {self.name} clean')")
 
     def logs(self, grep: str | None = None, node: str | None = None,
              service: str | None = None, level: str | None = None,

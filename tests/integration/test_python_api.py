@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from tests.integration.helpers import leftovers, vhpc
 from vhpc import Cluster, control
 from vhpc.errors import ClusterStateError, CommandError
-from vhpc.python_api import EndpointMissingError, JobTimeoutError
+from vhpc.python_api import JobTimeoutError
 
 pytestmark = pytest.mark.privileged
 
@@ -90,14 +91,31 @@ def test_host_clients_and_shared_home(cluster: Cluster) -> None:
                           text=True).stdout.split() == ["2", "idle"]
 
 
-def test_status_nodes_and_not_yet_built_endpoints(cluster: Cluster) -> None:
+def test_status_logs_and_metrics(cluster: Cluster) -> None:
     assert cluster.status()["phase"] == "ready"
     assert cluster.nodes == ["compute0", "compute1"]
-    for call in (lambda: cluster.logs(grep="error"), lambda: cluster.metrics(node="compute0")):
-        try:
-            assert isinstance(call(), list)
-        except EndpointMissingError as err:  # that feature's endpoint is not built yet
-            assert "manager restart" in str(err)
+    series = cluster.metrics(node="compute0", metric="memory", since=60)
+    assert isinstance(series, list)
+    assert all(s["node"] == "compute0" and s["metric"] == "memory" for s in series)
+    deadline = time.monotonic() + 15
+    while not (logs := cluster.logs(node="compute0", limit=5)) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the log tailer ships lines within a second or two
+    assert 1 <= len(logs) <= 5, "no log line of compute0's slurmd"
+    assert all(line["node"] == "compute0" for line in logs)
+    assert cluster.logs(grep="no-such-word-in-any-log-xyzzy") == []
+
+
+def test_add_and_remove_a_node(cluster: Cluster) -> None:
+    record = cluster.add_node("compute2")
+    try:
+        assert record["name"] == "compute2"
+        assert cluster.nodes == ["compute0", "compute1", "compute2"]
+        out = cluster.run("srun -N3 hostname", user="cluser", check=True).stdout
+        assert sorted(out.split()) == ["compute0", "compute1", "compute2"]
+        assert cluster.run("hostname", node="compute2").stdout == "compute2\n"
+    finally:
+        cluster.remove_node("compute2")
+    assert cluster.nodes == ["compute0", "compute1"]
 
 
 def test_context_manager_cleans_up_when_the_body_raises() -> None:
