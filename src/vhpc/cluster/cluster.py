@@ -84,8 +84,8 @@ class Cluster:
         """State directory, the cluster's files and its munge key."""
         p = self.paths
         self.ledger.add(Kind.DIRECTORY, p.root)
-        for d in (p.etc, p.slurm_etc, p.run, p.munge_dir, p.log, p.slurm_state, p.slurm_spool,
-                  p.ns_dir, p.home, p.data, dnsmasq.hostsdir(p)):
+        for d in (p.etc, p.slurm_etc, p.run, p.munge_dir, p.log, p.log / "console",
+                  p.slurm_state, p.slurm_spool, p.ns_dir, p.home, p.data, dnsmasq.hostsdir(p)):
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o755)
         p.root.chmod(0o755)

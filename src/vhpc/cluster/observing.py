@@ -17,6 +17,7 @@ from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.events import Event
 from vhpc.errors import SpecError
 from vhpc.observe import NodeHandle, Observer, SlurmGauges
+from vhpc.spec.model import NodeRole
 from vhpc.spec.paths import ClusterPaths
 
 DEFAULT_INTERVAL = 5.0
@@ -36,9 +37,8 @@ def node_handles(cluster: Cluster) -> list[NodeHandle]:
         if node.name == spec.controller.name:
             logs["slurmctld"] = paths.log / "slurmctld.log"
             logs.setdefault("munged", paths.log / "munged.log")
-        slurmd = paths.log / f"slurmd.{node.name}.log"
-        if slurmd.exists():
-            logs.setdefault("slurmd", slurmd)
+        if node.role is NodeRole.COMPUTE:  # slurmd's own log file, not its console
+            logs["slurmd"] = paths.log / f"slurmd.{node.name}.log"
         out.append(NodeHandle(node.name, cgroup, spec.veth_of(node),
                               logs, node.role.value))
     return out

@@ -7,6 +7,8 @@ join and leave at run time without restarting slurmctld.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vhpc.services.base import DaemonSpec
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
@@ -75,11 +77,17 @@ def dynamic_node_conf(spec: ClusterSpec, node: NodeSpec) -> str:
     return " ".join(parts)
 
 
+def console_log(paths: ClusterPaths, daemon: str, node: str) -> Path:
+    """Where a Slurm daemon's stdout/stderr go: kept apart from its own log file
+    (SlurmdLogFile), which `-D` would otherwise get every line of twice."""
+    return paths.log / "console" / f"{daemon}.{node}.log"
+
+
 def slurmctld(spec: ClusterSpec, paths: ClusterPaths) -> DaemonSpec:
     """slurmctld in the foreground on the controller node."""
     node = spec.controller.name
     argv = ("slurmctld", "-D", "-i", "-f", str(paths.slurm_conf))
-    return DaemonSpec("slurmctld", node, argv, paths.daemon_log("slurmctld", node),
+    return DaemonSpec("slurmctld", node, argv, console_log(paths, "slurmctld", node),
                       {"SLURM_CONF": str(paths.slurm_conf)})
 
 
@@ -87,5 +95,5 @@ def slurmd(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> DaemonSpec
     """slurmd in the foreground, registering `node` as a dynamic node."""
     argv = ("slurmd", "-D", "-f", str(paths.slurm_conf), "-N", node.name,
             "-Z", "--conf", dynamic_node_conf(spec, node))
-    return DaemonSpec("slurmd", node.name, argv, paths.daemon_log("slurmd", node.name),
+    return DaemonSpec("slurmd", node.name, argv, console_log(paths, "slurmd", node.name),
                       {"SLURM_CONF": str(paths.slurm_conf)})
