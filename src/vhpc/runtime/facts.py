@@ -22,8 +22,10 @@ REQUIRED_BINARIES = {
     "nsenter": "util-linux",
     "unshare": "util-linux",
     "setpriv": "util-linux",
+    "etcd": "etcd-server",
+    "etcdctl": "etcd-client",
+    "dnsmasq": "dnsmasq-base",
 }
-OPTIONAL_BINARIES = {"etcd": "etcd-server", "etcdctl": "etcd-client", "dnsmasq": "dnsmasq-base"}
 
 
 def online_cpus() -> tuple[int, ...]:
