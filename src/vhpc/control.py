@@ -5,13 +5,16 @@ Used by the CLI and the Python API alike, so both behave the same.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,29 +63,42 @@ def plan(options: ClusterOptions) -> ClusterSpec:
     return spec
 
 
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """Serialize the part of `up` that picks a subnet and makes the bridge, host-wide."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(options: ClusterOptions, progress: ProgressFn | None = None,
        timeout: float = 600.0) -> UpResult:
     """Boot a cluster through a new detached manager; return when all nodes are idle."""
-    spec = plan(options)
+    plan(options)  # bad input is refused before anything else, root or not
     facts.require_root("vhpc up")
     facts.require_binaries()
-    if is_up(spec.name):
-        raise ClusterStateError(
-            f"cluster {spec.name!r} is already up: 'vhpc -c {spec.name} down' first, "
-            "or pick another name with -c NAME"
-        )
-    paths = ClusterPaths.of(spec.name)
-    if paths.root.exists():  # leftovers without a ledger: nothing owned, safe to drop
-        import shutil
-
-        shutil.rmtree(paths.root)
-    proc = _start_manager("boot", spec.name, json.dumps(spec.to_dict()))
-    try:
-        message = _follow_boot(proc, progress, timeout)
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        _drain(proc)
-        raise
+    with host_lock():  # two concurrent `up`s must not pick the same free subnet
+        spec = plan(options)
+        if is_up(spec.name):
+            raise ClusterStateError(
+                f"cluster {spec.name!r} is already up: 'vhpc -c {spec.name} down' first, "
+                "or pick another name with -c NAME"
+            )
+        paths = ClusterPaths.of(spec.name)
+        if paths.root.exists():  # leftovers without a ledger: nothing owned, safe to drop
+            shutil.rmtree(paths.root)
+        proc = _start_manager("boot", spec.name, json.dumps(spec.to_dict()))
+        try:
+            message = _follow_boot(proc, progress, timeout, until=NETWORK_BUILT)
+            if message is None:
+                message = _follow_boot(proc, progress, timeout)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            _drain(proc)
+            raise
+    assert message is not None
     return UpResult(spec, str(message.get("dashboard", "")))
 
 
@@ -100,8 +116,12 @@ def _start_manager(mode: str, name: str, stdin_text: str = "") -> subprocess.Pop
     return proc
 
 
+NETWORK_BUILT = "creating nodes"  # the first progress message after the bridge exists
+
+
 def _follow_boot(proc: subprocess.Popen[str], progress: ProgressFn | None,
-                 timeout: float) -> dict[str, Any]:
+                 timeout: float, until: str | None = None) -> dict[str, Any] | None:
+    """Relay the manager's boot progress; the ready message, or None once `until` is seen."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     for line in proc.stdout:
@@ -111,6 +131,8 @@ def _follow_boot(proc: subprocess.Popen[str], progress: ProgressFn | None,
             continue
         if "progress" in message and progress is not None:
             progress(message["progress"], message.get("done", 0), message.get("total", 0))
+        if until is not None and message.get("progress") == until:
+            return None
         elif "ready" in message:
             return dict(message)
         elif "error" in message:
