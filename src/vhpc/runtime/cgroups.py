@@ -86,6 +86,15 @@ class CgroupDriver(ABC):
             pass
 
 
+def _mkdir(d: Path) -> bool:
+    """Create a cgroup directory; False if it already existed (made by a parallel create)."""
+    try:
+        d.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
 def _write(path: Path, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
@@ -139,12 +148,10 @@ class CgroupV1(CgroupDriver):
                 continue
             target = base / group
             for d in [p for p in reversed([target, *target.parents]) if base in p.parents]:
-                if d.exists():
-                    continue
-                d.mkdir()
-                made.append(d)
-                if controller == "cpuset":
-                    self._inherit_cpuset(d)
+                if _mkdir(d):  # nodes are built in parallel: the parent may race
+                    made.append(d)
+                    if controller == "cpuset":
+                        self._inherit_cpuset(d)
         cpuset = self._dir("cpuset", group)
         if cpuset.exists():
             _write(cpuset / "cpuset.cpus", cpus)
@@ -195,8 +202,7 @@ class CgroupV2(CgroupDriver):
         chain = [d for d in reversed([target, *target.parents]) if self.root in d.parents]
         self._enable_controllers(self.root)
         for d in chain:
-            if not d.exists():
-                d.mkdir()
+            if _mkdir(d):
                 made.append(d)
             if d != target:
                 self._enable_controllers(d)
