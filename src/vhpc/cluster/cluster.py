@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -162,10 +163,13 @@ class Cluster:
         total = len(nodes)
         done = 0
 
+        cgroup_lock = threading.Lock()
+
         def make(node: NodeSpec) -> None:
             group = nodes_mod.cgroup_group(self.spec.name, node.name)
             self.ledger.add(Kind.CGROUP, group, node.name)
-            self.runtime.create_cgroup(group, format_cpulist(node.cpuset), node.memory)
+            with cgroup_lock:  # the cluster's parent cgroup is made by the first node
+                self.runtime.create_cgroup(group, format_cpulist(node.cpuset), node.memory)
             nodes_mod.prepare_private_dirs(self.paths, node)
             ns = NsPaths.under(self.paths.ns_dir, node.name)
             for path in ns.all():
