@@ -54,6 +54,8 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         "MessageTimeout=20",
         "InactiveLimit=0",
         "KillWait=5",
+        # One OOM-killed MPI rank must not leave the others waiting forever.
+        "KillOnBadExit=1",
         "MinJobAge=300",
         "TreeWidth=64",
         "SchedulerType=sched/backfill",
