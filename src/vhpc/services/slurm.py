@@ -57,7 +57,9 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         # One OOM-killed MPI rank must not leave the others waiting forever.
         "KillOnBadExit=1",
         "MinJobAge=300",
-        "TreeWidth=64",
+        # Dynamic nodes are not in slurm.conf: a slurmd cannot resolve its peers, so no
+        # message fan-out through slurmds (Slurm's advice for dynamic nodes).
+        "TreeWidth=65533",
         "SchedulerType=sched/backfill",
         "SchedulerParameters=sched_interval=2",
         "LaunchParameters=use_interactive_step",
