@@ -1,0 +1,291 @@
+"""Boot benchmark (issue 2): `vhpc up -n N` against the hand-made floor, side by side.
+
+For each N the script alternates a vhpc run and a floor run (`bare_boot.sh N`) so that
+machine noise hits both, and reports medians:
+
+- vhpc boot_s: wall time of the whole `vhpc -c bench up -n N` command (it returns exactly
+  when every compute node is idle in Slurm), and down_s: wall time of `vhpc -c bench down`;
+- RSS per idle compute node: sum of VmRSS (/proc/<pid>/status) of every process in the
+  node's cgroup (`vhpc status --json` lists its pids), plus the cgroup's `memory_usage`;
+- floor boot_s and RSS per slurmd, as printed by /work/shared/bench/bare_boot.sh;
+- for the largest N (256): the time of `srun -N256 hostname` and whether it printed 256
+  distinct hostnames.
+
+Result: bench/results/boot.json. Run as root, with nothing else named `bench` up:
+
+    .venv/bin/python bench/boot.py                 # N = 1 4 16 64 256, default repeats
+    .venv/bin/python bench/boot.py -n 16 -n 64 -r 2 --out /tmp/boot.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+FLOOR = "/work/shared/bench/bare_boot.sh"
+CLUSTER = "bench"
+STATE = Path("/var/lib/vhpc") / CLUSTER
+DEFAULT_NS = (1, 4, 16, 64, 256)
+# Largest sizes: a /24 holds 245 computes, and 256 x 125M exceeds the 24 GB host.
+BIG_N = 245
+BIG_ARGS = ("--subnet", "10.203.0.0/23", "--memory", "64M")
+UP_TIMEOUT = 900.0
+
+
+def repeats_for(n: int) -> int:
+    """3 runs for N <= 16, 2 for 64, 1 above."""
+    return 3 if n <= 16 else 2 if n <= 64 else 1
+
+
+def vhpc(*args: str, timeout: float = UP_TIMEOUT) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run `vhpc -c bench ARGS`; (wall seconds, completed process)."""
+    t0 = time.monotonic()
+    proc = subprocess.run([VHPC, "-c", CLUSTER, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    return time.monotonic() - t0, proc
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of `pid` in KB (0 if it is gone or a kernel thread)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def manager_rss_kb() -> int:
+    """RSS of the cluster's manager process (shared by all nodes), 0 if unknown."""
+    try:
+        return rss_kb(int((STATE / "run" / "manager.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def node_memory(status: dict[str, Any]) -> dict[str, Any]:
+    """Per idle compute node: RSS sum of its processes and its cgroup's memory usage."""
+    computes = [n for n in status["nodes"] if n["role"] == "compute"]
+    rss = [sum(rss_kb(p) for p in n["pids"]) for n in computes]
+    procs = [len(n["pids"]) for n in computes]
+    usage = [int(n["memory_usage"]) // 1024 for n in computes]
+    idle = sum(1 for n in computes if n["slurm_state"] == "idle")
+    services = {n["name"]: sum(rss_kb(p) for p in n["pids"])
+                for n in status["nodes"] if n["role"] != "compute"}
+    return {
+        "computes": len(computes),
+        "idle": idle,
+        "rss_kb_median": int(statistics.median(rss)),
+        "rss_kb_max": max(rss),
+        "processes_per_node": sorted(set(procs)),
+        "cgroup_memory_usage_kb_median": int(statistics.median(usage)),
+        "cgroup_memory_usage_kb_max": max(usage),
+        "service_nodes_rss_kb": services,
+        "manager_rss_kb": manager_rss_kb(),
+    }
+
+
+class LogKeeper:
+    """Copy the cluster's logs aside while it boots (a failed boot removes its state)."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LogKeeper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            src = STATE / "log"
+            if src.is_dir():
+                shutil.copytree(src, self.dest, dirs_exist_ok=True,
+                                ignore_dangling_symlinks=True)
+
+
+def run_vhpc(n: int, extra: tuple[str, ...], srun: bool) -> dict[str, Any]:
+    """One vhpc boot of N nodes: boot time, memory, optional srun, down time."""
+    result: dict[str, Any] = {}
+    logs = Path(f"/var/tmp/vhpc-bench-logs/n{n}")
+    try:
+        with LogKeeper(logs):
+            boot_s, up = vhpc("up", "-n", str(n), *extra)
+        result["boot_s"] = round(boot_s, 3)
+        if up.returncode != 0:
+            result["error"] = (up.stderr or up.stdout).strip()[-2000:]
+            result["logs"] = str(logs)
+            return result
+        _, st = vhpc("status", "--json", timeout=120)
+        result.update(node_memory(json.loads(st.stdout)))
+        if srun:
+            result["srun"] = run_srun(n)
+    finally:
+        down_s, down = vhpc("down", timeout=600)
+        result["down_s"] = round(down_s, 3)
+        if down.returncode != 0:
+            result["down_error"] = down.stderr.strip()[-500:]
+    return result
+
+
+def run_srun(n: int) -> dict[str, Any]:
+    """`srun -N n hostname` inside the controller: time, distinct hostnames."""
+    t, proc = vhpc("exec", "slurm", "--", "srun", f"-N{n}", "hostname", timeout=600)
+    names = proc.stdout.split()
+    return {"seconds": round(t, 3), "returncode": proc.returncode, "lines": len(names),
+            "distinct_hostnames": len(set(names)), "ok": len(set(names)) == n,
+            "stderr": proc.stderr.strip()[-500:]}
+
+
+def run_floor(n: int) -> dict[str, Any]:
+    """One run of bare_boot.sh N: '<N> <boot_s> <rss>KB idle=<k>'."""
+    proc = subprocess.run(["bash", FLOOR, str(n)], capture_output=True, text=True,
+                          timeout=UP_TIMEOUT, check=False)
+    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    fields = last.split()
+    try:
+        idle = int(fields[3].removeprefix("idle="))
+        return {"boot_s": float(fields[1]), "rss_per_slurmd_kb": int(fields[2].rstrip("KB")),
+                "idle": idle, "ok": idle == n}
+    except (IndexError, ValueError):
+        return {"error": (last + proc.stderr)[-1000:]}
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Median of `key` over the runs that have it and did not fail."""
+    vals = [r[key] for r in runs if key in r and "error" not in r]
+    return round(statistics.median(vals), 3) if vals else None
+
+
+def bench_n(n: int, repeats: int) -> dict[str, Any]:
+    """Alternate vhpc and floor runs for one N."""
+    extra = BIG_ARGS if n > BIG_N else ()
+    vruns: list[dict[str, Any]] = []
+    fruns: list[dict[str, Any]] = []
+    for i in range(repeats):
+        vruns.append(run_vhpc(n, extra, srun=n > BIG_N and i == 0))
+        print(f"N={n} vhpc #{i}: {vruns[-1]}", file=sys.stderr, flush=True)
+        fruns.append(run_floor(n))
+        print(f"N={n} floor #{i}: {fruns[-1]}", file=sys.stderr, flush=True)
+    v, f = median_of(vruns, "boot_s"), median_of(fruns, "boot_s")
+    out: dict[str, Any] = {
+        "n": n,
+        "vhpc_args": ["up", "-n", str(n), *extra],
+        "vhpc_boot_s": [r.get("boot_s") for r in vruns],
+        "vhpc_boot_s_median": v,
+        "floor_boot_s": [r.get("boot_s") for r in fruns],
+        "floor_boot_s_median": f,
+        "ratio": round(v / f, 2) if v and f else None,
+        "vhpc_rss_kb_per_compute_median": median_of(vruns, "rss_kb_median"),
+        "vhpc_cgroup_memory_usage_kb_per_compute_median":
+            median_of(vruns, "cgroup_memory_usage_kb_median"),
+        "floor_rss_kb_per_slurmd_median": median_of(fruns, "rss_per_slurmd_kb"),
+        "down_s": [r.get("down_s") for r in vruns],
+        "down_s_median": median_of(vruns, "down_s"),
+        "vhpc_runs": vruns,
+        "floor_runs": fruns,
+    }
+    srun = [r["srun"] for r in vruns if "srun" in r]
+    if srun:
+        out["srun"] = srun[0]
+    return out
+
+
+def phases(n: int) -> dict[str, Any]:
+    """Boot N nodes in-process through vhpc.control.up; seconds spent in each phase.
+
+    A phase runs from the first progress message naming it to the first naming the next
+    one (the manager reports them as it goes: network, creating nodes, wiring nodes,
+    starting <daemon>, waiting for nodes to be idle).
+    """
+    from vhpc import control
+    from vhpc.spec.load import ClusterOptions
+
+    marks: list[tuple[float, str]] = []
+
+    def progress(message: str, done: int, total: int) -> None:
+        if not marks or marks[-1][1] != message:
+            marks.append((time.monotonic(), message))
+
+    extra = dict(subnet=BIG_ARGS[1], memory=BIG_ARGS[3]) if n > BIG_N else {}
+    t0 = time.monotonic()
+    try:
+        control.up(ClusterOptions(name=CLUSTER, nodes=n, **extra), progress)
+        t1 = time.monotonic()
+    finally:
+        down_s, _ = vhpc("down", timeout=600)
+    ends = [t for t, _ in marks[1:]] + [t1]
+    spent: dict[str, float] = {"manager start (before first progress)":
+                               round(marks[0][0] - t0, 3) if marks else 0.0}
+    for (start, name), end in zip(marks, ends, strict=True):
+        spent[name] = round(spent.get(name, 0.0) + end - start, 3)
+    cli_s, _ = vhpc("--help", timeout=60)
+    return {"n": n, "total_s": round(t1 - t0, 3), "phases_s": spent,
+            "cli_startup_s": round(cli_s, 3), "down_s": round(down_s, 3)}
+
+
+def machine() -> dict[str, Any]:
+    """Where and when this ran."""
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text()
+                  .splitlines() if line.startswith("MemTotal:"))
+    others = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"],
+                            capture_output=True, text=True, check=False).stdout
+    return {"nproc": os.cpu_count(), "kernel": platform.release(),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "mem_total_kb": mem_kb, "loadavg_at_start": load,
+            "other_bridges_at_start": len(others.splitlines()),
+            "git_head": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                       capture_output=True, text=True,
+                                       check=False).stdout.strip()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--nodes", type=int, action="append",
+                    help="N to measure (repeatable; default 1 4 16 64 256)")
+    ap.add_argument("-r", "--repeats", type=int, help="runs per N (default 3/2/1 by size)")
+    ap.add_argument("--phases", type=int, metavar="N",
+                    help="instead: time the boot phases of one N-node boot and print them")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "boot.json")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    if args.phases:
+        print(json.dumps(phases(args.phases), indent=1))
+        return
+    result: dict[str, Any] = {"machine": machine(), "cluster": CLUSTER, "floor": FLOOR,
+                              "results": []}
+    for n in args.nodes or DEFAULT_NS:
+        result["results"].append(bench_n(n, args.repeats or repeats_for(n)))
+        result["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for r in result["results"]:
+        print(f"N={r['n']:4} vhpc {r['vhpc_boot_s_median']}s floor {r['floor_boot_s_median']}s "
+              f"ratio {r['ratio']} rss/node {r['vhpc_rss_kb_per_compute_median']}KB "
+              f"cgroup {r['vhpc_cgroup_memory_usage_kb_per_compute_median']}KB "
+              f"down {r['down_s_median']}s")
+
+
+if __name__ == "__main__":
+    main()
