@@ -73,7 +73,7 @@ class FakeRuntime:
         return list(self.cgroups.get(group, []))
 
     def cgroup_stats(self, group: str) -> CgroupStats:
-        return CgroupStats(0, 0, 0, 0, 0, len(self.cgroups.get(group, [])))
+        return CgroupStats(nprocs=len(self.cgroups.get(group, [])))
 
     def kill_cgroup(self, group: str) -> None:
         for pid in self.cgroups.get(group, []):

@@ -40,8 +40,8 @@ def test_v2_stats_read_oom_kills_and_cpu(tmp_path: Path) -> None:
     (node / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\n")
     (node / "cgroup.procs").write_text("10\n11\n")
     stats = CgroupV2(tmp_path).stats("vhpc-lab/n0")
-    assert (stats.memory_usage, stats.memory_limit, stats.oom_kills, stats.cpu_ns,
-            stats.nprocs) == (1048576, 0, 2, 1_500_000, 2)
+    assert (stats.mem_bytes, stats.mem_limit, stats.oom_kills, stats.cpu_ns,
+            stats.nprocs) == (1048576, None, 2, 1_500_000, 2)
 
 
 def test_v1_create_inherits_cpuset_and_sets_memory(tmp_path: Path) -> None:

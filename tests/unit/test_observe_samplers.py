@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from vhpc.observe.cgroupstats import read_cgroup, read_v1, read_v2
 from vhpc.observe.fakefs import write_v1, write_v2, write_veth
 from vhpc.observe.netstats import read_veth
 from vhpc.observe.sampler import sample_node
 from vhpc.observe.samples import NodeHandle, NodeSample, cpu_percent, rates
+from vhpc.runtime.cgroups import read_cgroup, read_v1, read_v2
 
 
 def test_v1_reads_every_counter(tmp_path: Path) -> None:

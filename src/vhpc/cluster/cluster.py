@@ -297,8 +297,8 @@ class Cluster:
                 "ip": str(self.spec.ip_of(node)),
                 "cpuset": format_cpulist(node.cpuset),
                 "memory_limit": node.memory,
-                "memory_usage": stats.memory_usage,
-                "memory_peak": stats.memory_peak,
+                "memory_usage": stats.mem_bytes,
+                "memory_peak": stats.mem_peak or 0,
                 "oom_kills": stats.oom_kills,
                 "cpu_seconds": round(stats.cpu_ns / 1e9, 3),
                 "slurm_state": slurm_states.get(node.name, "-" if node.role is not

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from vhpc.observe.cgroupstats import read_cgroup
 from vhpc.observe.netstats import SYS_CLASS_NET, read_veth
 from vhpc.observe.samples import NodeHandle, NodeSample
+from vhpc.runtime.cgroups import read_cgroup
 
 
 def sample_node(

@@ -1,6 +1,7 @@
 """Node cgroups on cgroup v1 (one hierarchy per controller) and pure v2 (unified).
 
-The v1/v2 difference lives only here. A `CgroupDriver` creates `<root>/vhpc-<cluster>/<node>`
+The v1/v2 difference lives only here (the observe sampler reads counters through
+`read_cgroup` too). A `CgroupDriver` creates `<root>/vhpc-<cluster>/<node>`
 with a memory limit and a cpuset, lists the files a process writes its pid into to join,
 reads usage and OOM counts, kills every process in it and removes it. Roots are injectable,
 so v2 is unit-tested against a temporary directory laid out like a cgroup2 mount.
@@ -12,6 +13,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,18 +21,6 @@ from vhpc.errors import VhpcError
 
 V1_CONTROLLERS = ("memory", "cpuset", "cpuacct", "pids")
 V2_CONTROLLERS = ("cpuset", "memory", "cpu", "pids")
-
-
-@dataclass(frozen=True)
-class CgroupStats:
-    """Memory and CPU accounting of one node cgroup."""
-
-    memory_usage: int
-    memory_limit: int
-    memory_peak: int
-    oom_kills: int
-    cpu_ns: int
-    nprocs: int
 
 
 class CgroupDriver(ABC):
@@ -100,25 +90,6 @@ def _write(path: Path, value: str) -> None:
         f.write(value)
 
 
-def _read_int(path: Path, default: int = 0) -> int:
-    try:
-        text = path.read_text().strip()
-    except (FileNotFoundError, OSError):
-        return default
-    return default if text in ("", "max") else int(text)
-
-
-def _read_keyed(path: Path, key: str) -> int:
-    try:
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (FileNotFoundError, OSError):
-        pass
-    return 0
-
-
 def _read_pids(path: Path) -> list[int]:
     try:
         return [int(x) for x in path.read_text().split()]
@@ -174,15 +145,7 @@ class CgroupV1(CgroupDriver):
         return sorted(seen)
 
     def stats(self, group: str) -> CgroupStats:
-        mem = self._dir("memory", group)
-        return CgroupStats(
-            memory_usage=_read_int(mem / "memory.usage_in_bytes"),
-            memory_limit=_read_int(mem / "memory.limit_in_bytes"),
-            memory_peak=_read_int(mem / "memory.max_usage_in_bytes"),
-            oom_kills=_read_keyed(mem / "memory.oom_control", "oom_kill"),
-            cpu_ns=_read_int(self._dir("cpuacct", group) / "cpuacct.usage"),
-            nprocs=len(_read_pids(mem / "cgroup.procs")),
-        )
+        return read_v1({c: self._dir(c, group) for c in V1_CONTROLLERS})
 
 
 class CgroupV2(CgroupDriver):
@@ -225,21 +188,121 @@ class CgroupV2(CgroupDriver):
         return _read_pids(self.root / group / "cgroup.procs")
 
     def stats(self, group: str) -> CgroupStats:
-        d = self.root / group
-        return CgroupStats(
-            memory_usage=_read_int(d / "memory.current"),
-            memory_limit=_read_int(d / "memory.max"),
-            memory_peak=_read_int(d / "memory.peak"),
-            oom_kills=_read_keyed(d / "memory.events", "oom_kill"),
-            cpu_ns=_read_keyed(d / "cpu.stat", "usage_usec") * 1000,
-            nprocs=len(_read_pids(d / "cgroup.procs")),
-        )
+        return read_v2(self.root / group)
 
     def kill_all(self, group: str, timeout: float = 5.0) -> None:
         kill_file = self.root / group / "cgroup.kill"
         if kill_file.exists():
             _write(kill_file, "1")
         super().kill_all(group, timeout)
+
+
+#: cgroup v1 reports "no limit" as a huge page-aligned number (LONG_MAX rounded down).
+_V1_UNLIMITED = 1 << 62
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    """Counters of one cgroup, version-independent."""
+
+    mem_bytes: int = 0
+    mem_limit: int | None = None
+    mem_peak: int | None = None
+    oom_kills: int = 0
+    failcnt: int | None = None
+    cpu_ns: int = 0
+    nprocs: int = 0
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _int(path: Path) -> int | None:
+    text = _read(path)
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def _keyed(path: Path, key: str) -> int | None:
+    """Value of ``key N`` in a flat-keyed file (memory.events, cpu.stat, oom_control)."""
+    text = _read(path)
+    if text is None:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key:
+            try:
+                return int(parts[1])
+            except ValueError:
+                return None
+    return None
+
+
+def _count_lines(path: Path) -> int | None:
+    text = _read(path)
+    return None if text is None else sum(1 for line in text.splitlines() if line.strip())
+
+
+def read_v1(dirs: Mapping[str, Path]) -> CgroupStats:
+    """Counters from cgroup v1 controller directories (``{"memory": ..., "cpuacct": ...}``)."""
+    mem = dirs.get("memory")
+    cpu = dirs.get("cpuacct") or dirs.get("cpu,cpuacct") or dirs.get("cpu")
+    cpu_ns = (_int(cpu / "cpuacct.usage") if cpu is not None else None) or 0
+    procs_dir = mem if mem is not None else cpu
+    nprocs = (_count_lines(procs_dir / "cgroup.procs") if procs_dir is not None else None) or 0
+    if mem is None:
+        return CgroupStats(cpu_ns=cpu_ns, nprocs=nprocs)
+    limit = _int(mem / "memory.limit_in_bytes")
+    return CgroupStats(
+        mem_bytes=_int(mem / "memory.usage_in_bytes") or 0,
+        mem_limit=limit if limit is not None and limit < _V1_UNLIMITED else None,
+        mem_peak=_int(mem / "memory.max_usage_in_bytes"),
+        oom_kills=_keyed(mem / "memory.oom_control", "oom_kill") or 0,
+        failcnt=_int(mem / "memory.failcnt"),
+        cpu_ns=cpu_ns,
+        nprocs=nprocs,
+    )
+
+
+def read_v2(path: Path) -> CgroupStats:
+    """Counters from a cgroup v2 directory."""
+    limit_text = _read(path / "memory.max")
+    limit = None
+    if limit_text is not None and limit_text.strip() != "max":
+        try:
+            limit = int(limit_text.strip())
+        except ValueError:
+            limit = None
+    usage_usec = _keyed(path / "cpu.stat", "usage_usec")
+    nprocs = _int(path / "pids.current")
+    if nprocs is None:
+        nprocs = _count_lines(path / "cgroup.procs")
+    return CgroupStats(
+        mem_bytes=_int(path / "memory.current") or 0,
+        mem_limit=limit,
+        mem_peak=_int(path / "memory.peak"),
+        oom_kills=_keyed(path / "memory.events", "oom_kill") or 0,
+        failcnt=None,
+        cpu_ns=(usage_usec or 0) * 1000,
+        nprocs=nprocs or 0,
+    )
+
+
+def read_cgroup(ref: Path | Mapping[str, Path] | None) -> CgroupStats:
+    """Dispatch: a single directory is cgroup v2, a mapping of controllers is v1."""
+    if ref is None:
+        return CgroupStats()
+    if isinstance(ref, Path):
+        return read_v2(ref)
+    return read_v1(ref)
 
 
 def detect(root: Path = Path("/sys/fs/cgroup")) -> CgroupDriver:
