@@ -61,6 +61,8 @@ def main() -> None:
             result = {
                 "nodes": 4, "interval_s": 1.0, "job": "srun -N4 python busy loop + 50 MiB",
                 "status": measure(client, "/api/v1/status", args.requests),
+                "status_dashboard": measure(client, "/api/v1/status?max_age=10",
+                                            args.requests),
                 "metrics_memory_600s": measure(client, "/api/v1/metrics?metric=memory&since=600",
                                                args.requests),
                 "metrics_prometheus": measure(client, "/metrics", args.requests),

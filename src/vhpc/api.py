@@ -45,11 +45,15 @@ class ClusterAPI:
         """Called by the boot code as it goes."""
         self.progress = {"message": message, "done": done, "total": total}
 
-    def status(self) -> dict[str, Any]:
-        """The cluster: phase, nodes with limits/usage/state/daemons, jobs."""
+    def status(self, max_age: float = 0.0) -> dict[str, Any]:
+        """The cluster: phase, nodes with limits/usage/state/daemons, jobs.
+
+        Slurm's view may be up to `max_age` seconds old (0: read it now).
+        """
         c = self.cluster
         ready = self.phase is Phase.READY
-        states = c.slurm.node_states() if ready else {}
+        slurm = c.slurm_view.snapshot(max_age) if ready else None
+        states = slurm.nodes if slurm else {}
         return {
             "cluster": c.spec.name,
             "phase": self.phase.value,
@@ -65,7 +69,8 @@ class ClusterAPI:
             "dashboard": self.dashboard_url,
             "uptime": round(time.time() - self.started, 1),
             "nodes": c.node_status(states) if ready else [],
-            "jobs": c.slurm.jobs() if ready else [],
+            "jobs": slurm.jobs if slurm else [],
+            "slurm_age": round(time.time() - slurm.ts, 2) if slurm else None,
         }
 
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:

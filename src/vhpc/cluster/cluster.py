@@ -29,7 +29,7 @@ from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.services import dnsmasq, etcd, files, munge, slurm
 from vhpc.services.base import DaemonSpec
-from vhpc.services.slurm_client import SlurmClient
+from vhpc.services.slurm_client import SlurmClient, SlurmView
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
@@ -58,6 +58,7 @@ class Cluster:
         self.ledger = Ledger(paths.ledger)
         self.supervisor = Supervisor(runtime, self.ledger, self.events)
         self.slurm = SlurmClient(paths.slurm_conf)
+        self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float = 120.0) -> None:

@@ -46,8 +46,9 @@ def node_handles(cluster: Cluster) -> list[NodeHandle]:
 
 def slurm_gauges(cluster: Cluster) -> SlurmGauges:
     """Node and job counts by state, from sinfo and squeue."""
-    nodes = Counter(s.rstrip("*~#$@+") for s in cluster.slurm.node_states().values())
-    jobs = Counter(j.get("state", "").lower() for j in cluster.slurm.jobs())
+    slurm = cluster.slurm_view.snapshot()  # refreshed here once per sampling interval
+    nodes = Counter(s.rstrip("*~#$@+") for s in slurm.nodes.values())
+    jobs = Counter(j.get("state", "").lower() for j in slurm.jobs)
     return SlurmGauges(dict(nodes), dict(jobs))
 
 

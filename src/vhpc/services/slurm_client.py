@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vhpc.runtime.hostops import CommandResult, run_command
@@ -59,3 +62,40 @@ def parse_node_states(text: str) -> dict[str, str]:
         if len(parts) >= 2:
             states[parts[0]] = parts[1].lower()
     return states
+
+
+@dataclass(frozen=True)
+class SlurmSnapshot:
+    """Node states and the queue as read at `ts` (epoch seconds)."""
+
+    ts: float = 0.0
+    nodes: dict[str, str] = field(default_factory=dict)
+    jobs: list[dict[str, str]] = field(default_factory=list)
+
+
+class SlurmView:
+    """One shared, timestamped read of sinfo + squeue for every reader of the manager.
+
+    The sampler refreshes it every interval (`max_age=0`); `vhpc status` asks for a fresh
+    one; the dashboard accepts one a few seconds old, so its requests run no Slurm command.
+    Concurrent readers wait for one refresh instead of each running the clients.
+    """
+
+    def __init__(self, client: SlurmClient) -> None:
+        self.client = client
+        self._snapshot = SlurmSnapshot()
+        self._lock = threading.Lock()
+
+    def snapshot(self, max_age: float = 0.0) -> SlurmSnapshot:
+        """A snapshot at most `max_age` seconds old (0: read Slurm now)."""
+        asked = time.time()
+        with self._lock:
+            current = self._snapshot
+            # a refresh that started after this call began is as fresh as asking anew
+            if current.ts >= asked or (current.ts and asked - current.ts <= max_age):
+                return current
+            with ThreadPoolExecutor(max_workers=2) as pool:  # sinfo and squeue side by side
+                nodes = pool.submit(self.client.node_states)
+                jobs = pool.submit(self.client.jobs)
+                self._snapshot = SlurmSnapshot(time.time(), nodes.result(), jobs.result())
+            return self._snapshot

@@ -47,8 +47,11 @@ def create_app(api: ClusterAPI, on_down: Callable[[], None]) -> FastAPI:
     app = FastAPI(title="vhpc", version="1", summary="A virtual HPC cluster's manager API")
 
     @app.get("/api/v1/status")
-    async def status() -> dict[str, Any]:
-        return await asyncio.to_thread(api.status)
+    async def status(max_age: float = Query(
+            0.0, ge=0, le=3600,
+            description="accept Slurm's view this many seconds old (the dashboard: one "
+                        "sampling interval, so it runs no Slurm command)")) -> dict[str, Any]:
+        return await asyncio.to_thread(api.status, max_age)
 
     @app.get("/api/v1/events")
     async def events(since: float = Query(0.0, ge=0, description="Unix time, or an age in "

@@ -147,7 +147,7 @@ def add_observe_routes(app: FastAPI, api: ClusterAPI) -> None:
 
 def status_with_metrics(api: ClusterAPI, obs: Observer) -> dict[str, Any]:
     """The status document with the sampler's latest numbers merged into each node."""
-    doc = api.status()
+    doc = api.status(max_age=2 * obs.interval)  # the sampler keeps Slurm's view this fresh
     metrics = obs.node_metrics()
     for node in doc.get("nodes", []):
         for key, value in metrics.get(node.get("name", ""), {}).items():

@@ -335,7 +335,7 @@ function setLive(mode) {
 
 async function pollStatus() {
   try {
-    renderStatus(await getJSON("/api/v1/status"));
+    renderStatus(await getJSON("/api/v1/status?max_age=10"));
     if (state.pollTimer) setLive("poll");
   } catch (err) {
     setLive("off");
