@@ -85,7 +85,9 @@ def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
     os.chmod(sock_path, 0o600)
     unix.listen(128)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    tcp = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only
+    # then; without it a keep-alive client waits 40 ms (delayed ACK) for every response.
+    tcp = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     tcp.bind((host, dashboard_port))
     tcp.listen(128)
