@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from vhpc.errors import ManagerUnavailableError, VhpcError
+from vhpc.errors import ManagerUnavailableError, UserError, VhpcError
 from vhpc.spec.paths import ClusterPaths
 
 
@@ -40,8 +40,13 @@ class ManagerClient:
             ) from err
         if response.status_code >= 400:
             detail = _detail(response)
-            raise (VhpcError if response.status_code >= 500 else _user_error)(detail)
+            raise (VhpcError if response.status_code >= 500 else UserError)(detail)
         return response.json()
+
+    def ping(self) -> dict[str, Any]:
+        """Whether the manager answers, and its phase (runs no Slurm command)."""
+        result: dict[str, Any] = self.request("GET", "/health", timeout=10.0)
+        return result
 
     def status(self) -> dict[str, Any]:
         """The cluster's status document."""
@@ -120,12 +125,6 @@ class ManagerClient:
         """Ask the manager to tear the cluster down (waits for it)."""
         result: dict[str, Any] = self.request("POST", "/down", timeout=120.0)
         return result
-
-
-def _user_error(message: str) -> VhpcError:
-    from vhpc.errors import UserError
-
-    return UserError(message)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -161,15 +161,19 @@ def ensure_manager(name: str) -> ManagerClient:
     require_up(name)
     client = ManagerClient(name)
     try:
-        client.status()
+        client.ping()
         return client
     except ManagerUnavailableError:
         pass
     facts.require_root("restarting the manager")
+    return _adopt(name)
+
+
+def _adopt(name: str) -> ManagerClient:
+    """Stop a stale manager (by its ledger record) and start one that adopts the cluster."""
     _stop_stale_manager(name)
-    proc = _start_manager("adopt", name)
-    _follow_boot(proc, None, 120)
-    return client
+    _follow_boot(_start_manager("adopt", name), None, 120)
+    return ManagerClient(name)
 
 
 def _stop_stale_manager(name: str) -> None:
@@ -196,10 +200,7 @@ def restart_manager(name: str) -> ManagerClient:
     """Stop the manager (the cluster keeps running) and start a new one that adopts it."""
     require_up(name)
     facts.require_root("vhpc manager restart")
-    _stop_stale_manager(name)
-    proc = _start_manager("adopt", name)
-    _follow_boot(proc, None, 120)
-    return ManagerClient(name)
+    return _adopt(name)
 
 
 def down(name: str) -> list[str]:

@@ -216,7 +216,7 @@ def manager_restart(obj: dict[str, str]) -> None:
 @click.pass_obj
 def manager_status(obj: dict[str, str]) -> None:
     """Whether the manager answers (starting it again if it is gone)."""
-    doc = control.ensure_manager(obj["cluster"]).status()
+    doc = control.ensure_manager(obj["cluster"]).ping()
     print(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
 
 

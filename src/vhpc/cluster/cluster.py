@@ -8,6 +8,7 @@ drive this class with a fake runtime.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from vhpc.runtime import Runtime
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord
+from vhpc.runtime.spawn import NodeTarget
 from vhpc.services import dnsmasq, etcd, files, munge, slurm
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient, SlurmView
@@ -101,8 +103,6 @@ class Cluster:
 
     def spec_path_write(self) -> None:
         """Persist the spec (the manager and `vhpc clean` read it back)."""
-        import json
-
         self.paths.spec.write_text(json.dumps(self.spec.to_dict(), indent=1))
 
     def _write_user_files(self) -> None:
@@ -200,7 +200,7 @@ class Cluster:
         )
 
     # -- daemons ----------------------------------------------------------------------
-    def target(self, node: str) -> Any:
+    def target(self, node: str) -> NodeTarget:
         """How to run something inside `node`."""
         group = nodes_mod.cgroup_group(self.spec.name, node)
         return nodes_mod.node_target(self.spec, self.paths, node,

@@ -6,6 +6,7 @@ Routes are thin: each calls one `ClusterAPI` method. Long calls run in a worker 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ STATIC = Path(__file__).parent / "static"
 def create_app(api: ClusterAPI, on_down: Callable[[], None]) -> FastAPI:
     """Build the app for one cluster; `on_down` is called after a successful teardown."""
     app = FastAPI(title="vhpc", version="1", summary="A virtual HPC cluster's manager API")
+
+    @app.get("/api/v1/health")
+    async def health() -> dict[str, Any]:
+        return {"cluster": api.cluster.spec.name, "phase": api.phase.value,
+                "uptime": round(time.time() - api.started, 1)}
 
     @app.get("/api/v1/status")
     async def status(max_age: float = Query(
