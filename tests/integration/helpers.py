@@ -63,3 +63,35 @@ def leftovers(cluster: str) -> list[str]:
                            and "vhpc.cluster.manager" in cmdline)):
             found.append(f"process {proc.name}: {cmdline[:80]}")
     return found
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(pred: object, timeout: float) -> bool:
+    """Poll `pred()` every 0.1 s until it is true (True) or `timeout` passes (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(pred) and pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def listening(port: int) -> bool:
+    """True once something accepts TCP connections on 127.0.0.1:port."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.helpers import free_port, listening, wait_for
 from vhpc.observe.graphite import GraphiteClient
 from vhpc.observe.samples import NodeSample, Rates, SlurmGauges
 
@@ -24,29 +24,6 @@ CARBON = shutil.which("carbon-cache") or "/usr/bin/carbon-cache"
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CARBON), reason="carbon-cache missing: apt-get install graphite-carbon"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(pred: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(pred) and pred():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 class Carbon:
