@@ -96,3 +96,12 @@ def test_node_argv_joins_cgroup_enters_namespaces_and_drops_to_user() -> None:
     assert argv[10:15] == ["setpriv", "--reuid=2000", "--regid=2000", "--init-groups", "--"]
     assert "HOME=/s/home/cluser" in argv and "SLURM_CONF=/s/slurm.conf" in argv
     assert argv[-2:] == ["srun", "hostname"]
+
+
+def test_queue_names_the_cluster_user_from_the_cluster_passwd() -> None:
+    from vhpc.services.slurm_client import parse_jobs
+
+    jobs = parse_jobs("7|gemm.sh|2000|RUNNING|compute[0-3]|0:09\n8|x|0|PENDING||0:00\n",
+                      {"2000": "cluser", "0": "root"})
+    assert [(j["id"], j["user"], j["state"], j["nodes"]) for j in jobs] == [
+        ("7", "cluser", "RUNNING", "compute[0-3]"), ("8", "root", "PENDING", "")]

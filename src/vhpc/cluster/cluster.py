@@ -59,7 +59,7 @@ class Cluster:
         self.workers = workers
         self.ledger = Ledger(paths.ledger)
         self.supervisor = Supervisor(runtime, self.ledger, self.events)
-        self.slurm = SlurmClient(paths.slurm_conf)
+        self.slurm = SlurmClient(paths.slurm_conf, paths.etc / "passwd")
         self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
 
     # -- boot -------------------------------------------------------------------------

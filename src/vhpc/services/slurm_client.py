@@ -17,6 +17,7 @@ class SlurmClient:
     """Runs Slurm's own client programs with SLURM_CONF pointing at the cluster."""
 
     conf: Path
+    passwd: Path | None = None  # the cluster's passwd: names users the host does not know
 
     def run(self, argv: list[str], check: bool = True, timeout: float = 30.0) -> CommandResult:
         """Run a Slurm client command on the host."""
@@ -47,11 +48,32 @@ class SlurmClient:
 
     def jobs(self) -> list[dict[str, str]]:
         """The queue: id, name, user, state, nodes, time."""
-        fmt = "%i|%j|%u|%T|%N|%M"
+        fmt = "%i|%j|%U|%T|%N|%M"  # uid, not %u: the host's passwd lacks the cluster user
         result = self.run(["squeue", "-h", "-o", fmt], check=False, timeout=15)
-        keys = ("id", "name", "user", "state", "nodes", "time")
-        return [dict(zip(keys, line.split("|"), strict=False))
-                for line in result.stdout.splitlines() if line.strip()]
+        return parse_jobs(result.stdout, user_names(self.passwd))
+
+
+def user_names(passwd: Path | None) -> dict[str, str]:
+    """uid (as text) -> user name, from a passwd file (empty if there is none)."""
+    if passwd is None:
+        return {}
+    try:
+        lines = passwd.read_text().splitlines()
+    except OSError:
+        return {}
+    return {f[2]: f[0] for f in (ln.split(":") for ln in lines) if len(f) > 2}
+
+
+def parse_jobs(text: str, users: dict[str, str]) -> list[dict[str, str]]:
+    """Parse `squeue -o '%i|%j|%U|%T|%N|%M'`, naming users by the cluster's passwd."""
+    keys = ("id", "name", "user", "state", "nodes", "time")
+    jobs = []
+    for line in text.splitlines():
+        if line.strip():
+            job = dict(zip(keys, line.split("|"), strict=False))
+            job["user"] = users.get(job.get("user", ""), job.get("user", ""))
+            jobs.append(job)
+    return jobs
 
 
 def parse_node_states(text: str) -> dict[str, str]:
