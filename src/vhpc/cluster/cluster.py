@@ -71,8 +71,9 @@ class Cluster:
             self.build_network()
             self.build_nodes(list(self.spec.nodes))
             self.supervisor.start_thread()
-            self.start_services()
+            later = self.start_services()
             self.start_computes(list(self.spec.computes))
+            later()  # etcd came up meanwhile
             self.wait_idle([n.name for n in self.spec.computes], timeout)
         except BaseException as err:
             log.error("boot failed: %s; rolling back", err)
@@ -217,18 +218,36 @@ class Cluster:
         out.append(slurm.slurmctld(self.spec, self.paths))
         return out
 
-    def start_services(self) -> None:
-        """munged, dnsmasq and slurmctld, each waited for until it answers."""
+    def start_services(self) -> Callable[[], None]:
+        """Start munged, etcd, dnsmasq and slurmctld; return once slurmctld answers.
+
+        They start side by side (only munged is waited for first: slurmctld needs it).
+        The returned callable waits for the rest (etcd), so that wait overlaps the slurmds'.
+        """
+        checks: dict[str, tuple[Callable[[], bool], float, str]] = {
+            "munged": (self.paths.munge_socket.exists, 15, "munged socket"),
+            "slurmctld": (self.slurm.ping, 60, "slurmctld to answer"),
+            "etcd": (lambda: etcd.healthy(self.spec), 30, "etcd to answer"),
+        }
+        started: list[DaemonSpec] = []
         for daemon in self.service_daemons():
             self.progress(f"starting {daemon.name}", 0, 1)
             self.supervisor.start(daemon, self.target(daemon.node))
             if daemon.name == "munged":
-                self._wait_for(lambda: self.paths.munge_socket.exists(), 15, "munged socket",
-                               daemon)
-            elif daemon.name == "slurmctld":
-                self._wait_for(self.slurm.ping, 60, "slurmctld to answer", daemon)
-            elif daemon.name == "etcd":
-                self._wait_for(lambda: etcd.healthy(self.spec), 30, "etcd to answer", daemon)
+                self._wait_for(*checks["munged"][:2], checks["munged"][2], daemon)
+            else:
+                started.append(daemon)
+
+        def wait(names: set[str]) -> None:
+            for daemon in started:
+                if daemon.name in names and daemon.name in checks:
+                    ready, timeout, what = checks[daemon.name]
+                    self._wait_for(ready, timeout, what, daemon)
+
+        # slurmd -Z started before slurmctld listens retries its registration only a
+        # second later: wait for the controller, not for etcd (that overlaps the slurmds)
+        wait({"slurmctld"})
+        return lambda: wait({"etcd"})
 
     def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,
                   daemon: DaemonSpec) -> None:
@@ -236,7 +255,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if ready():
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
         tail = _tail(daemon.log_file)
         raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
                         f"last log lines of {daemon.key}: {tail}")

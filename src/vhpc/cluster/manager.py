@@ -18,15 +18,11 @@ import os
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from vhpc.api import ClusterAPI, Phase
-from vhpc.cluster import observing
 from vhpc.cluster.cluster import Cluster
-from vhpc.cluster.inventory import Inventory
 from vhpc.cluster.ledger import Kind
 from vhpc.cluster.teardown import MANAGER_KEY
 from vhpc.errors import VhpcError
@@ -34,7 +30,23 @@ from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import record_of
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
-from vhpc.web.app import create_app
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from vhpc.api import ClusterAPI
+
+# What is only needed once the cluster is up (FastAPI, uvicorn, etcd client, observe):
+# imported in a thread while the boot runs, which saves ~0.3 s of every `vhpc up`.
+SERVER_MODULES = ("uvicorn", "vhpc.api", "vhpc.cluster.inventory", "vhpc.cluster.observing",
+                  "vhpc.web.app")
+
+
+def _import_server_modules() -> None:
+    import importlib
+
+    for name in SERVER_MODULES:
+        importlib.import_module(name)
 
 log = logging.getLogger("vhpc.manager")
 
@@ -106,12 +118,11 @@ class Manager:
         self.paths = ClusterPaths.of(spec.name)
         self.reporter = reporter
         self.cluster = Cluster(spec, self.paths, LinuxRuntime(), progress=self._progress)
-        self.api = ClusterAPI(self.cluster)
+        self.api: ClusterAPI | None = None  # made once the cluster is up
         self.server: uvicorn.Server | None = None
         self.exit_code = 0
 
     def _progress(self, message: str, done: int, total: int) -> None:
-        self.api.set_progress(message, done, total)
         self.reporter.send(progress=message, done=done, total=total)
 
     def _record_self(self) -> None:
@@ -141,47 +152,58 @@ class Manager:
 
     def run(self) -> int:
         """Boot or adopt (in this thread, so a signal can cancel it), then serve."""
+        warm = threading.Thread(target=_import_server_modules, name="imports", daemon=True)
+        warm.start()
         try:
             if self.mode == "boot":
                 self.cluster.boot()
             else:
                 self.cluster.adopt()
         except (VhpcError, OSError) as err:
-            self.api.phase = Phase.FAILED
             self.reporter.send(error=str(err))
             log.error("%s failed: %s", self.mode, err)
             return 1
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        self.api.inventory = Inventory.for_cluster(self.cluster)
-        self.api.inventory.start()  # registry records, DNS feed, node health monitor
+        warm.join()
+        from vhpc.api import ClusterAPI, Phase
+        from vhpc.cluster import observing
+        from vhpc.cluster.inventory import Inventory
+
+        api = self.api = ClusterAPI(self.cluster)
+        api.inventory = Inventory.for_cluster(self.cluster)
+        api.inventory.start()  # registry records, DNS feed, node health monitor
         self._record_self()
-        self.api.observer = observing.make_observer(self.cluster)
-        self.api.token = observing.ensure_token(self.paths)
+        api.observer = observing.make_observer(self.cluster)
+        api.token = observing.ensure_token(self.paths)
         host, port = observing.parse_listen(self.cluster.spec.options.get(
             "listen", observing.DEFAULT_LISTEN))
-        self.api.public = not observing.is_loopback(host)
+        api.public = not observing.is_loopback(host)
         sockets, url = _listen_sockets(self.paths, port or self._dashboard_port(), host)
-        if self.api.public:
-            url += f"?token={self.api.token}"
-        self.api.dashboard_url = url
-        self.api.phase = Phase.READY
+        if api.public:
+            url += f"?token={api.token}"
+        api.dashboard_url = url
+        api.phase = Phase.READY
         _setup_logging(self.paths.manager_log)
         log.info("cluster %s ready; API on %s, dashboard %s", self.cluster.spec.name,
                  self.paths.manager_socket, url)
         self.reporter.send(ready=True, dashboard=url)
         self.reporter.detach(self.paths.manager_log)
-        asyncio.run(self.serve(sockets))
-        self.api.stop_observer()
-        if self.api.phase is not Phase.STOPPING:
-            self.api.inventory.stop()
+        asyncio.run(self.serve(api, sockets))
+        api.stop_observer()
+        if api.phase is not Phase.STOPPING:
+            api.inventory.stop()
             self.cluster.supervisor.shutdown()
             log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
         return self.exit_code
 
-    async def serve(self, sockets: list[socket.socket]) -> None:
+    async def serve(self, api: ClusterAPI, sockets: list[socket.socket]) -> None:
         """Serve the API until `down` or SIGTERM/SIGINT."""
+        import uvicorn
+
+        from vhpc.web.app import create_app
+
         loop = asyncio.get_running_loop()
-        app = create_app(self.api, self._stop_server)
+        app = create_app(api, self._stop_server)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -50,6 +50,8 @@ def argv(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> tuple[str, .
         f"--initial-cluster={node.name}={peer}", f"--initial-cluster-token=vhpc-{spec.name}",
         "--initial-cluster-state=new", "--logger=zap", "--log-outputs=stderr",
         "--quota-backend-bytes=268435456", "--snapshot-count=10000",
+        # one member on one host: elect itself in ~0.1 s instead of ~1 s
+        "--heartbeat-interval=20", "--election-timeout=200",
     )
 
 
