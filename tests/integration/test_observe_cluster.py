@@ -73,6 +73,18 @@ def test_logs_find_slurmd_start(cluster: str) -> None:
     assert "cluster_up" in events
 
 
+def test_job_output_reaches_the_log_store(cluster: str) -> None:
+    job = vhpc("-c", cluster, "exec", "slurm", "--user", "cluser", "--", "sbatch",
+               "--parsable", "--wrap", "echo vhpc-job-marker-$SLURM_JOB_ID").stdout.strip()
+    deadline = time.monotonic() + 20
+    rows: list[dict[str, str]] = []
+    while time.monotonic() < deadline and not rows:
+        rows = json.loads(vhpc("-c", cluster, "logs", "--service", "job", "--grep",
+                               f"vhpc-job-marker-{job}", "--json").stdout)["logs"]
+        time.sleep(0.5)
+    assert [r["message"] for r in rows] == [f"vhpc-job-marker-{job}"]
+
+
 def test_top_once(cluster: str) -> None:
     out = vhpc("-c", cluster, "top", "--once").stdout
     for name in COMPUTES:
@@ -145,3 +157,26 @@ def test_dashboard_real_manager(cluster: str) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_dashboard_on_a_non_loopback_address_needs_the_token_for_reads() -> None:
+    """--listen on a non-loopback address (here the cluster's own bridge address)."""
+    name = "t5pub"
+    vhpc("-c", name, "clean", check=False)
+    try:
+        out = vhpc("-c", name, "up", "-n", "1", "--subnet", "10.209.7.0/24",
+                   "--listen", "10.209.7.1:0").stderr
+        token = (STATE_ROOT / name / "run" / "token").read_text().strip()
+        assert f"token={token}" in out  # `vhpc up` prints the URL with its token
+        port = (STATE_ROOT / name / "run" / "dashboard.port").read_text().strip()
+        base = f"http://10.209.7.1:{port}"
+        assert httpx.get(f"{base}/api/v1/status", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/api/v1/status?token=nope", timeout=10).status_code == 403
+        ok = httpx.get(f"{base}/api/v1/status", timeout=10,
+                       headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.json()["cluster"] == name
+        with pytest.raises(httpx.ConnectError):  # not on loopback: only where it was asked
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
+    finally:
+        vhpc("-c", name, "down", check=False)
+    assert leftovers(name) == []

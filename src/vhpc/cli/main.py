@@ -17,7 +17,7 @@ from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 # Piped output (scripts, `| grep`) must not be cut to 80 columns.
 out_console = Console(width=None if sys.stdout.isatty() else 200)
 

@@ -33,15 +33,30 @@ def node_handles(cluster: Cluster) -> list[NodeHandle]:
         # v1: <root>/<hierarchy>/vhpc-<cluster>/<node>, one per hierarchy; v2: one dir
         v1 = cluster.runtime.cgroup_version == 1
         cgroup: Path | dict[str, Path] = {d.parts[-3]: d for d in dirs} if v1 else dirs[0]
-        logs = {d.spec.name: d.spec.log_file for d in cluster.supervisor.daemons(node.name)}
+        logs: dict[str, Path | tuple[Path, ...]] = {
+            d.spec.name: d.spec.log_file for d in cluster.supervisor.daemons(node.name)}
         if node.name == spec.controller.name:
             logs["slurmctld"] = paths.log / "slurmctld.log"
             logs.setdefault("munged", paths.log / "munged.log")
+            # batch output Slurm writes into the shared home (sbatch's default place),
+            # tagged with the controller that ran the job: service "job"
+            logs["job"] = job_output_files(paths)
         if node.role is NodeRole.COMPUTE:  # slurmd's own log file, not its console
             logs["slurmd"] = paths.log / f"slurmd.{node.name}.log"
         out.append(NodeHandle(node.name, cgroup, spec.veth_of(node),
                               logs, node.role.value))
     return out
+
+
+def job_output_files(paths: ClusterPaths, keep: int = 200) -> tuple[Path, ...]:
+    """The newest `keep` slurm-<job>.out files in the cluster users' homes."""
+    found: list[tuple[float, Path]] = []
+    for path in paths.home.glob("*/slurm-*.out"):
+        try:
+            found.append((path.stat().st_mtime, path))
+        except OSError:  # removed meanwhile
+            continue
+    return tuple(p for _, p in sorted(found)[-keep:])
 
 
 def slurm_gauges(cluster: Cluster) -> SlurmGauges:

@@ -176,7 +176,8 @@ class Observer:
     def _set_files(self, nodes: Sequence[NodeHandle]) -> None:
         files = {
             Path(path): LogSource(n.name, service)
-            for n in nodes for service, path in n.log_files.items()
+            for n in nodes for service, paths in n.log_files.items()
+            for path in (paths if isinstance(paths, tuple) else (paths,))
         }
         with self._lock:
             self._files = files

@@ -22,8 +22,8 @@ class NodeHandle:
     name: str
     cgroup: CgroupRef | None = None
     veth: str | None = None
-    #: service name -> log file; every line of that file is tagged (node=name, service).
-    log_files: Mapping[str, Path] = field(default_factory=dict)
+    #: service name -> log file(s); every line of them is tagged (node=name, service).
+    log_files: Mapping[str, Path | tuple[Path, ...]] = field(default_factory=dict)
     role: str = "compute"
 
 
