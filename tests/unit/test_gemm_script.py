@@ -61,3 +61,22 @@ def test_bad_launcher_is_a_usage_error(stubs: Path) -> None:
     with pytest.raises(subprocess.CalledProcessError) as err:
         run_script(stubs, "512", GEMM_LAUNCHER="ssh")
     assert err.value.returncode == 2
+
+
+def test_memory_limit_reads_the_process_cgroup_v1_and_v2(tmp_path: Path) -> None:
+    from vhpc.workloads.bin.gemm_mpi import memory_limit
+
+    v1 = tmp_path / "v1"
+    (v1 / "memory" / "vhpc-x" / "compute0").mkdir(parents=True)
+    (v1 / "memory" / "vhpc-x" / "compute0" / "memory.limit_in_bytes").write_text("131072000\n")
+    proc = tmp_path / "cgroup1"
+    proc.write_text("5:cpuset:/vhpc-x/compute0\n4:memory:/vhpc-x/compute0\n0::/\n")
+    assert memory_limit(str(v1), str(proc)) == 131072000
+    v2 = tmp_path / "v2"
+    (v2 / "vhpc-x" / "compute1").mkdir(parents=True)
+    (v2 / "vhpc-x" / "compute1" / "memory.max").write_text("max\n")
+    proc2 = tmp_path / "cgroup2"
+    proc2.write_text("0::/vhpc-x/compute1\n")
+    assert memory_limit(str(v2), str(proc2)) is None
+    (v2 / "vhpc-x" / "compute1" / "memory.max").write_text("67108864\n")
+    assert memory_limit(str(v2), str(proc2)) == 64 << 20

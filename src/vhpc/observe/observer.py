@@ -26,6 +26,7 @@ from vhpc.observe.samples import NodeHandle, NodeSample, Rates, SlurmGauges, rat
 from vhpc.observe.syslog_forward import SyslogForwarder
 from vhpc.observe.tailer import LogSource, Tailer
 from vhpc.observe.views import events_payload, logs_payload, metrics_payload
+from vhpc.spec.sizes import format_size
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,8 @@ class Observer:
                 n = s.oom_kills - before.oom_kills
                 self.record_event(
                     f"OOM killer killed {n} process{'es' if n > 1 else ''} in node {s.node} "
-                    f"(memory limit {s.mem_limit or 'none'} bytes, {s.oom_kills} in total)",
+                    f"(memory limit {format_size(s.mem_limit) if s.mem_limit else 'none'}, "
+                    f"{s.oom_kills} in total)",
                     node=s.node, level="error", ts=s.ts,
                 )
 

@@ -70,4 +70,11 @@ esac
 
 echo "gemm.sh: job ${SLURM_JOB_ID:-(none)} nodes ${SLURM_JOB_NODELIST:-$(hostname)}:" \
     "${cmd[*]} $program $*" >&2
-exec "${cmd[@]}" "$program" "$@"
+rc=0
+"${cmd[@]}" "$program" "$@" || rc=$?
+if (( rc == 137 || rc == 143 )); then
+    echo "gemm.sh: the MPI step was killed (exit $rc): a rank got SIGKILL, on vhpc nodes" \
+        "the OOM killer at the node's memory limit ('vhpc events' names the node);" \
+        "use a smaller N or more nodes (docs/gemm.md has the memory per rank)" >&2
+fi
+exit "$rc"

@@ -320,11 +320,56 @@ def _options_or_exit(world: Any, argv: list[str]) -> tuple[Options, tuple[int, i
     return opts, grid
 
 
+def memory_limit(cgroup_root: str = "/sys/fs/cgroup",
+                 proc_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """This process's cgroup memory limit (the node's, in vhpc), None if unlimited/unknown."""
+    try:
+        with open(proc_cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    candidate = None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):  # cgroup v1 memory hierarchy
+            candidate = f"{cgroup_root}/memory{path}/memory.limit_in_bytes"
+            break
+        if controllers == "":  # the cgroup v2 line
+            candidate = f"{cgroup_root}{path}/memory.max"
+    if candidate is None:
+        return None
+    try:
+        with open(candidate) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return None if text == "max" or int(text) >= 1 << 62 else int(text)
+
+
+def warn_if_too_big(world: Any, opts: Options, grid: tuple[int, int]) -> None:
+    """Rank 0 says before the run when the matrices cannot fit a node's memory limit."""
+    from mpi4py import MPI
+
+    limits = world.gather((MPI.Get_processor_name(), memory_limit()), root=0)
+    if world.Get_rank() != 0:
+        return
+    need = core.estimate_rank_bytes(opts.size, grid, opts.block, opts.dtype)
+    tight = sorted((limit, host) for host, limit in limits if limit and need > limit)
+    if tight:
+        limit, host = tight[0]
+        fits = core.largest_fitting_size(world.Get_size(), limit, opts.block, opts.dtype)
+        print(f"gemm_block_mpi: warning: N={opts.size} needs about {need >> 20} MiB per rank "
+              f"but {len(tight)} node(s) allow less (e.g. {host}: {limit >> 20} MiB): expect "
+              f"the OOM killer; the largest N that fits {world.Get_size()} such ranks is "
+              f"about {fits}", file=sys.stderr, flush=True)
+
+
 def run(world: Any, opts: Options, grid: tuple[int, int]) -> Report | None:
     """Generate, multiply, verify; returns the report on rank 0, None elsewhere."""
     from mpi4py import MPI
 
     rank = world.Get_rank()
+    warn_if_too_big(world, opts, grid)
     layout = Layout(opts.size, grid, grid_.rank_coords(rank, grid))
     comms = split_comms(world, layout)
     blk = make_blocks(layout, opts)
