@@ -36,14 +36,14 @@ class FakeRuntime:
         path.mkdir(parents=True, exist_ok=True)
         self.mounts.add(path)
 
-    def release_mount(self, path: Path) -> None:
-        self.mounts.discard(path)
+    def release_mounts(self, paths: list[Path]) -> None:
+        self.mounts.difference_update(paths)
 
     def create_bridge(self, name: str, address: ipaddress.IPv4Interface) -> None:
         self.links.add(name)
 
-    def delete_link(self, name: str) -> None:
-        self.links.discard(name)
+    def delete_links(self, names: list[str]) -> None:
+        self.links.difference_update(names)
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
                           mounts: list[Mount]) -> None:

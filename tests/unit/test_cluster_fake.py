@@ -78,6 +78,6 @@ def test_remove_owned_of_one_node_leaves_the_others(tmp_path: Path) -> None:
     for node in ("n0", "n1"):
         ledger.add(Kind.VETH, f"v-{node}", node)
         runtime.links.add(f"v-{node}")
-    assert remove_owned(ledger, runtime, node="n0") == []
+    assert remove_owned(ledger, runtime, "n0") == []
     assert runtime.links == {"v-n1"}
     assert [e.ident for e in ledger.entries()] == ["v-n1"]

@@ -142,8 +142,9 @@ class FakeSupervisor:
         return [FakeDaemon(FakeDaemonSpec("slurmd", n), s) for n, s in self.states.items()
                 if node is None or n == node]
 
-    def stop_node(self, node: str) -> None:
-        self.states[node] = DaemonState.STOPPED
+    def stop_nodes(self, nodes: list[str], grace: float = 5.0) -> None:
+        for node in nodes:
+            self.states[node] = DaemonState.STOPPED
 
 
 @dataclass

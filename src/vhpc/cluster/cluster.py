@@ -297,11 +297,10 @@ class Cluster:
         self.events.emit("manager_adopted", f"manager adopted cluster {self.spec.name}")
 
     # -- teardown ---------------------------------------------------------------------
-    def teardown(self, node: str | None = None) -> list[str]:
-        """Remove what the ledger holds (of one node, or everything); return leftovers."""
-        if node is None:
-            self.supervisor.shutdown()
-        return remove_owned(self.ledger, self.runtime, node)
+    def teardown(self) -> list[str]:
+        """Remove everything the ledger holds; return what could not be removed."""
+        self.supervisor.shutdown()
+        return remove_owned(self.ledger, self.runtime)
 
     # -- status -----------------------------------------------------------------------
     def node_status(self, slurm_states: dict[str, str]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -111,9 +111,13 @@ class Ledger:
         return [e for e in out if (kind is None or e.kind is kind)
                 and (node is None or e.node == node)]
 
-    def teardown_plan(self, node: str | None = None) -> Iterator[Entry]:
-        """Entries in the order they must be removed: by kind, newest first within a kind."""
-        entries = self.entries(node=node)
+    def teardown_plan(self, nodes: str | Collection[str] | None = None) -> Iterator[Entry]:
+        """Entries in the order they must be removed: by kind, newest first within a kind.
+
+        `nodes` limits it to the entries of one node or of several.
+        """
+        wanted = {nodes} if isinstance(nodes, str) else None if nodes is None else set(nodes)
+        entries = [e for e in self.entries() if wanted is None or e.node in wanted]
         for kind in TEARDOWN_ORDER:
             yield from reversed([e for e in entries if e.kind is kind])
 

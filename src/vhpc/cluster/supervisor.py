@@ -116,29 +116,33 @@ class Supervisor:
 
     def stop(self, key: str, grace: float = 5.0) -> None:
         """Stop one daemon on purpose (no restart) and wait for it to exit."""
-        with self._lock:
-            daemon = self._daemons.get(key)
-            if daemon is None:
-                return
-            if daemon.state in (DaemonState.BACKOFF, DaemonState.FATAL):
-                self._set(daemon, DaemonState.STOPPED)
-                self._forget(daemon)
-                return
-            if daemon.state is DaemonState.STOPPED:
-                return
-            self._set(daemon, DaemonState.STOPPING)
-            record = daemon.record
-        if record is not None:
-            self.runtime.terminate([record], grace)
-        daemon.stopped.wait(timeout=2.0)
-        with self._lock:
-            if daemon.state is DaemonState.STOPPING:
-                self._on_exit(daemon)
+        self.stop_many([key], grace)
 
-    def stop_node(self, node: str) -> None:
-        """Stop every daemon of a node, newest first."""
-        for daemon in reversed(self.daemons(node)):
-            self.stop(daemon.spec.key)
+    def stop_many(self, keys: list[str], grace: float = 5.0) -> None:
+        """Stop daemons on purpose (no restart): signalled together, one grace period."""
+        stopping: list[Supervised] = []
+        with self._lock:
+            for key in keys:
+                daemon = self._daemons.get(key)
+                if daemon is None or daemon.state is DaemonState.STOPPED:
+                    continue
+                if daemon.state in (DaemonState.BACKOFF, DaemonState.FATAL):
+                    self._set(daemon, DaemonState.STOPPED)
+                    self._forget(daemon)
+                    continue
+                self._set(daemon, DaemonState.STOPPING)
+                stopping.append(daemon)
+        self.runtime.terminate([d.record for d in stopping if d.record is not None], grace)
+        for daemon in stopping:
+            daemon.stopped.wait(timeout=2.0)
+            with self._lock:
+                if daemon.state is DaemonState.STOPPING:
+                    self._on_exit(daemon)
+
+    def stop_nodes(self, nodes: list[str], grace: float = 5.0) -> None:
+        """Stop every daemon of these nodes together."""
+        wanted = set(nodes)
+        self.stop_many([d.spec.key for d in self.daemons() if d.spec.node in wanted], grace)
 
     def daemons(self, node: str | None = None) -> list[Supervised]:
         """Supervised daemons, optionally of one node."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
-from vhpc.cluster.ledger import Entry, Kind, Ledger
+from vhpc.cluster.ledger import TEARDOWN_ORDER, Entry, Kind, Ledger
 from vhpc.errors import VhpcError
 from vhpc.runtime import Runtime
 from vhpc.runtime.proc import ProcessRecord
@@ -22,9 +23,10 @@ def process_record(entry: Entry) -> ProcessRecord:
     return ProcessRecord(int(entry.data.get("pid", 0)), int(entry.data.get("starttime", -1)))
 
 
-def remove_owned(ledger: Ledger, runtime: Runtime, node: str | None = None) -> list[str]:
-    """Tear down the ledger's entries (of one node, or all); return what could not go."""
-    plan = list(ledger.teardown_plan(node))
+def remove_owned(ledger: Ledger, runtime: Runtime,
+                 nodes: str | Collection[str] | None = None) -> list[str]:
+    """Tear down the ledger's entries (of some nodes, or all); return what could not go."""
+    plan = list(ledger.teardown_plan(nodes))
     procs = [e for e in plan if e.kind is Kind.PROCESS]
     # The manager first, so it cannot restart what is being stopped.
     managers = [e for e in procs if e.ident == MANAGER_KEY]
@@ -35,27 +37,44 @@ def remove_owned(ledger: Ledger, runtime: Runtime, node: str | None = None) -> l
         for entry in group:
             ledger.remove(entry)
     failed: list[str] = []
-    for entry in plan:
-        if entry.kind is not Kind.PROCESS and not _remove(ledger, runtime, entry):
-            failed.append(f"{entry.kind.value} {entry.ident}")
+    for kind in TEARDOWN_ORDER:
+        group = [e for e in plan if e.kind is kind]
+        if kind is Kind.PROCESS or not group:
+            continue
+        for done, entry in _remove_group(runtime, kind, group):
+            if not done:
+                failed.append(f"{entry.kind.value} {entry.ident}")
+            elif kind is not Kind.DIRECTORY:  # the ledger file lived in that directory
+                ledger.remove(entry)
     return failed
 
 
-def _remove(ledger: Ledger, runtime: Runtime, entry: Entry) -> bool:
+def _remove_group(runtime: Runtime, kind: Kind,
+                  group: list[Entry]) -> list[tuple[bool, Entry]]:
+    """Remove entries of one kind, batched where the tools allow (one umount, one ip)."""
     try:
-        if entry.kind is Kind.CGROUP:
-            runtime.kill_cgroup(entry.ident)
-            for d in runtime.cgroup_dirs(entry.ident):
-                runtime.remove_cgroup_dir(d)
-        elif entry.kind in (Kind.NAMESPACE, Kind.MOUNT):
-            runtime.release_mount(Path(entry.ident))
-        elif entry.kind in (Kind.VETH, Kind.BRIDGE):
-            runtime.delete_link(entry.ident)
-        elif entry.kind is Kind.DIRECTORY:
-            shutil.rmtree(entry.ident, ignore_errors=True)
-            return True  # the ledger file lived there
+        if kind in (Kind.NAMESPACE, Kind.MOUNT):
+            runtime.release_mounts([Path(e.ident) for e in group])
+        elif kind in (Kind.VETH, Kind.BRIDGE):
+            runtime.delete_links([e.ident for e in group])
+        elif kind is Kind.DIRECTORY:
+            for entry in group:
+                shutil.rmtree(entry.ident, ignore_errors=True)
+        else:
+            return [(_remove_cgroup(runtime, e), e) for e in group]
     except (OSError, VhpcError) as err:
-        log.warning("could not remove %s %s: %s", entry.kind.value, entry.ident, err)
+        log.warning("could not remove %d %s: %s", len(group), kind.value, err)
+        return [(False, e) for e in group]
+    return [(True, e) for e in group]
+
+
+def _remove_cgroup(runtime: Runtime, entry: Entry) -> bool:
+    """Kill every process of a cgroup (jobs included), then remove its directories."""
+    try:
+        runtime.kill_cgroup(entry.ident)
+        for d in runtime.cgroup_dirs(entry.ident):
+            runtime.remove_cgroup_dir(d)
+    except (OSError, VhpcError) as err:
+        log.warning("could not remove cgroup %s: %s", entry.ident, err)
         return False
-    ledger.remove(entry)
     return True

@@ -25,14 +25,14 @@ class LinuxRuntime:
     def make_private_dir(self, path: Path) -> None:
         namespaces.make_private_dir(path)
 
-    def release_mount(self, path: Path) -> None:
-        namespaces.release(path)
+    def release_mounts(self, paths: list[Path]) -> None:
+        namespaces.release_all(paths)
 
     def create_bridge(self, name: str, address: ipaddress.IPv4Interface) -> None:
         network.create_bridge(name, address)
 
-    def delete_link(self, name: str) -> None:
-        network.delete_link(name)
+    def delete_links(self, names: list[str]) -> None:
+        network.delete_links(names)
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
                           mounts: list[Mount]) -> None:

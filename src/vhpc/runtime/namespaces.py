@@ -109,3 +109,16 @@ def release(path: Path) -> None:
                 run_command(["umount", "-l", str(path)], check=False)
         if path.is_file():
             path.unlink(missing_ok=True)
+
+
+def release_all(paths: list[Path]) -> None:
+    """Unpin many namespace files with one `umount`; one by one only if that fails."""
+    present = [p for p in paths if os.path.lexists(p)]
+    if not present:
+        return
+    if run_command(["umount", *map(str, present)], check=False, timeout=60).returncode:
+        for path in present:  # some were not mounted (a crash mid-create): each on its own
+            release(path)
+    for path in present:
+        if path.is_file():
+            path.unlink(missing_ok=True)
