@@ -95,3 +95,14 @@ def listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium, headless, with nothing that reaches beyond this machine.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """A headless Debian chromium for Playwright (`playwright install` cannot run here)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

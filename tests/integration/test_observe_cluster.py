@@ -11,12 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.helpers import STATE_ROOT, leftovers, vhpc
+from tests.integration.helpers import CHROMIUM, STATE_ROOT, launch_chromium, leftovers, vhpc
 
 pytestmark = pytest.mark.privileged
 
 CLUSTER = "t5a"
-CHROMIUM = "/usr/bin/chromium"
 COMPUTES = ("compute0", "compute1")
 
 
@@ -142,9 +141,7 @@ def test_sse_stream(cluster: str) -> None:
 def test_dashboard_real_manager(cluster: str) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

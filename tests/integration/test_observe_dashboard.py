@@ -29,11 +29,11 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 import vhpc.web
+from tests.integration.helpers import CHROMIUM, launch_chromium
 from vhpc.observe import NodeHandle, NodeSample, Observer, SlurmGauges
 from vhpc.observe.fakefs import fake_cluster, write_v1, write_veth
 
 STATIC = Path(vhpc.web.__file__).parent / "static"
-CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "dashboard.png"
 
@@ -239,9 +239,7 @@ def test_dashboard_live_updates(fake: FakeCluster) -> None:
         time.sleep(0.1)
     time.sleep(1.5)
     with ServerThread(create_dev_app(fake)) as url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
