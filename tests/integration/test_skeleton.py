@@ -164,3 +164,29 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def test_nodes_reach_the_host_and_nothing_beyond(cluster4: str) -> None:
+    doc = status(cluster4)
+    host_ip = doc["subnet"].rsplit(".", 1)[0] + ".1"
+    route = vhpc("-c", cluster4, "exec", "compute0", "--", "ip", "route").stdout
+    assert f"default via {host_ip} dev eth0" in route
+    # what enters the bridge is never forwarded by the host (checked, not probed: tests
+    # send no traffic beyond the project's own namespaces)
+    forwarding = Path(f"/proc/sys/net/ipv4/conf/{doc['bridge']}/forwarding").read_text()
+    assert forwarding.strip() == "0"
+    # the host is reachable (a job can use a service the host runs): a listener on the
+    # host's bridge address gets a node's connection
+    import socket
+
+    with socket.create_server((host_ip, 0)) as server:
+        server.settimeout(20)
+        port = server.getsockname()[1]
+        vhpc("-c", cluster4, "exec", "compute0", "--user", "cluser", "--",
+             "/opt/vhpc/venv/bin/python", "-c",
+             f"import socket; socket.create_connection(('{host_ip}', {port}), 10)"
+             ".sendall(b'hello from compute0')")
+        conn, (peer, _) = server.accept()
+        with conn:
+            assert conn.recv(64) == b"hello from compute0"
+    assert peer == next(n["ip"] for n in doc["nodes"] if n["name"] == "compute0")
