@@ -107,3 +107,13 @@ def test_sbatch_gemm_sh_like_the_seed(program: dict[str, str]) -> None:
     out = run_in("slurm", "bash", "-lc", f"cat ~/gemm-{job}.out")
     assert "grid=2x2" in out.stdout
     assert "verification PASSED" in out.stdout
+
+
+def test_mpirun_inside_salloc(program: dict[str, str]) -> None:
+    proc = run_in("slurm", "salloc", f"-N{NODES}", "mpirun", program["gemm_block_mpi"],
+                  "-n", "512", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = report_of(proc)
+    assert report["verification"] == "PASSED"
+    assert sorted(r["host"] for r in report["rank_info"]) == [f"compute{i}"
+                                                              for i in range(NODES)]
