@@ -45,7 +45,7 @@ def test_build_records_every_resource_and_teardown_removes_exactly_them(
 
 @needs_root
 def test_failed_node_creation_rolls_back_everything(tmp_path: Path) -> None:
-    runtime = FakeRuntime(fail_on_namespace="compute1")
+    runtime = FakeRuntime(fail_on_namespace="dns")
     cluster = make(tmp_path, runtime, nodes=3)
     with pytest.raises(BootError, match="injected failure"):
         cluster.boot(timeout=1)

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 
 from vhpc.runtime import network
-from vhpc.runtime.namespaces import Mount, NsPaths, setup_script
+from vhpc.runtime.namespaces import Mount, NsPaths, render_fstab, setup_script
 from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
 from vhpc.services import files, slurm
 from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
@@ -56,19 +56,26 @@ def test_resolv_conf_points_only_at_the_cluster_dns() -> None:
 
 
 def test_node_setup_script_drops_namespace_pins_before_mounting() -> None:
-    script = setup_script("compute0", Path("/s/ns"), [
-        Mount("/tmp", "/s/nodes/compute0/tmp"),
-        Mount("/dev/shm", None, "tmpfs", "size=1M"),
-        Mount("/run/munge", "/s/run/munge", mkdir=True),
-    ])
+    script = setup_script("compute0", Path("/s/ns"), Path("/s/ns/compute0.fstab"))
     assert script.splitlines() == [
         "set -e",
-        "hostname compute0",
-        "umount -l /s/ns 2>/dev/null || true",
-        "if mountpoint -q /run/netns; then umount -l /run/netns; fi",
-        "mount --bind /s/nodes/compute0/tmp /tmp",
-        "mount -t tmpfs -o size=1M tmpfs /dev/shm",
-        "mkdir -p /run/munge && mount --bind /s/run/munge /run/munge",
+        "echo compute0 > /proc/sys/kernel/hostname",
+        "umount -l /s/ns /run/netns 2>/dev/null || true",
+        "mount -a -T /s/ns/compute0.fstab",
+    ]
+
+
+def test_node_mounts_as_one_fstab_in_order() -> None:
+    assert render_fstab([
+        Mount("/tmp", "/s/nodes/compute0/tmp"),
+        Mount("/dev/shm", None, "tmpfs", "mode=1777,size=1M"),
+        Mount("/run/munge", "/s/run/munge", mkdir=True),
+        Mount("/home", "/s/my home"),
+    ]).splitlines() == [
+        "/s/nodes/compute0/tmp /tmp none bind 0 0",
+        "tmpfs /dev/shm tmpfs mode=1777,size=1M 0 0",
+        "/s/run/munge /run/munge none bind,X-mount.mkdir 0 0",
+        "/s/my\\040home /home none bind 0 0",
     ]
 
 

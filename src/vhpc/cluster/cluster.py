@@ -69,9 +69,12 @@ class Cluster:
             self.prepare_state()
             self.progress("network", 0, 1)
             self.build_network()
-            self.build_nodes(list(self.spec.nodes))
+            # Service nodes first: their daemons (etcd takes ~0.25 s) start while the
+            # compute nodes are made.
+            self.build_nodes([n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE])
             self.supervisor.start_thread()
             later = self.start_services()
+            self.build_nodes(list(self.spec.computes))
             self.start_computes(list(self.spec.computes))
             later()  # etcd came up meanwhile
             self.wait_idle([n.name for n in self.spec.computes], timeout)

@@ -50,28 +50,43 @@ class Mount:
     options: str = ""
     mkdir: bool = False
 
-    def command(self) -> str:
-        """The shell line that makes this mount."""
-        q = shlex.quote
-        pre = f"mkdir -p {q(self.target)} && " if self.mkdir else ""
+    def fstab_line(self) -> str:
+        """This mount as an fstab(5) line (all of a node's are made by one `mount -a`)."""
+        opts = [o for o in self.options.split(",") if o]
         if self.fstype == "bind":
             assert self.source is not None
-            return f"{pre}mount --bind {q(self.source)} {q(self.target)}"
-        opts = f" -o {q(self.options)}" if self.options else ""
-        return f"{pre}mount -t {self.fstype}{opts} {self.fstype} {q(self.target)}"
+            source, fstype, opts = self.source, "none", ["bind", *opts]
+        else:
+            source, fstype = self.fstype, self.fstype
+        if self.mkdir:
+            opts.append("X-mount.mkdir")
+        return f"{_fstab_escape(source)} {_fstab_escape(self.target)} {fstype} " \
+               f"{','.join(opts) or 'defaults'} 0 0"
 
 
-def setup_script(hostname: str, ns_dir: Path, mounts: list[Mount]) -> str:
-    """Shell run once inside a new node: hostname, drop inherited ns pins, then the mounts."""
-    lines = [
+def _fstab_escape(path: str) -> str:
+    return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+
+
+def render_fstab(mounts: list[Mount]) -> str:
+    """The fstab of a node's own mounts, in order."""
+    return "".join(m.fstab_line() + "\n" for m in mounts)
+
+
+def setup_script(hostname: str, ns_dir: Path, fstab: Path) -> str:
+    """Shell run once inside a new node: hostname, drop inherited ns pins, the mounts.
+
+    Four processes a node (unshare, sh, umount, mount) instead of one per mount: this
+    runs for every node of every boot.
+    """
+    q = shlex.quote
+    return "\n".join([
         "set -e",
-        f"hostname {shlex.quote(hostname)}",
+        f"echo {q(hostname)} > /proc/sys/kernel/hostname",
         # Copies of other nodes' namespace pins would keep those namespaces alive.
-        f"umount -l {shlex.quote(str(ns_dir))} 2>/dev/null || true",
-        "if mountpoint -q /run/netns; then umount -l /run/netns; fi",
-    ]
-    lines += [m.command() for m in mounts]
-    return "\n".join(lines) + "\n"
+        f"umount -l {q(str(ns_dir))} /run/netns 2>/dev/null || true",
+        f"mount -a -T {q(str(fstab))}",
+    ]) + "\n"
 
 
 def make_private_dir(path: Path) -> None:
@@ -91,12 +106,17 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount]) -> Non
     """Create and pin the namespaces of one node and run its setup script inside."""
     for p in ns.all():
         p.touch()
-    script = setup_script(hostname, ns_dir, mounts)
-    run_command(
-        ["unshare", f"--net={ns.net}", f"--uts={ns.uts}", f"--mount={ns.mnt}",
-         "--propagation", "private", "--", "/bin/sh", "-c", script],
-        timeout=30,
-    )
+    fstab = ns.mnt.with_suffix(".fstab")
+    fstab.write_text(render_fstab(mounts))
+    try:
+        run_command(
+            ["unshare", f"--net={ns.net}", f"--uts={ns.uts}", f"--mount={ns.mnt}",
+             "--propagation", "private", "--", "/bin/sh", "-c",
+             setup_script(hostname, ns_dir, fstab)],
+            timeout=30,
+        )
+    finally:
+        fstab.unlink(missing_ok=True)
 
 
 def release(path: Path) -> None:
