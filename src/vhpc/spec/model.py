@@ -74,11 +74,12 @@ class ClusterSpec:
     overcommit: bool = False
     dns: bool = True
     options: dict[str, str] = field(default_factory=dict)
+    net_id: str = ""  # allocated under the host lock (spec/ids.py); "" = derived from the name
 
     @property
     def cluster_id(self) -> str:
-        """Four hex digits derived from the name; keeps kernel object names short and unique."""
-        return hashlib.sha1(self.name.encode()).hexdigest()[:4]
+        """Four hex digits naming the cluster's links: allocated unique on the host."""
+        return self.net_id or hashlib.sha1(self.name.encode()).hexdigest()[:4]
 
     @property
     def bridge(self) -> str:
@@ -131,6 +132,7 @@ class ClusterSpec:
             "overcommit": self.overcommit,
             "dns": self.dns,
             "options": dict(self.options),
+            **({"net_id": self.net_id} if self.net_id else {}),
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -148,4 +150,5 @@ class ClusterSpec:
             overcommit=bool(data.get("overcommit", False)),
             dns=bool(data.get("dns", True)),
             options=dict(data.get("options", {})),
+            net_id=str(data.get("net_id", "")),
         )
