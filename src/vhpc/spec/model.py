@@ -75,6 +75,7 @@ class ClusterSpec:
     dns: bool = True
     options: dict[str, str] = field(default_factory=dict)
     net_id: str = ""  # allocated under the host lock (spec/ids.py); "" = derived from the name
+    node_memory: int = 0  # `up --memory` in bytes: what `node add` gives a node by default
 
     @property
     def cluster_id(self) -> str:
@@ -133,6 +134,7 @@ class ClusterSpec:
             "dns": self.dns,
             "options": dict(self.options),
             **({"net_id": self.net_id} if self.net_id else {}),
+            **({"node_memory": self.node_memory} if self.node_memory else {}),
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -151,4 +153,5 @@ class ClusterSpec:
             dns=bool(data.get("dns", True)),
             options=dict(data.get("options", {})),
             net_id=str(data.get("net_id", "")),
+            node_memory=int(data.get("node_memory", 0)),
         )
