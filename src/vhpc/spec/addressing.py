@@ -11,6 +11,13 @@ CONTROLLER_SLOT = 2
 DNS_SLOT = 3
 FIRST_COMPUTE_SLOT = 10
 DEFAULT_POOL = ipaddress.IPv4Network("10.201.0.0/16")
+# A cluster's subnet is private: RFC 1918 and the shared address space of RFC 6598.
+PRIVATE_RANGES = (
+    ipaddress.IPv4Network("10.0.0.0/8"),
+    ipaddress.IPv4Network("172.16.0.0/12"),
+    ipaddress.IPv4Network("192.168.0.0/16"),
+    ipaddress.IPv4Network("100.64.0.0/10"),
+)
 
 
 def compute_capacity(subnet: ipaddress.IPv4Network) -> int:
@@ -53,7 +60,28 @@ def pick_subnet(
     taken: list[ipaddress.IPv4Network], prefix: int, pool: ipaddress.IPv4Network = DEFAULT_POOL
 ) -> ipaddress.IPv4Network:
     """The first subnet of `pool` with this prefix that overlaps none of `taken`."""
+    if prefix < pool.prefixlen:
+        raise SpecError(f"a /{prefix} does not fit in the default pool {pool}: pass a private "
+                        f"--subnet of that size, e.g. --subnet 10.0.0.0/{prefix}")
     for candidate in pool.subnets(new_prefix=prefix):
         if not any(candidate.overlaps(t) for t in taken):
             return candidate
     raise SpecError(f"no free /{prefix} left in {pool}: pass --subnet explicitly")
+
+
+def check_private(subnet: ipaddress.IPv4Network) -> None:
+    """Refuse a subnet outside the private ranges (loopback, multicast, public, link-local)."""
+    if not any(subnet.subnet_of(r) for r in PRIVATE_RANGES):
+        ranges = ", ".join(str(r) for r in PRIVATE_RANGES)
+        raise SpecError(f"subnet {subnet} is not a private range: use one inside {ranges}, "
+                        "e.g. --subnet 10.201.3.0/24")
+
+
+def check_host_addresses(subnet: ipaddress.IPv4Network,
+                         addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+                         ) -> None:
+    """Refuse a subnet that holds an address the host already has on an interface."""
+    clash = next((a for a in addresses if a.version == 4 and a in subnet), None)
+    if clash is not None:
+        raise SpecError(f"subnet {subnet} holds {clash}, an address of this host: pick another "
+                        "--subnet")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError, UserError
-from vhpc.spec import addressing, placement
+from vhpc.spec import addressing, bounds, placement
 from vhpc.spec.load import (
     COMPUTE_PREFIX,
     DEFAULT_NODE_MEMORY,
@@ -52,32 +52,47 @@ def next_names(spec: ClusterSpec, count: int) -> list[str]:
     return [f"{COMPUTE_PREFIX}{first + i}" for i in range(count)]
 
 
-def _names(spec: ClusterSpec, request: AddRequest) -> list[str]:
+def check_add_count(count: object) -> int:
+    """`node add --count N`: a whole number from 1 to the most compute nodes a cluster has."""
+    return bounds.check_int(count, "--count", 1, bounds.MAX_COMPUTE_NODES,
+                            f"a cluster holds at most {bounds.MAX_COMPUTE_NODES} compute nodes")
+
+
+def requested_count(request: AddRequest) -> int:
+    """How many nodes a request adds, checked against the bounds before any name is made."""
+    if len(request.names) > bounds.MAX_COMPUTE_NODES:
+        raise SpecError(f"{len(request.names)} node names: a cluster holds at most "
+                        f"{bounds.MAX_COMPUTE_NODES} compute nodes")
     if request.names and request.count:
         raise SpecError("give node names or --count, not both")
-    if request.count < 0:
-        raise SpecError(f"--count {request.count}: give a positive number of nodes")
-    names = list(request.names) or next_names(spec, request.count or 1)
-    seen: set[str] = set()
+    if request.names:
+        return len(request.names)
+    return 1 if request.count == 0 else check_add_count(request.count)
+
+
+def _names(spec: ClusterSpec, request: AddRequest, count: int) -> list[str]:
+    for name in request.names:
+        bounds.check_text(name, "node name", 63)
+    names = list(request.names) or next_names(spec, count)
+    bounds.check_distinct(names)
     existing = {n.name for n in spec.nodes}
     for name in names:
         check_node_name(name)
-        if name in seen:
-            raise SpecError(f"node {name!r} is named twice")
         if name in existing:
             raise NodeExistsError(f"node {name!r} already exists in cluster {spec.name!r}: "
                                   "pick another name, or 'vhpc node rm' it first")
-        seen.add(name)
     return names
 
 
+def default_node_memory(spec: ClusterSpec) -> int:
+    """The cluster's node memory (`up --memory`), kept in the spec; old specs: the first node."""
+    if spec.node_memory:
+        return spec.node_memory
+    return spec.computes[0].memory if spec.computes else parse_size(DEFAULT_NODE_MEMORY)
+
+
 def _memory(spec: ClusterSpec, request: AddRequest) -> int:
-    if request.memory is not None:
-        memory = parse_size(request.memory)
-    elif spec.computes:
-        memory = spec.computes[-1].memory
-    else:
-        memory = parse_size(DEFAULT_NODE_MEMORY)
+    memory = default_node_memory(spec) if request.memory is None else parse_size(request.memory)
     check_memory(memory, "--memory")
     return memory
 
@@ -90,7 +105,7 @@ def _cpusets(spec: ClusterSpec, request: AddRequest, facts: HostFacts,
         cpus = placement.parse_cpulist(request.cpuset)
         placement.check_cpus_exist(cpus, facts.online_cpus, f"--cpuset {request.cpuset}")
         return [cpus] * count
-    per_node = request.cpus or 1
+    per_node = bounds.check_cpus(request.cpus)
     return placement.round_robin(count, per_node, facts.online_cpus, len(spec.computes))
 
 
@@ -120,18 +135,21 @@ def check_subnet_room(spec: ClusterSpec, adding: int) -> None:
 
 
 def plan_add(spec: ClusterSpec, request: AddRequest, facts: HostFacts) -> tuple[NodeSpec, ...]:
-    """The NodeSpecs of the nodes to add; raises a one-line UserError on bad input."""
-    names = _names(spec, request)
+    """The NodeSpecs of the nodes to add; raises a one-line UserError on bad input.
+
+    Every bound (count, names, memory, CPUs, features, room left) is checked on the raw
+    request before a list of that size is built.
+    """
+    count = requested_count(request)
+    check_subnet_room(spec, count)
+    check_max_nodes(spec, count)
     memory = _memory(spec, request)
-    check_subnet_room(spec, len(names))
-    check_max_nodes(spec, len(names))
+    bounds.check_cpus(request.cpus)
+    features = bounds.check_features(request.features)
+    names = _names(spec, request, count)
     slots = addressing.free_compute_slots(spec.subnet, {n.slot for n in spec.nodes},
                                           len(names))
     cpusets = _cpusets(spec, request, facts, len(names))
-    features = tuple(f for f in request.features if f)
-    for feature in features:
-        if not re.match(r"^[A-Za-z0-9_.-]+$", feature):
-            raise SpecError(f"invalid feature {feature!r}: use letters, digits, '_', '.', '-'")
     added = tuple(NodeSpec(name, NodeRole.COMPUTE, slot, cpuset, memory, features)
                   for name, slot, cpuset in zip(names, slots, cpusets, strict=True))
     check_host_memory(spec.with_nodes(spec.nodes + added), facts)
@@ -142,6 +160,10 @@ def check_removable(spec: ClusterSpec, names: list[str]) -> list[NodeSpec]:
     """The compute nodes to remove; refuses unknown names and service nodes."""
     if not names:
         raise SpecError("name the nodes to remove, e.g. vhpc node rm compute7")
+    if len(names) > bounds.MAX_COMPUTE_NODES + bounds.SERVICE_NODES:
+        raise SpecError(f"{len(names)} node names: cluster {spec.name!r} has "
+                        f"{len(spec.nodes)} nodes")
+    bounds.check_distinct(names)
     out = []
     for name in names:
         try:

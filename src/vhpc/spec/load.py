@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError
-from vhpc.spec import addressing, placement
+from vhpc.spec import addressing, bounds, endpoints, ids, placement
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.sizes import MIB, format_size, parse_size
 
@@ -34,6 +34,9 @@ class HostFacts:
     online_cpus: tuple[int, ...]
     mem_total: int
     taken_subnets: tuple[ipaddress.IPv4Network, ...] = ()
+    host_addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    links: frozenset[str] = frozenset()  # names of the host's network interfaces
+    cluster_ids: frozenset[str] = frozenset()  # ids used by the other clusters on the host
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,10 @@ def check_node_name(name: str) -> None:
 
 
 def check_memory(memory: int, what: str) -> None:
-    """Refuse a node memory limit below what slurmd needs to start."""
+    """Refuse a node memory limit below what slurmd needs to start (or absurdly high)."""
+    if memory > bounds.MAX_NODE_MEMORY:
+        raise SpecError(f"{what}: memory {format_size(memory)} is more than the "
+                        f"{format_size(bounds.MAX_NODE_MEMORY)} a node may have: use e.g. 1G")
     if memory < MIN_NODE_MEMORY:
         raise SpecError(
             f"{what}: memory {format_size(memory)} is below the {format_size(MIN_NODE_MEMORY)} "
@@ -112,18 +118,51 @@ def choose_subnet(options: ClusterOptions, facts: HostFacts,
         raise SpecError(
             f"subnet {subnet} overlaps {clash}, already in use on this host: pick another"
         )
+    addressing.check_private(subnet)
+    addressing.check_host_addresses(subnet, facts.host_addresses)
     addressing.check_capacity(subnet, computes)
     return subnet
 
 
-def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
-    """Validate options against the host and return the cluster description."""
+def check_options(options: ClusterOptions, facts: HostFacts) -> int:
+    """Every bound and every option of `up`, before anything is built; returns the memory."""
     check_cluster_name(options.name)
-    check_node_name(COMPUTE_PREFIX + "0")
-    if options.nodes < 1:
+    if isinstance(options.nodes, int) and not isinstance(options.nodes, bool) \
+            and options.nodes < 1:
         raise SpecError(f"-n {options.nodes}: a cluster needs at least one compute node (-n 1)")
+    bounds.check_compute_count(options.nodes)
     memory = parse_size(options.memory)
     check_memory(memory, "--memory")
+    bounds.check_cpus(options.cpus)
+    if options.cpuset is not None:
+        placement.parse_cpulist(options.cpuset)
+    if options.max_nodes is not None:
+        bounds.check_compute_count(options.max_nodes, "--max-nodes")
+    bounds.check_partition(options.partition)
+    bounds.check_features(options.features)
+    check_extra(dict(options.extra), facts)
+    return memory
+
+
+def check_extra(extra: dict[str, str], facts: HostFacts) -> None:
+    """The options kept in spec.options: endpoints and the sampling interval."""
+    for key, value in extra.items():
+        bounds.check_text(str(value), f"--{key.replace('_', '-')}",
+                          endpoints.MAX_ENDPOINT_LENGTH)
+    endpoints.check_endpoints(extra, facts.host_addresses)
+    interval = extra.get("sample_interval")
+    if interval is not None:
+        try:
+            seconds = float(interval)
+        except ValueError:
+            seconds = -1.0
+        if not 0.2 <= seconds <= 3600:
+            raise SpecError(f"--sample-interval {interval!r}: give seconds from 0.2 to 3600")
+
+
+def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
+    """Validate options against the host and return the cluster description."""
+    memory = check_options(options, facts)
     subnet = choose_subnet(options, facts, options.nodes)
     if options.subnet is None and options.nodes > addressing.compute_capacity(subnet):
         addressing.check_capacity(subnet, options.nodes)
@@ -134,15 +173,19 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
                  CONTROLLER_MEMORY),
         NodeSpec(DNS_NAME, NodeRole.DNS, addressing.DNS_SLOT, online, DNS_MEMORY),
     )
+    features = bounds.check_features(options.features)
     computes = tuple(
         NodeSpec(f"{COMPUTE_PREFIX}{i}", NodeRole.COMPUTE, addressing.FIRST_COMPUTE_SLOT + i,
-                 cpusets[i], memory, options.features)
+                 cpusets[i], memory, features)
         for i in range(options.nodes)
     )
-    capacity = addressing.compute_capacity(subnet)
-    max_nodes = options.max_nodes or capacity
+    capacity = min(addressing.compute_capacity(subnet), bounds.MAX_COMPUTE_NODES)
+    max_nodes = capacity if options.max_nodes is None else options.max_nodes
     if max_nodes < options.nodes:
         raise SpecError(f"--max-nodes {max_nodes} is below -n {options.nodes}: raise --max-nodes")
+    if max_nodes > capacity:
+        raise SpecError(f"--max-nodes {max_nodes}: subnet {subnet} holds at most {capacity} "
+                        f"compute nodes: use --max-nodes {capacity} or a larger --subnet")
     spec = ClusterSpec(
         name=options.name,
         subnet=subnet,
@@ -151,6 +194,8 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         max_nodes=max_nodes,
         overcommit=options.overcommit,
         options=dict(options.extra),
+        net_id=ids.allocate_cluster_id(options.name, facts.cluster_ids, facts.links),
+        node_memory=memory,
     )
     check_host_memory(spec, facts)
     return spec
@@ -163,4 +208,5 @@ def compute_cpusets(options: ClusterOptions, facts: HostFacts, count: int,
         cpus = placement.parse_cpulist(options.cpuset)
         placement.check_cpus_exist(cpus, facts.online_cpus, f"--cpuset {options.cpuset}")
         return [cpus] * count
-    return placement.round_robin(count, options.cpus or 1, facts.online_cpus, start)
+    return placement.round_robin(count, bounds.check_cpus(options.cpus), facts.online_cpus,
+                                 start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vhpc.errors import SpecError
+from vhpc.spec.bounds import MAX_CPU_ID, MAX_TEXT
 
 
 def format_cpulist(cpus: tuple[int, ...] | list[int]) -> str:
@@ -24,19 +25,29 @@ def format_cpulist(cpus: tuple[int, ...] | list[int]) -> str:
 
 
 def parse_cpulist(text: str) -> tuple[int, ...]:
-    """'0-2,5' -> (0, 1, 2, 5); raises SpecError with the expected format."""
+    """'0-2,5' -> (0, 1, 2, 5); raises SpecError with the expected format.
+
+    Ids above MAX_CPU_ID are refused before a range is expanded ('0-99999999999' costs
+    nothing), so the set built here has at most MAX_CPU_ID + 1 members.
+    """
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise SpecError(f"invalid CPU list ({len(str(text))} characters): use ids and ranges "
+                        "like 0,2-3")
     cpus: set[int] = set()
     try:
         for part in text.replace(" ", "").split(","):
             if not part:
                 continue
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError(part)
-                cpus.update(range(lo, hi + 1))
-            else:
-                cpus.add(int(part))
+            lo_text, dash, hi_text = part.partition("-")
+            if not lo_text.isdigit() or (dash and not hi_text.isdigit()):
+                raise ValueError(part)
+            lo, hi = int(lo_text), int(hi_text or lo_text)
+            if not 0 <= lo <= hi:
+                raise ValueError(part)
+            if hi > MAX_CPU_ID:
+                raise SpecError(f"invalid CPU list {text!r}: CPU {hi} is above the kernel's "
+                                f"largest CPU id {MAX_CPU_ID}")
+            cpus.update(range(lo, hi + 1))
     except ValueError:
         raise SpecError(f"invalid CPU list {text!r}: use ids and ranges like 0,2-3") from None
     if not cpus:
@@ -59,8 +70,8 @@ def round_robin(count: int, per_node: int, online: tuple[int, ...], start: int =
     tuple[int, ...]
 ]:
     """`count` cpusets of `per_node` CPUs each, dealt round-robin over the online CPUs."""
-    if per_node < 1:
-        raise SpecError(f"--cpus must be at least 1, got {per_node}")
+    if isinstance(per_node, bool) or not isinstance(per_node, int) or per_node < 1:
+        raise SpecError(f"--cpus must be at least 1, got {per_node!r}")
     if per_node > len(online):
         raise SpecError(
             f"--cpus {per_node} is more than the host's {len(online)} online CPUs "

@@ -8,15 +8,23 @@ from vhpc.errors import SpecError
 
 MIB = 1024 * 1024
 _UNITS = {"": MIB, "K": 1024, "M": MIB, "G": 1024 * MIB, "T": 1024 * 1024 * MIB}
+MAX_SIZE_TEXT = 32  # '1.5G' needs 4; anything long is refused before it is parsed
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str | int) -> int:
     """Return bytes for a size like '125M', '1.5G', '512MiB' or 125 (MiB)."""
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        raise SpecError(f"invalid memory size {text!r}: use a number with a unit, e.g. 125M")
     if isinstance(text, int):
+        if not 0 <= text < 1 << 40:
+            raise SpecError(f"invalid memory size {text} MiB: out of range, e.g. use 125M")
         return text * MIB
+    if len(text) > MAX_SIZE_TEXT:
+        raise SpecError(f"invalid memory size ({len(text)} characters): use a number with a "
+                        "unit, e.g. 125M or 1G")
     match = _SIZE_RE.match(text)
-    if not match:
+    if not match or len(match.group(1)) > 20:
         raise SpecError(f"invalid memory size {text!r}: use a number with a unit, e.g. 125M or 1G")
     number, unit = match.groups()
     return int(float(number) * _UNITS[unit.upper()])
