@@ -60,10 +60,29 @@ def taken_subnets() -> tuple[ipaddress.IPv4Network, ...]:
     return tuple(nets)
 
 
-def gather() -> HostFacts:
-    """All facts the spec layer needs."""
+def host_addresses() -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """Every address on the host's interfaces (a --listen address must be one of them)."""
+    out = run_command(["ip", "-j", "addr", "show"], check=False).stdout
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for link in json.loads(out or "[]"):
+        for info in link.get("addr_info", []):
+            try:
+                found.append(ipaddress.ip_address(info.get("local", "")))
+            except ValueError:
+                continue
+    return tuple(found)
+
+
+def link_names() -> frozenset[str]:
+    """Names of the host's network interfaces (a cluster's link names must be free)."""
+    return frozenset(os.listdir("/sys/class/net"))
+
+
+def gather(cluster_ids: frozenset[str] = frozenset()) -> HostFacts:
+    """All facts the spec layer needs (`cluster_ids`: those of the clusters on the host)."""
     return HostFacts(online_cpus=online_cpus(), mem_total=mem_total(),
-                     taken_subnets=taken_subnets())
+                     taken_subnets=taken_subnets(), host_addresses=host_addresses(),
+                     links=link_names(), cluster_ids=cluster_ids)
 
 
 def require_root(action: str) -> None:
