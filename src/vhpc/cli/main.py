@@ -110,12 +110,13 @@ def down(obj: dict[str, str]) -> None:
 
 @cli.command()
 @click.option("--all", "all_clusters", is_flag=True, help="Every cluster with state here.")
+@click.option("--force", is_flag=True, help="Also remove a cluster that is still running.")
 @click.pass_obj
-def clean(obj: dict[str, str], all_clusters: bool) -> None:
+def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
     """Remove what a crashed cluster left behind, from its ledger."""
     names = control.list_clusters() if all_clusters else [obj["cluster"]]
     for name in names:
-        leftovers = control.clean(name)
+        leftovers = control.clean(name, force=force)
         state = "could not remove: " + "; ".join(leftovers) if leftovers else "clean"
         err_console.print(f"{name}: {state}")
 
