@@ -18,15 +18,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from vhpc.client import ManagerClient
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node import cgroup_group, node_target
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
-from vhpc.errors import BootError, ClusterStateError, ManagerUnavailableError, UserError
+from vhpc.errors import (
+    BootError,
+    ClusterStateError,
+    ManagerUnavailableError,
+    UserError,
+    VhpcError,
+)
 from vhpc.runtime import facts
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
 from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
+from vhpc.spec import ids
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths, state_root
@@ -57,10 +66,37 @@ def list_clusters() -> list[str]:
 
 
 def plan(options: ClusterOptions) -> ClusterSpec:
-    """Validate options against this host (no side effects)."""
+    """Validate options against this host (no side effects).
+
+    Under `host_lock` this also allocates the cluster id: the ids of the other clusters
+    on the host and the host's link names are read while no other `up` can add to them.
+    """
     check_cluster_name(options.name)
-    spec = build_spec(options, facts.gather())
+    spec = build_spec(options, facts.gather(cluster_ids_in_use(exclude=options.name)))
     return spec
+
+
+def cluster_ids_in_use(exclude: str = "") -> frozenset[str]:
+    """Cluster ids of every other cluster with state here: its spec, and its ledger's links."""
+    root = state_root()
+    if not root.is_dir():
+        return frozenset()
+    found: set[str] = set()
+    for cluster in root.iterdir():
+        if cluster.name == exclude or not cluster.is_dir():
+            continue
+        paths = ClusterPaths(cluster)
+        try:
+            found.add(ClusterSpec.from_dict(json.loads(paths.spec.read_text())).cluster_id)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if paths.ledger.exists():
+            for entry in Ledger(paths.ledger).entries():
+                if entry.kind in (Kind.VETH, Kind.BRIDGE):
+                    cid = ids.id_of_link(entry.ident)
+                    if cid is not None:
+                        found.add(cid)
+    return frozenset(found)
 
 
 @contextlib.contextmanager
@@ -213,7 +249,7 @@ def down(name: str) -> list[str]:
         result = ManagerClient(name).down()
         leftovers = list(result.get("leftovers", []))
     except ManagerUnavailableError:
-        leftovers = clean(name)
+        leftovers = clean(name, force=True)
     _wait_gone(managers)
     return leftovers
 
@@ -224,14 +260,43 @@ def _wait_gone(records: list[ProcessRecord], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def clean(name: str) -> list[str]:
-    """Remove what a crashed cluster left, from its ledger (the manager too, if alive)."""
+def clean(name: str, force: bool = False) -> list[str]:
+    """Remove what a crashed cluster left, from its ledger (the manager too, if alive).
+
+    A live cluster (its manager answers, or its daemons run) is refused unless `force`:
+    'vhpc down' is how a running cluster is stopped.
+    """
     check_cluster_name(name)
     facts.require_root("vhpc clean")
     paths = ClusterPaths.of(name)
     if not paths.ledger.exists():
         return []
-    return remove_owned(Ledger(paths.ledger), LinuxRuntime())
+    ledger = Ledger(paths.ledger)
+    if not force:
+        why = liveness(name, ledger)
+        if why:
+            raise ClusterStateError(
+                f"cluster {name!r} is running ({why}): 'vhpc -c {name} down' stops it; "
+                f"'vhpc -c {name} clean --force' removes it anyway"
+            )
+    return remove_owned(ledger, LinuxRuntime())
+
+
+def liveness(name: str, ledger: Ledger) -> str:
+    """Why the cluster counts as live ('' if it does not): its manager answers, or daemons."""
+    client = ManagerClient(name, timeout=3.0)
+    try:
+        client.ping()
+        return "its manager answers"
+    except httpx.TimeoutException:
+        return "its manager is alive but slow to answer"
+    except (ManagerUnavailableError, VhpcError, httpx.HTTPError):
+        pass
+    finally:
+        client.close()
+    daemons = [e for e in ledger.entries(Kind.PROCESS) if e.ident != MANAGER_KEY]
+    alive = sum(1 for e in daemons if is_alive(process_record(e)))
+    return f"{alive} of its daemons are alive" if alive else ""
 
 
 def load_spec(name: str) -> ClusterSpec:
