@@ -1,17 +1,24 @@
 """Remove exactly what a ledger holds: processes, cgroups (and all their processes),
-namespaces, links, mounts and the state directory, in dependency order."""
+namespaces, links, mounts and the state directory, in dependency order.
+
+A link is written to the ledger before it is made, so a failed `ip link add` (the name
+was taken) leaves a record of a link that is not ours. A veth is therefore removed only
+if it hangs on no bridge or on one of this ledger's bridges; a veth on another cluster's
+bridge is never touched, only its stale record dropped.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from vhpc.cluster.ledger import TEARDOWN_ORDER, Entry, Kind, Ledger
 from vhpc.errors import VhpcError
 from vhpc.runtime import Runtime
+from vhpc.runtime.network import link_master
 from vhpc.runtime.proc import ProcessRecord
 
 log = logging.getLogger(__name__)
@@ -23,10 +30,27 @@ def process_record(entry: Entry) -> ProcessRecord:
     return ProcessRecord(int(entry.data.get("pid", 0)), int(entry.data.get("starttime", -1)))
 
 
+MasterFn = Callable[[str], str | None]
+
+
+def foreign_veths(ledger: Ledger, veths: list[Entry], master_of: MasterFn) -> list[Entry]:
+    """Veth records whose link hangs on a bridge this ledger does not own (not ours)."""
+    ours = {e.ident for e in ledger.entries(Kind.BRIDGE)}
+    return [e for e in veths if (m := master_of(e.ident)) is not None and m not in ours]
+
+
 def remove_owned(ledger: Ledger, runtime: Runtime,
-                 nodes: str | Collection[str] | None = None) -> list[str]:
+                 nodes: str | Collection[str] | None = None,
+                 master_of: MasterFn = link_master) -> list[str]:
     """Tear down the ledger's entries (of some nodes, or all); return what could not go."""
     plan = list(ledger.teardown_plan(nodes))
+    foreign = foreign_veths(ledger, [e for e in plan if e.kind is Kind.VETH], master_of)
+    for entry in foreign:
+        log.warning("veth %s is on bridge %s of another cluster: not ours, left alone",
+                    entry.ident, master_of(entry.ident))
+        ledger.remove(entry)
+    skip = {e.key for e in foreign}
+    plan = [e for e in plan if e.key not in skip]
     procs = [e for e in plan if e.kind is Kind.PROCESS]
     # The manager first, so it cannot restart what is being stopped.
     managers = [e for e in procs if e.ident == MANAGER_KEY]

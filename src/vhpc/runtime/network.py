@@ -75,3 +75,11 @@ def delete_links(names: list[str]) -> None:
 def link_exists(name: str) -> bool:
     """True if the host has a link of that name."""
     return Path(f"/sys/class/net/{name}").exists()
+
+
+def link_master(name: str) -> str | None:
+    """The bridge a link is attached to; None if the link is absent or on no bridge."""
+    try:
+        return Path(f"/sys/class/net/{name}/master").readlink().name
+    except OSError:
+        return None
