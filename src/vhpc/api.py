@@ -1,88 +1,197 @@
-"""The façade every front end uses: the manager serves it over HTTP (unix socket for the
-CLI and Python API, 127.0.0.1 for the dashboard); nothing else talks to a live Cluster.
+"""The façade every front end uses: :class:`ManagerAPI` is what the web app serves, and
+:class:`ClusterAPI` is the real one over a live Cluster, its Inventory and its Observer.
+
+The manager (``vhpc.server``) builds a ClusterAPI once the cluster is up, complete; the
+web app (``vhpc.web.app``) serves any object with the ManagerAPI shape, so the fast HTTP
+tests use a fake. Every method returns a model of :mod:`vhpc.models`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from vhpc.cluster.cluster import Cluster
-from vhpc.cluster.inventory import Inventory
-from vhpc.errors import ClusterStateError
-from vhpc.observe import Observer
-from vhpc.runtime.facts import online_cpus
+from vhpc.errors import ClusterStateError, ServiceUnavailableError
+from vhpc.models import (
+    AddNodesRequest,
+    Event,
+    Health,
+    Job,
+    LogLine,
+    MetricSeries,
+    NodeInfo,
+    NodeStatus,
+    Phase,
+    Progress,
+    Status,
+)
+
+if TYPE_CHECKING:
+    from vhpc.cluster.cluster import Cluster
+    from vhpc.cluster.inventory import Inventory
+    from vhpc.observe import Observer
+
+EPOCH_CUTOFF = 1e9  # an events `since` above this is a Unix time, below an age
 
 
-class Phase(StrEnum):
-    """Where the cluster is in its life."""
+class ManagerAPI(Protocol):
+    """What the manager's web app needs of the cluster (the real one, or a test's fake)."""
 
-    BOOTING = "booting"
-    READY = "ready"
-    STOPPING = "stopping"
-    FAILED = "failed"
+    @property
+    def name(self) -> str:
+        """The cluster's name."""
+        ...
+
+    @property
+    def stream_interval(self) -> float:
+        """Seconds between status documents on the event stream (the sampling interval)."""
+        ...
+
+    def health(self) -> Health:
+        """Phase and uptime; runs no Slurm command."""
+        ...
+
+    def status(self, max_age: float = 0.0, with_metrics: bool = False) -> Status:
+        """The status document; Slurm's view may be `max_age` s old."""
+        ...
+
+    def events(self, since: float = 0.0, limit: int = 200) -> list[Event]:
+        """Recent events, newest first (`since`: Unix time, or an age below 1e9)."""
+        ...
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every node with its registry state and Slurm state/reason."""
+        ...
+
+    def add_nodes(self, request: AddNodesRequest) -> list[NodeInfo]:
+        """Add compute nodes; their records."""
+        ...
+
+    def remove_nodes(self, names: list[str], drain: bool = False) -> list[str]:
+        """Remove compute nodes; leftovers."""
+        ...
+
+    def stop_node(self, name: str) -> None:
+        """Stop a node's processes."""
+        ...
+
+    def start_node(self, name: str, wait: bool = True) -> None:
+        """Start a stopped node."""
+        ...
+
+    def down(self) -> list[str]:
+        """Tear the cluster down; leftovers."""
+        ...
+
+    def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:
+        """Sampled series of one metric (`since`: age in seconds)."""
+        ...
+
+    def logs(self, q: str | None, node: str | None, service: str | None, level: str | None,
+             since: float | None, limit: int) -> list[LogLine]:
+        """Central log lines, newest first."""
+        ...
+
+    def prometheus(self) -> bytes:
+        """The Prometheus exposition text."""
+        ...
+
+    def log_cursor(self) -> int | None:
+        """The newest log line's id, or None once observability stopped (down)."""
+        ...
+
+    def wait_logs(self, after_id: int, timeout: float) -> list[LogLine]:
+        """Log lines newer than `after_id`, oldest first, waiting up to `timeout` s."""
+        ...
 
 
 class ClusterAPI:
-    """Operations on one live cluster, returning JSON-ready data."""
+    """Operations on one live cluster, returning typed documents (vhpc.models)."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, inventory: Inventory, observer: Observer,
+                 dashboard_url: str) -> None:
         self.cluster = cluster
-        self.phase = Phase.BOOTING
-        self.progress: dict[str, Any] = {"message": "starting", "done": 0, "total": 0}
-        self.error = ""
-        self.dashboard_url = ""
+        self.inventory = inventory
+        self.observer: Observer | None = observer  # None once stopped
+        self.dashboard_url = dashboard_url
+        self.phase = Phase.READY
         self.started = time.time()
         self.lock = threading.RLock()
-        self.inventory: Inventory | None = None  # set by the manager once the cluster is up
-        self.observer: Observer | None = None  # likewise (vhpc.observe)
-        self.token = ""  # required on TCP for mutating requests (web/observe_routes.py)
-        self.public = False  # dashboard on a non-loopback address: reads need it too
 
-    def set_progress(self, message: str, done: int, total: int) -> None:
-        """Called by the boot code as it goes."""
-        self.progress = {"message": message, "done": done, "total": total}
+    @property
+    def name(self) -> str:
+        """The cluster's name."""
+        return self.cluster.spec.name
 
-    def status(self, max_age: float = 0.0) -> dict[str, Any]:
+    @property
+    def stream_interval(self) -> float:
+        """The sampler's interval."""
+        return self._observer().interval
+
+    def _observer(self) -> Observer:
+        observer = self.observer
+        if observer is None:
+            raise ServiceUnavailableError(
+                f"observability of cluster {self.name!r} is not running ({self.phase.value})")
+        return observer
+
+    def progress(self) -> Progress:
+        """What the manager is doing: ready (all nodes made) or stopping."""
+        total = len(self.cluster.spec.nodes)
+        if self.phase is Phase.READY:
+            return Progress(message="ready", done=total, total=total)
+        return Progress(message=self.phase.value, done=0, total=total)
+
+    def health(self) -> Health:
+        """Phase and uptime."""
+        return Health(cluster=self.name, phase=self.phase, dashboard=self.dashboard_url,
+                      uptime=round(time.time() - self.started, 1))
+
+    def status(self, max_age: float = 0.0, with_metrics: bool = False) -> Status:
         """The cluster: phase, nodes with limits/usage/state/daemons, jobs.
 
-        Slurm's view may be up to `max_age` seconds old (0: read it now).
+        Slurm's view may be up to `max_age` seconds old (0: read it now); `with_metrics`
+        merges the sampler's latest CPU, network and process numbers into each node.
         """
+        from vhpc.runtime.facts import online_cpus
+
         c = self.cluster
         ready = self.phase is Phase.READY
         slurm = c.slurm_view.snapshot(max_age) if ready else None
-        states = slurm.nodes if slurm else {}
-        return {
-            "cluster": c.spec.name,
-            "phase": self.phase.value,
-            "progress": self.progress,
-            "error": self.error,
-            "subnet": str(c.spec.subnet),
-            "bridge": c.spec.bridge,
-            "partition": c.spec.partition,
-            "state_dir": str(c.paths.root),
-            "slurm_conf": str(c.paths.slurm_conf),
-            "cgroup_version": c.runtime.cgroup_version,
-            "host_cpus": list(online_cpus()),
-            "dashboard": self.dashboard_url,
-            "uptime": round(time.time() - self.started, 1),
-            "nodes": c.node_status(states) if ready else [],
-            "jobs": slurm.jobs if slurm else [],
-            "slurm_age": round(time.time() - slurm.ts, 2) if slurm else None,
-        }
+        nodes = [NodeStatus.model_validate(n)
+                 for n in (c.node_status(slurm.nodes if slurm else {}) if ready else [])]
+        if with_metrics and self.observer is not None:
+            nodes = _merge_metrics(nodes, self.observer.node_metrics())
+        return Status(
+            cluster=c.spec.name, phase=self.phase, progress=self.progress(),
+            subnet=str(c.spec.subnet), bridge=c.spec.bridge, partition=c.spec.partition,
+            state_dir=str(c.paths.root), slurm_conf=str(c.paths.slurm_conf),
+            cgroup_version=c.runtime.cgroup_version, host_cpus=list(online_cpus()),
+            dashboard=self.dashboard_url, uptime=round(time.time() - self.started, 1),
+            nodes=nodes, jobs=[Job.model_validate(j) for j in (slurm.jobs if slurm else [])],
+            slurm_age=round(time.time() - slurm.ts, 2) if slurm else None)
 
-    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
-        """Recent cluster events."""
-        return [e.to_dict() for e in self.cluster.events.recent(since)]
+    def events(self, since: float = 0.0, limit: int = 200) -> list[Event]:
+        """Recent events, newest first: from the log store (kept across manager restarts)
+        while observability runs, else the cluster's in-memory list."""
+        age = max(0.0, time.time() - since) if since > EPOCH_CUTOFF else since
+        observer = self.observer
+        if observer is None:
+            cutoff = time.time() - age if age else 0.0
+            recent = sorted(self.cluster.events.recent(cutoff), key=lambda e: -e.ts)
+            return [Event(ts=e.ts, kind=e.kind, node=e.node, level=e.level,
+                          message=e.message) for e in recent[:limit]]
+        rows = observer.log_store.events(since=time.time() - age if age else None,
+                                         limit=limit)
+        return [Event(id=r.id, ts=r.ts, kind=r.kind or "event", node=r.node, level=r.level,
+                      message=r.message) for r in rows]
 
     def down(self) -> list[str]:
         """Stop and remove everything the cluster made; return leftovers (normally none)."""
         with self.lock:
             self.phase = Phase.STOPPING
-            if self.inventory is not None:
-                self.inventory.stop(revoke=True)
+            self.inventory.stop(revoke=True)
             self.stop_observer()  # before teardown removes its state directory
             return self.cluster.teardown()
 
@@ -94,29 +203,28 @@ class ClusterAPI:
 
     # -- nodes at run time (cluster/inventory.py) -------------------------------------
     def _inventory(self) -> Inventory:
-        if self.inventory is None or self.phase is not Phase.READY:
-            raise ClusterStateError(f"cluster {self.cluster.spec.name!r} is {self.phase.value}: "
+        if self.phase is not Phase.READY:
+            raise ClusterStateError(f"cluster {self.name!r} is {self.phase.value}: "
                                     "nodes can be changed once it is ready")
         return self.inventory
 
-    def nodes(self) -> list[dict[str, Any]]:
+    def nodes(self) -> list[NodeInfo]:
         """Every node with its registry state and Slurm state/reason."""
-        return self._inventory().nodes()
+        return [NodeInfo.model_validate(n) for n in self._inventory().nodes()]
 
-    def add_nodes(self, names: list[str], count: int = 0, memory: str | None = None,
-                  cpus: int | None = None, cpuset: str | None = None,
-                  features: list[str] | None = None, wait: bool = True,
-                  timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Add compute nodes (by name or count); returns their records once idle."""
+    def add_nodes(self, request: AddNodesRequest) -> list[NodeInfo]:
+        """Add compute nodes (by name or count); their records (once idle, if asked)."""
         from vhpc.spec.grow import AddRequest
 
-        request = AddRequest(tuple(names), count, memory, cpus, cpuset, tuple(features or ()))
-        return self._inventory().add(request, wait=wait, timeout=timeout)
+        grow = AddRequest(tuple(request.names), request.count, request.memory, request.cpus,
+                          request.cpuset, tuple(request.features))
+        added = self._inventory().add(grow, wait=request.wait, timeout=120.0)
+        names = {str(a["name"]) for a in added}
+        return [n for n in self.nodes() if n.name in names]
 
-    def remove_nodes(self, names: list[str], drain: bool = False,
-                     timeout: float = 3600.0) -> list[str]:
+    def remove_nodes(self, names: list[str], drain: bool = False) -> list[str]:
         """Remove compute nodes (after draining them, if asked); returns leftovers."""
-        return self._inventory().remove(names, drain=drain, timeout=timeout)
+        return self._inventory().remove(names, drain=drain, timeout=3600.0)
 
     def stop_node(self, name: str) -> None:
         """Stop a node's processes; DOWN in Slurm with a reason, out of DNS."""
@@ -125,3 +233,39 @@ class ClusterAPI:
     def start_node(self, name: str, wait: bool = True) -> None:
         """Start a stopped node; back to idle."""
         self._inventory().start_node(name, wait=wait)
+
+    # -- observability (vhpc.observe) --------------------------------------------------
+    def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:
+        """Sampled series of one metric per node, plus ``_total``."""
+        doc = self._observer().metrics_json(metric, since, node or None)
+        return [MetricSeries.model_validate(s) for s in doc["series"]]
+
+    def logs(self, q: str | None, node: str | None, service: str | None, level: str | None,
+             since: float | None, limit: int) -> list[LogLine]:
+        """Central log lines, newest first."""
+        doc = self._observer().logs_json(q, node, service, level, since, limit)
+        return [LogLine.model_validate(r) for r in doc["logs"]]
+
+    def prometheus(self) -> bytes:
+        """Prometheus exposition text."""
+        return self._observer().prometheus_text()
+
+    def log_cursor(self) -> int | None:
+        """The newest log line's id, or None once observability stopped."""
+        observer = self.observer
+        return None if observer is None else observer.log_store.last_id()
+
+    def wait_logs(self, after_id: int, timeout: float) -> list[LogLine]:
+        """Log lines after an id, oldest first."""
+        rows = self._observer().wait_logs(after_id, timeout)
+        return [LogLine.model_validate(r.to_dict()) for r in rows]
+
+
+def _merge_metrics(nodes: list[NodeStatus],
+                   metrics: dict[str, dict[str, object]]) -> list[NodeStatus]:
+    """Nodes with the sampler's latest numbers in place of the ones read now."""
+    out = []
+    for node in nodes:
+        update = {k: v for k, v in metrics.get(node.name, {}).items() if v is not None}
+        out.append(node.model_copy(update=update) if update else node)
+    return out

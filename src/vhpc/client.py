@@ -1,23 +1,77 @@
-"""HTTP client of a cluster's manager over its unix socket (used by the CLI and Python API)."""
+"""HTTP client of a cluster's manager over its unix socket (used by the CLI and Python API).
+
+Every answer is parsed into its model of :mod:`vhpc.models`; every error body
+(``{"error": {"type", "message", "fix"}}``) is raised as the same exception class the
+manager raised (:func:`vhpc.errors.error_from_wire`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
-from vhpc.errors import ManagerUnavailableError, UserError, VhpcError
+from vhpc.errors import (
+    InternalError,
+    ManagerUnavailableError,
+    UserError,
+    VhpcError,
+    error_from_wire,
+)
+from vhpc.models import (
+    API_PREFIX,
+    AddNodesRequest,
+    AddNodesResult,
+    DownResult,
+    ErrorBody,
+    Event,
+    EventList,
+    Health,
+    LogLine,
+    LogList,
+    MetricSeries,
+    MetricsResult,
+    NodeActionResult,
+    NodeInfo,
+    NodeList,
+    RemoveNodesResult,
+    Status,
+)
 from vhpc.spec.paths import ClusterPaths
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load_error_classes() -> None:
+    """Import the modules whose exceptions can come back over HTTP (for the registry)."""
+    import vhpc.spec.grow  # noqa: F401  NoSuchNodeError, NodeExistsError
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Raise the exception an error response carries (nothing for a 2xx/3xx)."""
+    if response.status_code < 400:
+        return
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValidationError:  # not the contract: a proxy, or a manager that predates it
+        text = response.text.strip().splitlines()
+        message = f"HTTP {response.status_code}: {text[0][:200] if text else 'no body'}"
+        raise (InternalError if response.status_code >= 500 else UserError)(message) from None
+    _load_error_classes()
+    raise error_from_wire(body.error.type, body.error.message, body.error.fix,
+                          server_error=response.status_code >= 500)
 
 
 class ManagerClient:
     """Talks to one cluster's manager."""
 
-    def __init__(self, cluster: str, timeout: float = 30.0) -> None:
+    def __init__(self, cluster: str, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.cluster = cluster
         self.paths = ClusterPaths.of(cluster)
         self._http = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(self.paths.manager_socket)),
+            transport=transport or httpx.HTTPTransport(uds=str(self.paths.manager_socket)),
             base_url="http://vhpc", timeout=timeout,
         )
 
@@ -27,113 +81,100 @@ class ManagerClient:
 
     def request(self, method: str, path: str, timeout: float | None = None,
                 **kwargs: Any) -> Any:
-        """One API call; raises ManagerUnavailableError if nobody answers."""
+        """One API call (path below /api/v1) returning the JSON body as is; raises the
+        manager's error, or ManagerUnavailableError if nobody answers."""
+        return self.send(method, path, timeout=timeout, **kwargs).json()
+
+    def send(self, method: str, path: str, timeout: float | None = None,
+             **kwargs: Any) -> httpx.Response:
+        """One API call (path below /api/v1); the response, unless it is an error."""
         try:
             if timeout is not None:
                 kwargs["timeout"] = timeout
-            response = self._http.request(method, f"/api/v1{path}", **kwargs)
+            response = self._http.request(method, f"{API_PREFIX}{path}", **kwargs)
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError,
                 ConnectionRefusedError) as err:
             raise ManagerUnavailableError(
                 f"the manager of cluster {self.cluster!r} does not answer "
                 f"({type(err).__name__}): is the cluster up? ('vhpc ls')"
             ) from err
-        if response.status_code >= 400:
-            detail = _detail(response)
-            raise (VhpcError if response.status_code >= 500 else UserError)(detail)
-        return response.json()
+        raise_for_error(response)
+        return response
 
-    def ping(self) -> dict[str, Any]:
+    def call(self, model: type[M], method: str, path: str, timeout: float | None = None,
+             **kwargs: Any) -> M:
+        """One API call whose answer is parsed into `model`."""
+        response = self.send(method, path, timeout=timeout, **kwargs)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as err:
+            raise VhpcError(f"the manager of cluster {self.cluster!r} answered {method} "
+                            f"{path} with an unexpected document ({err.error_count()} "
+                            "errors)", fix="upgrade vhpc, then 'vhpc manager restart'") from err
+
+    def ping(self) -> Health:
         """Whether the manager answers, and its phase (runs no Slurm command)."""
-        result: dict[str, Any] = self.request("GET", "/health", timeout=10.0)
-        return result
+        return self.call(Health, "GET", "/health", timeout=10.0)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """The cluster's status document."""
-        result: dict[str, Any] = self.request("GET", "/status")
-        return result
+        return self.call(Status, "GET", "/status")
 
-    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
-        """Recent events."""
-        result: list[dict[str, Any]] = self.request("GET", "/events",
-                                                    params={"since": since})["events"]
-        return result
+    def events(self, since: float = 0.0, limit: int = 200) -> list[Event]:
+        """Recent events, newest first (`since`: Unix time, or an age below 1e9)."""
+        return self.call(EventList, "GET", "/events",
+                         params={"since": since, "limit": limit}).events
 
     def metrics(self, metric: str = "memory", since: float = 600.0,
-                node: str | None = None) -> list[dict[str, Any]]:
-        """Sampled series: [{"node","metric","points": [[ts, value], ...]}]."""
+                node: str | None = None) -> list[MetricSeries]:
+        """Sampled series of one metric (`since`: age in seconds)."""
         params: dict[str, Any] = {"metric": metric, "since": since}
         if node:
             params["node"] = node
-        result: list[dict[str, Any]] = self.request("GET", "/metrics", params=params)["series"]
-        return result
+        return self.call(MetricsResult, "GET", "/metrics", params=params).series
 
     def logs(self, q: str | None = None, node: str | None = None, service: str | None = None,
              level: str | None = None, since: float | None = None,
-             limit: int = 200) -> list[dict[str, Any]]:
-        """Central log rows, newest first: {"id","ts","node","service","level","message"}."""
+             limit: int = 200) -> list[LogLine]:
+        """Central log lines, newest first."""
         params = {k: v for k, v in {"q": q, "node": node, "service": service, "level": level,
                                     "since": since, "limit": limit}.items() if v}
-        result: list[dict[str, Any]] = self.request("GET", "/logs", params=params)["logs"]
-        return result
+        return self.call(LogList, "GET", "/logs", params=params).logs
 
-    def has_endpoint(self, method: str, path: str) -> bool:
-        """True if this manager serves `method /api/v1<path>` (from its OpenAPI document).
-
-        Lets a newer client tell "the endpoint is missing" (an older manager) from a 404
-        the endpoint itself returned. Path parameters match by template, e.g. /nodes/{name}.
-        """
-        try:
-            doc = self._http.get("/openapi.json").json()
-        except (httpx.HTTPError, FileNotFoundError, ConnectionRefusedError, ValueError):
-            return False
-        paths = doc.get("paths", {}) if isinstance(doc, dict) else {}
-        return method.lower() in paths.get(f"/api/v1{path}", {})
-
-    def nodes(self) -> list[dict[str, Any]]:
+    def nodes(self) -> list[NodeInfo]:
         """Every node with its registry and Slurm state."""
-        result: list[dict[str, Any]] = self.request("GET", "/nodes")["nodes"]
-        return result
+        return self.call(NodeList, "GET", "/nodes").nodes
 
     def add_nodes(self, names: list[str] | None = None, count: int = 0,
                   memory: str | None = None, cpus: int | None = None,
                   cpuset: str | None = None, features: list[str] | None = None,
-                  wait: bool = True) -> list[dict[str, Any]]:
-        """Add compute nodes; returns their records (once idle, if `wait`)."""
-        body = {"names": names or [], "count": count, "memory": memory, "cpus": cpus,
-                "cpuset": cpuset, "features": features or [], "wait": wait}
-        result: list[dict[str, Any]] = self.request("POST", "/nodes", json=body,
-                                                    timeout=600.0)["added"]
-        return result
+                  wait: bool = True) -> list[NodeInfo]:
+        """Add compute nodes; returns their records (once idle, if `wait`).
+
+        The request is checked by the manager, not here, so a bad value comes back as
+        the manager's RequestError like any other.
+        """
+        body = AddNodesRequest.model_construct(
+            names=names or [], count=count, memory=memory, cpus=cpus, cpuset=cpuset,
+            features=features or [], wait=wait)
+        return self.call(AddNodesResult, "POST", "/nodes", content=body.model_dump_json(),
+                         headers={"content-type": "application/json"}, timeout=600.0).added
 
     def remove_nodes(self, names: list[str], drain: bool = False) -> list[str]:
         """Remove compute nodes (waiting for their jobs with `drain`); returns leftovers."""
-        result: list[str] = self.request("POST", "/nodes/remove",
-                                         json={"names": names, "drain": drain},
-                                         timeout=86400.0 if drain else 300.0)["leftovers"]
-        return result
+        return self.call(RemoveNodesResult, "DELETE", "/nodes",
+                         params={"name": names, "drain": drain},
+                         timeout=86400.0 if drain else 300.0).leftovers
 
     def stop_node(self, name: str) -> None:
         """Stop a node (DOWN in Slurm, out of DNS)."""
-        self.request("POST", f"/nodes/{name}/stop", timeout=120.0)
+        self.call(NodeActionResult, "POST", f"/nodes/{name}/stop", timeout=120.0)
 
     def start_node(self, name: str, wait: bool = True) -> None:
         """Start a stopped node again."""
-        self.request("POST", f"/nodes/{name}/start", params={"wait": wait}, timeout=120.0)
+        self.call(NodeActionResult, "POST", f"/nodes/{name}/start", params={"wait": wait},
+                  timeout=120.0)
 
-    def down(self) -> dict[str, Any]:
+    def down(self) -> DownResult:
         """Ask the manager to tear the cluster down (waits for it)."""
-        result: dict[str, Any] = self.request("POST", "/down", timeout=120.0)
-        return result
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip() or f"HTTP {response.status_code}"
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    if isinstance(detail, list):
-        return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg')}"
-                         for d in detail if isinstance(d, dict))
-    return str(detail)
+        return self.call(DownResult, "POST", "/down", timeout=120.0)

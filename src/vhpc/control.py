@@ -141,7 +141,7 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
 def _start_manager(mode: str, name: str, stdin_text: str = "") -> subprocess.Popen[str]:
     env = dict(os.environ)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vhpc.cluster.manager", mode, name],
+        [sys.executable, "-m", "vhpc.server.manager", mode, name],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, env=env, cwd="/",
     )
@@ -246,8 +246,7 @@ def down(name: str) -> list[str]:
     managers = [process_record(e) for e in Ledger(ClusterPaths.of(name).ledger).entries(
         Kind.PROCESS) if e.ident == MANAGER_KEY]
     try:
-        result = ManagerClient(name).down()
-        leftovers = list(result.get("leftovers", []))
+        leftovers = ManagerClient(name).down().leftovers
     except ManagerUnavailableError:
         leftovers = clean(name, force=True)
     _wait_gone(managers)

@@ -3,15 +3,28 @@
 A :class:`UserError` is something the user can fix (bad input, missing package, not root):
 its message says what is wrong and how to fix it. Everything else is a :class:`VhpcError`
 that indicates a failure of the machine or of a component; `--debug` shows its trace.
+
+Errors cross the manager's HTTP API as ``{"error": {"type", "message", "fix"}}``
+(:class:`vhpc.models.ErrorBody`); :func:`error_from_wire` turns such a body back into an
+instance of the same class on the client side, looked up by name in :func:`registry`.
 """
 
 from __future__ import annotations
 
 
 class VhpcError(Exception):
-    """Base of all vhpc errors."""
+    """Base of all vhpc errors; ``fix`` optionally says what to do about it."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+    @property
+    def message(self) -> str:
+        """The one-line message (without the fix)."""
+        return str(self.args[0]) if self.args else ""
 
 
 class UserError(VhpcError):
@@ -54,3 +67,62 @@ class BootError(VhpcError):
 
 class ManagerUnavailableError(ClusterStateError):
     """The cluster's manager does not answer on its socket."""
+
+
+class InternalError(VhpcError):
+    """An unexpected failure (a bug) inside the manager; its log has the traceback."""
+
+
+class RequestError(UserError):
+    """An HTTP request the manager refuses as malformed (validation, unknown route)."""
+
+
+class EndpointNotFoundError(RequestError):
+    """The manager serves no such endpoint (an older manager: restart it after upgrading)."""
+
+
+class AuthError(UserError):
+    """A TCP request without the right API token (the unix socket needs none)."""
+
+
+class TokenRejectedError(AuthError):
+    """A TCP request with a token that is not the cluster's."""
+
+
+class RequestTooLargeError(RequestError):
+    """A request body over the manager's size limit."""
+
+
+class HostNotAllowedError(RequestError):
+    """A TCP request whose Host header names none of the manager's addresses."""
+
+
+class ServiceUnavailableError(ClusterStateError):
+    """The part of the manager that answers this request is not running (yet, or any more)."""
+
+
+def registry() -> dict[str, type[VhpcError]]:
+    """Every VhpcError class defined so far (imported modules), by class name."""
+    found: dict[str, type[VhpcError]] = {}
+    todo: list[type[VhpcError]] = [VhpcError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_wire(type_name: str, message: str, fix: str = "",
+                    server_error: bool = False) -> VhpcError:
+    """The exception an error body names, as an instance of the same class.
+
+    An unknown type becomes an InternalError (server_error) or a UserError; a class with
+    its own constructor (CommandError) is made without calling it, carrying the message.
+    """
+    cls = registry().get(type_name) or (InternalError if server_error else UserError)
+    if cls.__init__ is VhpcError.__init__:
+        return cls(message, fix=fix)
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.fix = fix
+    return err

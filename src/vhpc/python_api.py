@@ -11,7 +11,9 @@ controller node, ``scontrol``/``scancel`` from the host with the cluster's slurm
         result = c.wait(c.sbatch("#!/bin/bash\\nsrun hostname\\n"))
         assert result.ok, result
 
-Errors are :class:`vhpc.errors.VhpcError` subclasses whose message says what to do.
+Errors are :class:`vhpc.errors.VhpcError` subclasses whose message says what to do; an
+error of the manager comes back as the class it raised (e.g. ``NoSuchNodeError``).
+Documents are the models of :mod:`vhpc.models` (``Status``, ``NodeInfo``, ``Event``...).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from vhpc import control
 from vhpc.client import ManagerClient
 from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
+from vhpc.models import Event, LogLine, MetricSeries, NodeInfo, Status
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.load import CONTROLLER_NAME, DEFAULT_NODE_MEMORY, ClusterOptions
@@ -53,10 +55,6 @@ class JobNotFoundError(UserError):
 
 class JobTimeoutError(VhpcError, TimeoutError):
     """A job did not reach a terminal state within the wait timeout."""
-
-
-class EndpointMissingError(VhpcError):
-    """The cluster's manager does not serve an API endpoint (it predates the feature)."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +220,7 @@ class Cluster:
         except VhpcError as err:  # the manager refused or failed: remove by the ledger
             warnings.warn(f"vhpc: 'down' of cluster {self.name!r} failed ({err}); removing "
                           "what its ledger owns instead", RuntimeWarning, stacklevel=2)
-            leftovers = control.clean(self.name)
+            leftovers = control.clean(self.name, force=True)
         self.owned = False
         if leftovers:
             raise VhpcError(f"cluster {self.name!r} stopped but could not remove: "
@@ -291,19 +289,19 @@ class Cluster:
     @property
     def nodes(self) -> list[str]:
         """Names of the compute nodes (from the live status: includes added nodes)."""
-        return [str(n["name"]) for n in self.status().get("nodes", [])
-                if n.get("role") == "compute"]
+        return [n.name for n in self.status().nodes if n.role == "compute"]
 
     def env(self) -> dict[str, str]:
         """Variables that point the host's sbatch/squeue/sinfo/scontrol at this cluster."""
         return {"SLURM_CONF": str(self.paths.slurm_conf), "VHPC_CLUSTER": self.name}
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """The status document (phase, nodes with usage and Slurm state, jobs)."""
         return self.client.status()
 
-    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
-        """Cluster events (node added, daemon restarted, OOM kill...) since a unix time."""
+    def events(self, since: float = 0.0) -> list[Event]:
+        """Cluster events (node added, daemon restarted, OOM kill...) since a unix time,
+        newest first; ``event.kind`` says which."""
         return self.client.events(since)
 
     # -- commands and jobs ----------------------------------------------------------
@@ -404,59 +402,37 @@ class Cluster:
         """Cancel a job (scancel)."""
         self.slurm("scancel", str(job))
 
-    # -- manager endpoints of other features ---------------------------------------
+    # -- nodes, logs and metrics (the manager's API) ----------------------------------
 
-    def _call(self, method: str, path: str, template: str, feature: str,
-              **kwargs: Any) -> Any:
-        try:
-            return self.client.request(method, path, **kwargs)
-        except UserError as err:
-            if self.client.has_endpoint(method, template):
-                raise
-            raise EndpointMissingError(
-                f"the manager of cluster {self.name!r} has no {method} /api/v1{template} "
-                f"({feature}): upgrade vhpc, then 'vhpc -c {self.name} manager restart'"
-            ) from err
-
-    def add_node(self, name: str | None = None, **options: Any) -> dict[str, Any]:
+    def add_node(self, name: str | None = None, *, memory: str | None = None,
+                 cpus: int | None = None, cpuset: str | None = None,
+                 features: Sequence[str] = (), wait: bool = True) -> NodeInfo:
         """Add a compute node to the running cluster; return its record once it is idle.
 
-        ``name`` defaults to the next free ``computeN``; options are those of
+        ``name`` defaults to the next free ``computeN``; the options are those of
         ``vhpc node add`` (``memory="250M"``, ``cpus=1``, ``cpuset="0"``, ``features=[...]``).
         """
-        body = {k: v for k, v in {"name": name, **options}.items() if v is not None}
-        result = self._call("POST", "/nodes", "/nodes", "dynamic nodes", json=body,
-                            timeout=180.0)
-        added = result.get("added", []) if isinstance(result, dict) else []
+        added = self.client.add_nodes([name] if name else [], 0, memory,
+                                      cpus, cpuset, list(features), wait)
         if len(added) != 1:
-            raise VhpcError(f"adding a node to cluster {self.name!r} returned {result!r}")
-        record: dict[str, Any] = added[0]
-        return record
+            raise VhpcError(f"adding a node to cluster {self.name!r} returned "
+                            f"{len(added)} records")
+        return added[0]
 
     def remove_node(self, name: str, drain: bool = False) -> None:
         """Remove a compute node (``drain=True`` waits for its jobs first)."""
-        result = self._call("DELETE", f"/nodes/{name}", "/nodes/{name}", "dynamic nodes",
-                            params={"drain": drain}, timeout=3600.0 if drain else 180.0)
-        leftovers = result.get("leftovers", []) if isinstance(result, dict) else []
+        leftovers = self.client.remove_nodes([name], drain)
         if leftovers:
             raise VhpcError(f"node {name} removed but could not remove: "
                             f"{'; '.join(leftovers)} (try 'vhpc -c {self.name} clean')")
 
     def logs(self, grep: str | None = None, node: str | None = None,
              service: str | None = None, level: str | None = None,
-             since: float | None = None, limit: int = 200) -> list[dict[str, Any]]:
+             since: float | None = None, limit: int = 200) -> list[LogLine]:
         """Log lines of the cluster's daemons, newest first (full-text ``grep``)."""
-        params = {"q": grep, "node": node, "service": service, "level": level,
-                  "since": since, "limit": limit}
-        doc = self._call("GET", "/logs", "/logs", "central logs",
-                         params={k: v for k, v in params.items() if v is not None})
-        return list(doc.get("logs", [])) if isinstance(doc, dict) else list(doc)
+        return self.client.logs(grep, node, service, level, since, limit)
 
     def metrics(self, node: str | None = None, metric: str = "memory",
-                since: float = 300.0) -> list[dict[str, Any]]:
+                since: float = 300.0) -> list[MetricSeries]:
         """Time series of one metric (memory, cpu, rx, tx, procs...) per node."""
-        params: dict[str, Any] = {"metric": metric, "since": since}
-        if node is not None:
-            params["node"] = node
-        doc = self._call("GET", "/metrics", "/metrics", "metrics", params=params)
-        return list(doc.get("series", [])) if isinstance(doc, dict) else list(doc)
+        return self.client.metrics(metric, since, node)

@@ -60,7 +60,7 @@ def leftovers(cluster: str) -> list[str]:
         except OSError:
             continue
         if not zombie and (str(state) + "/" in cmdline or (cmdline.endswith(f" {cluster} ")
-                           and "vhpc.cluster.manager" in cmdline)):
+                           and "vhpc.server.manager" in cmdline)):
             found.append(f"process {proc.name}: {cmdline[:80]}")
     return found
 

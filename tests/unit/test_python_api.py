@@ -12,12 +12,12 @@ from vhpc import python_api
 from vhpc.errors import CommandError, UserError, VhpcError
 from vhpc.python_api import (
     Cluster,
-    EndpointMissingError,
     JobResult,
     RunResult,
     job_result,
     parse_scontrol_record,
 )
+from vhpc.spec.grow import NoSuchNodeError
 from vhpc.spec.load import check_cluster_name
 
 # Real `scontrol show job -o` output of slurm-wlm 22.05 in a vhpc cluster (trimmed).
@@ -114,7 +114,7 @@ class FakeControl:
             raise self.down_error
         return self.leftovers
 
-    def clean(self, name: str) -> list[str]:
+    def clean(self, name: str, force: bool = False) -> list[str]:
         self.calls.append(("clean", name))
         return []
 
@@ -158,32 +158,32 @@ def test_attached_cluster_is_left_running(fake_control: FakeControl) -> None:
 
 
 class FakeClient:
-    """A manager that answers 404 to everything, with or without the endpoint."""
+    """A manager client whose every node call fails as the manager's NoSuchNodeError would."""
 
-    def __init__(self, has: bool) -> None:
-        self.has = has
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        raise UserError("Not Found")
+    def add_nodes(self, *args: Any) -> Any:
+        self.calls.append(("add", *args))
+        raise NoSuchNodeError("no node compute9", fix="'vhpc node ls' lists them")
 
-    def has_endpoint(self, method: str, path: str) -> bool:
-        return self.has
+    def remove_nodes(self, names: list[str], drain: bool = False) -> Any:
+        self.calls.append(("remove", names, drain))
+        raise NoSuchNodeError(f"no node {names[0]}")
 
     def close(self) -> None:
         pass
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.add_node("compute4"), lambda c: c.remove_node("compute4"),
-    lambda c: c.logs(grep="error"), lambda c: c.metrics(node="compute0")])
-def test_missing_endpoint_says_which_and_what_to_do(call: Any) -> None:
+@pytest.mark.parametrize("call", [lambda c: c.add_node("compute9"),
+                                  lambda c: c.remove_node("compute9", drain=True)])
+def test_manager_errors_reach_the_caller_as_their_own_class(call: Any) -> None:
     cluster = Cluster(name="t6unit")
-    cluster._client = FakeClient(has=False)  # type: ignore[assignment]
-    with pytest.raises(EndpointMissingError, match=r"has no \w+ /api/v1/.*manager restart"):
+    fake = FakeClient()
+    cluster._client = fake  # type: ignore[assignment]
+    with pytest.raises(NoSuchNodeError, match="no node compute9"):
         call(cluster)
-    cluster._client = FakeClient(has=True)  # type: ignore[assignment]
-    with pytest.raises(UserError, match="Not Found"):  # the endpoint's own 404 goes through
-        call(cluster)
+    assert fake.calls[0][:2] in (("add", ["compute9"]), ("remove", ["compute9"]))
 
 
 def test_job_result_is_typed_and_comparable() -> None:

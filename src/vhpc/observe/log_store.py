@@ -1,9 +1,10 @@
 """Embedded central log store: every node's daemon logs and vhpc's events, searchable.
 
-One SQLite file: table ``logs`` (id, ts, node, service, level, message) with an FTS5
-index on the message, and table ``offsets`` where the tailer's file positions are
+One SQLite file: table ``logs`` (id, ts, node, service, level, message, kind) with an
+FTS5 index on the message, and table ``offsets`` where the tailer's file positions are
 committed in the same transaction as the lines they cover, so a restarted manager
-neither loses nor re-ingests lines. vhpc's own events are rows with service ``vhpc``.
+neither loses nor re-ingests lines. vhpc's own events are rows with service ``vhpc`` and
+their event kind (``node_added``, ``oom_kill``...) in ``kind`` (empty for log lines).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ EVENT_SERVICE = "vhpc"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, node TEXT NOT NULL,
-  service TEXT NOT NULL, level TEXT NOT NULL, lvl INTEGER NOT NULL, message TEXT NOT NULL);
+  service TEXT NOT NULL, level TEXT NOT NULL, lvl INTEGER NOT NULL, message TEXT NOT NULL,
+  kind TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);
 CREATE INDEX IF NOT EXISTS logs_node ON logs(node, id);
 CREATE INDEX IF NOT EXISTS logs_service ON logs(service, id);
@@ -51,6 +53,7 @@ class LogRecord:
     service: str
     level: str
     message: str
+    kind: str = ""  # an event's kind; "" for a log line
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,10 @@ class LogRow:
     service: str
     level: str
     message: str
+    kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of the API: ``{"id","ts","node","service","level","message"}``."""
+        """``{"id","ts","node","service","level","message","kind"}``."""
         return asdict(self)
 
 
@@ -95,7 +99,8 @@ def fts_query(text: str) -> str:
 
 
 def _row(r: sqlite3.Row) -> LogRow:
-    return LogRow(r["id"], r["ts"], r["node"], r["service"], r["level"], r["message"])
+    return LogRow(r["id"], r["ts"], r["node"], r["service"], r["level"], r["message"],
+                  r["kind"])
 
 
 class LogStore:
@@ -108,8 +113,16 @@ class LogStore:
         self.max_age = max_age
         self._db = Database(Path(path), SCHEMA, name="logs")
         self._cond = threading.Condition()
+        self._add_kind_column()
         self._last_id = int(self._db.query("SELECT coalesce(max(id), 0) FROM logs")[0][0])
         self._inserted_since_prune = 0
+
+    def _add_kind_column(self) -> None:
+        """A store written before events had a kind column gets one (re-adoption)."""
+        columns = {r[1] for r in self._db.query("PRAGMA table_info(logs)")}
+        if "kind" not in columns:
+            self._db.write(lambda conn: conn.execute(
+                "ALTER TABLE logs ADD COLUMN kind TEXT NOT NULL DEFAULT ''")).result(30)
 
     # -- writing -------------------------------------------------------------------
     def ingest(
@@ -129,11 +142,12 @@ class LogStore:
         return self.ingest([record])
 
     def record_event(
-        self, message: str, node: str = "", level: str = "info", ts: float | None = None
+        self, message: str, node: str = "", level: str = "info", ts: float | None = None,
+        kind: str = "event",
     ) -> Future[int]:
         """Store one of vhpc's own events (service ``vhpc``)."""
         when = time.time() if ts is None else ts
-        return self.append(LogRecord(when, node, EVENT_SERVICE, level, message))
+        return self.append(LogRecord(when, node, EVENT_SERVICE, level, message, kind))
 
     def flush(self) -> None:
         """Wait until every queued write is committed."""
@@ -143,10 +157,11 @@ class LogStore:
         self, conn: sqlite3.Connection, batch: list[LogRecord], offs: dict[str, FileOffset]
     ) -> int:
         conn.executemany(
-            "INSERT INTO logs (ts, node, service, level, lvl, message) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO logs (ts, node, service, level, lvl, message, kind) "
+            "VALUES (?,?,?,?,?,?,?)",
             [
                 (r.ts, r.node, r.service, r.level if r.level in LEVELS else "info",
-                 level_rank(r.level), r.message)
+                 level_rank(r.level), r.message, r.kind)
                 for r in batch
             ],
         )

@@ -202,15 +202,17 @@ class Observer:
                     f"OOM killer killed {n} process{'es' if n > 1 else ''} in node {s.node} "
                     f"(memory limit {format_size(s.mem_limit) if s.mem_limit else 'none'}, "
                     f"{s.oom_kills} in total)",
-                    node=s.node, level="error", ts=s.ts,
+                    node=s.node, level="error", ts=s.ts, kind="oom_kill",
                 )
 
     # -- what the manager and the API read ----------------------------------------------
     def record_event(
-        self, message: str, node: str = "", level: str = "info", ts: float | None = None
+        self, message: str, node: str = "", level: str = "info", ts: float | None = None,
+        kind: str = "event",
     ) -> None:
         """Store (and forward) one vhpc event: node added/removed, daemon restarted..."""
-        record = LogRecord(self._clock() if ts is None else ts, node, "vhpc", level, message)
+        record = LogRecord(self._clock() if ts is None else ts, node, "vhpc", level, message,
+                           kind)
         self._fanout.ingest([record])
 
     def latest(self) -> dict[str, NodeSample]:

@@ -1,11 +1,13 @@
 """The long-lived manager of one cluster: boots or adopts it, supervises, serves the API.
 
-Started detached by `vhpc up` (mode `boot`, spec JSON on stdin) or by any command that
-finds it gone (mode `adopt`). While booting it reports JSON lines on stdout to the
+The composition root: it builds the Cluster, then (once it is up) the Inventory, the
+Observer, the ClusterAPI and the web app, and owns their threads. During boot it serves
+nothing. Started detached by `vhpc up` (mode `boot`, spec JSON on stdin) or by any command
+that finds it gone (mode `adopt`). While booting it reports JSON lines on stdout to the
 process that started it, then detaches from that pipe. Daemons are not its children
 in any way that matters: killing the manager leaves the cluster running.
 
-    python -m vhpc.cluster.manager boot|adopt CLUSTER
+    python -m vhpc.server.manager boot|adopt CLUSTER
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from vhpc.spec.paths import ClusterPaths
 
 if TYPE_CHECKING:
     import uvicorn
+    from fastapi import FastAPI
 
     from vhpc.api import ClusterAPI
 
 # What is only needed once the cluster is up (FastAPI, uvicorn, etcd client, observe):
 # imported in a thread while the boot runs, which saves ~0.3 s of every `vhpc up`.
-SERVER_MODULES = ("uvicorn", "vhpc.api", "vhpc.cluster.inventory", "vhpc.cluster.observing",
+SERVER_MODULES = ("uvicorn", "vhpc.api", "vhpc.cluster.inventory", "vhpc.server.observing",
                   "vhpc.web.app")
 
 
@@ -89,7 +92,8 @@ def _setup_logging(log_file: Path | None) -> None:
 
 
 def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
-                    host: str = "127.0.0.1") -> tuple[list[socket.socket], str]:
+                    host: str = "127.0.0.1") -> tuple[list[socket.socket], int]:
+    """The unix socket (0600) and the TCP socket of the dashboard; the TCP port."""
     sock_path = paths.manager_socket
     sock_path.unlink(missing_ok=True)
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -105,9 +109,7 @@ def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
     tcp.listen(128)
     port = tcp.getsockname()[1]
     (paths.run / "dashboard.port").write_text(f"{port}\n")
-    shown = socket.gethostname() if host in ("0.0.0.0", "::") else \
-        f"[{host}]" if ":" in host else host
-    return [unix, tcp], f"http://{shown}:{port}/"
+    return [unix, tcp], port
 
 
 class Manager:
@@ -118,7 +120,6 @@ class Manager:
         self.paths = ClusterPaths.of(spec.name)
         self.reporter = reporter
         self.cluster = Cluster(spec, self.paths, LinuxRuntime(), progress=self._progress)
-        self.api: ClusterAPI | None = None  # made once the cluster is up
         self.server: uvicorn.Server | None = None
         self.exit_code = 0
 
@@ -165,30 +166,15 @@ class Manager:
             return 1
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         warm.join()
-        from vhpc.api import ClusterAPI, Phase
-        from vhpc.cluster import observing
-        from vhpc.cluster.inventory import Inventory
-
-        api = self.api = ClusterAPI(self.cluster)
-        api.inventory = Inventory.for_cluster(self.cluster)
-        api.inventory.start()  # registry records, DNS feed, node health monitor
-        self._record_self()
-        api.observer = observing.make_observer(self.cluster)
-        api.token = observing.ensure_token(self.paths)
-        host, port = observing.parse_listen(self.cluster.spec.options.get(
-            "listen", observing.DEFAULT_LISTEN))
-        api.public = not observing.is_loopback(host)
-        sockets, url = _listen_sockets(self.paths, port or self._dashboard_port(), host)
-        if api.public:
-            url += f"?token={api.token}"
-        api.dashboard_url = url
-        api.phase = Phase.READY
+        api, app, sockets, url = self._compose()
         _setup_logging(self.paths.manager_log)
         log.info("cluster %s ready; API on %s, dashboard %s", self.cluster.spec.name,
-                 self.paths.manager_socket, url)
+                 self.paths.manager_socket, url.split("?")[0])
         self.reporter.send(ready=True, dashboard=url)
         self.reporter.detach(self.paths.manager_log)
-        asyncio.run(self.serve(api, sockets))
+        asyncio.run(self.serve(app, sockets))
+        from vhpc.models import Phase
+
         api.stop_observer()
         if api.phase is not Phase.STOPPING:
             api.inventory.stop()
@@ -196,14 +182,32 @@ class Manager:
             log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
         return self.exit_code
 
-    async def serve(self, api: ClusterAPI, sockets: list[socket.socket]) -> None:
+    def _compose(self) -> tuple[ClusterAPI, FastAPI, list[socket.socket], str]:
+        """Build what serves a ready cluster: inventory, observer, API object, web app."""
+        from vhpc.api import ClusterAPI
+        from vhpc.cluster.inventory import Inventory
+        from vhpc.server.observing import make_observer
+        from vhpc.web import listen
+        from vhpc.web.app import create_app
+
+        inventory = Inventory.for_cluster(self.cluster)
+        inventory.start()  # registry records, DNS feed, node health monitor
+        self._record_self()
+        observer = make_observer(self.cluster)
+        token = listen.ensure_token(self.paths)
+        host, port = listen.parse_listen(self.cluster.spec.options.get(
+            "listen", listen.DEFAULT_LISTEN))
+        sockets, port = _listen_sockets(self.paths, port or self._dashboard_port(), host)
+        url = listen.dashboard_url(host, port, token)
+        api = ClusterAPI(self.cluster, inventory, observer, url)
+        access = listen.TcpAccess(token, listen.allowed_hosts(host, port))
+        return api, create_app(api, access, self._stop_server), sockets, url
+
+    async def serve(self, app: FastAPI, sockets: list[socket.socket]) -> None:
         """Serve the API until `down` or SIGTERM/SIGINT."""
         import uvicorn
 
-        from vhpc.web.app import create_app
-
         loop = asyncio.get_running_loop()
-        app = create_app(api, self._stop_server)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the detached manager process."""
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 2 or args[0] not in ("boot", "adopt"):
-        print("usage: python -m vhpc.cluster.manager boot|adopt CLUSTER", file=sys.stderr)
+        print("usage: python -m vhpc.server.manager boot|adopt CLUSTER", file=sys.stderr)
         return 2
     mode, name = args
     _setup_logging(None)

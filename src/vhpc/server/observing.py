@@ -1,27 +1,22 @@
-"""Glue between a live Cluster and vhpc.observe: node handles, Slurm gauges, the token.
+"""Glue between a live Cluster and vhpc.observe: node handles, Slurm gauges, events.
 
 The manager builds one Observer per cluster with :func:`make_observer` after boot or
-adopt, and stops it before teardown removes the state directory.
+adopt; the ClusterAPI stops it before teardown removes the state directory.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import secrets
 from collections import Counter
 from pathlib import Path
 
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.events import Event
-from vhpc.errors import SpecError
 from vhpc.observe import NodeHandle, Observer, SlurmGauges
 from vhpc.spec.model import NodeRole
 from vhpc.spec.paths import ClusterPaths
 
 DEFAULT_INTERVAL = 5.0
-DEFAULT_LISTEN = "127.0.0.1:0"
 
 
 def node_handles(cluster: Cluster) -> list[NodeHandle]:
@@ -90,53 +85,11 @@ def make_observer(cluster: Cluster) -> Observer:
                         syslog=options.get("syslog") or None)
 
     def record(event: Event) -> None:
-        observer.record_event(f"{event.kind}: {event.message}", node=event.node,
-                              level=event.level, ts=event.ts)
+        observer.record_event(event.message, node=event.node, level=event.level,
+                              ts=event.ts, kind=event.kind)
 
     for event in cluster.events.recent():
         record(event)
     cluster.events.subscribe(record)
     observer.start()
     return observer
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """'ADDR:PORT' (or ':PORT', or 'ADDR') -> (addr, port); port 0 means any."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = text, "0"
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        ipaddress.ip_address(host)
-        port = int(port_text or "0")
-    except ValueError as err:
-        raise SpecError(f"invalid --listen {text!r}: use ADDR:PORT, e.g. 0.0.0.0:8080") from err
-    if not 0 <= port <= 65535:
-        raise SpecError(f"invalid --listen {text!r}: port out of range")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8 and ::1."""
-    return ipaddress.ip_address(host).is_loopback
-
-
-def token_file(paths: ClusterPaths) -> Path:
-    """<state>/run/token (mode 0600)."""
-    return paths.run / "token"
-
-
-def ensure_token(paths: ClusterPaths) -> str:
-    """The cluster's API token, created on first use (kept across manager restarts)."""
-    path = token_file(paths)
-    if path.exists():
-        token = path.read_text().strip()
-        if token:
-            return token
-    token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    os.chmod(path, 0o600)
-    return token

@@ -1,125 +1,114 @@
 """The manager's HTTP app: JSON API under /api/v1 (OpenAPI at /openapi.json), dashboard at /.
 
-Routes are thin: each calls one `ClusterAPI` method. Long calls run in a worker thread.
+Routes are thin: each calls one :class:`vhpc.api.ManagerAPI` method and returns a model of
+:mod:`vhpc.models` (its ``response_model``, so the OpenAPI schema is the contract). Long
+calls run in a worker thread. Failures follow the error contract (``web/errors.py``);
+the token, Host and body-size checks are ``web/auth.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel
 
-from vhpc.api import ClusterAPI
-from vhpc.errors import ClusterStateError, UserError
-from vhpc.spec.grow import NodeExistsError, NoSuchNodeError
-from vhpc.web.observe_routes import add_observe_routes, event_rows, install_auth
-
-
-class AddNodesBody(BaseModel):
-    """POST /api/v1/nodes: names (or one name), or a count of auto-named nodes."""
-
-    names: list[str] = []
-    name: str | None = None
-    count: int = 0
-    memory: str | None = None
-    cpus: int | None = None
-    cpuset: str | None = None
-    features: list[str] | str = []
-    wait: bool = True
-
-
-class RemoveNodesBody(BaseModel):
-    """POST /api/v1/nodes/remove: several nodes at once."""
-
-    names: list[str]
-    drain: bool = False
+from vhpc.api import ManagerAPI
+from vhpc.models import (
+    MAX_NAMES,
+    AddNodesRequest,
+    AddNodesResult,
+    DownResult,
+    ErrorBody,
+    EventList,
+    Health,
+    NodeActionResult,
+    NodeList,
+    RemoveNodesResult,
+    Status,
+)
+from vhpc.web.auth import MAX_BODY, Guard
+from vhpc.web.errors import install_error_handlers
+from vhpc.web.listen import TcpAccess
+from vhpc.web.observe_routes import MAX_AGE, add_observe_routes
 
 STATIC = Path(__file__).parent / "static"
+NodeName = Annotated[str, Query(min_length=1, max_length=64)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 421, 500, 503)}
 
 
-def create_app(api: ClusterAPI, on_down: Callable[[], None]) -> FastAPI:
+def create_app(api: ManagerAPI, access: TcpAccess, on_down: Callable[[], None],
+               max_body: int = MAX_BODY) -> FastAPI:
     """Build the app for one cluster; `on_down` is called after a successful teardown."""
-    app = FastAPI(title="vhpc", version="1", summary="A virtual HPC cluster's manager API")
+    app = FastAPI(title="vhpc", version="1", summary="A virtual HPC cluster's manager API",
+                  responses=ERRORS)
+    app.add_middleware(Guard, access=access, max_body=max_body)
+    install_error_handlers(app)
 
-    @app.get("/api/v1/health")
-    async def health() -> dict[str, Any]:
-        return {"cluster": api.cluster.spec.name, "phase": api.phase.value,
-                "uptime": round(time.time() - api.started, 1)}
+    @app.get("/api/v1/health", response_model=Health)
+    async def health() -> Health:
+        return api.health()
 
-    @app.get("/api/v1/status")
+    @app.get("/api/v1/status", response_model=Status)
     async def status(max_age: float = Query(
             0.0, ge=0, le=3600,
             description="accept Slurm's view this many seconds old (the dashboard: one "
-                        "sampling interval, so it runs no Slurm command)")) -> dict[str, Any]:
+                        "sampling interval, so it runs no Slurm command)")) -> Status:
         return await asyncio.to_thread(api.status, max_age)
 
-    @app.get("/api/v1/events")
+    @app.get("/api/v1/events", response_model=EventList)
     async def events(since: float = Query(0.0, ge=0, description="Unix time, or an age in "
                                           "seconds if below 1e9"),
-                     limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
-        if api.observer is None:
-            return {"events": [dict(e, id=0, service="vhpc") for e in api.events(since)]}
-        return {"events": await asyncio.to_thread(event_rows, api.observer, since, limit)}
+                     limit: int = Query(200, ge=1, le=5000)) -> EventList:
+        return EventList(events=await asyncio.to_thread(api.events, since, limit))
 
-    install_auth(app, api)
-    add_observe_routes(app, api)
-
-    @app.post("/api/v1/down")
-    async def down() -> dict[str, Any]:
+    @app.post("/api/v1/down", response_model=DownResult)
+    async def down() -> DownResult:
         leftovers = await asyncio.to_thread(api.down)
         on_down()
-        return {"ok": not leftovers, "leftovers": leftovers}
+        return DownResult(ok=not leftovers, leftovers=leftovers)
 
-    @app.exception_handler(UserError)
-    async def user_error(request: Request, err: UserError) -> JSONResponse:
-        status = 404 if isinstance(err, NoSuchNodeError) else \
-            409 if isinstance(err, NodeExistsError | ClusterStateError) else 400
-        return JSONResponse({"detail": str(err)}, status_code=status)
+    @app.get("/api/v1/nodes", response_model=NodeList)
+    async def nodes() -> NodeList:
+        return NodeList(nodes=await asyncio.to_thread(api.nodes))
 
-    @app.get("/api/v1/nodes")
-    async def nodes() -> dict[str, Any]:
-        return {"nodes": await asyncio.to_thread(api.nodes)}
+    @app.post("/api/v1/nodes", response_model=AddNodesResult)
+    async def add_nodes(body: AddNodesRequest) -> AddNodesResult:
+        return AddNodesResult(added=await asyncio.to_thread(api.add_nodes, body))
 
-    @app.post("/api/v1/nodes")
-    async def add_nodes(body: AddNodesBody) -> dict[str, Any]:
-        names = list(body.names) + ([body.name] if body.name else [])
-        features = body.features.split(",") if isinstance(body.features, str) else \
-            body.features
-        added = await asyncio.to_thread(api.add_nodes, names, body.count, body.memory,
-                                        body.cpus, body.cpuset, features, body.wait)
-        return {"added": added}
+    @app.delete("/api/v1/nodes", response_model=RemoveNodesResult)
+    async def remove_nodes(
+        name: Annotated[list[str], Query(min_length=1, max_length=MAX_NAMES,
+                                         description="repeat: ?name=a&name=b")],
+        drain: bool = Query(False, description="wait for the nodes' jobs to end first"),
+    ) -> RemoveNodesResult:
+        leftovers = await asyncio.to_thread(api.remove_nodes, list(name), drain)
+        return RemoveNodesResult(removed=list(name), leftovers=leftovers)
 
-    @app.post("/api/v1/nodes/remove")
-    async def remove_nodes(body: RemoveNodesBody) -> dict[str, Any]:
-        leftovers = await asyncio.to_thread(api.remove_nodes, body.names, body.drain)
-        return {"removed": body.names, "leftovers": leftovers}
-
-    @app.delete("/api/v1/nodes/{name}")
-    async def remove_node(name: str, drain: bool = False) -> dict[str, Any]:
-        leftovers = await asyncio.to_thread(api.remove_nodes, [name], drain)
-        return {"removed": [name], "leftovers": leftovers}
-
-    @app.post("/api/v1/nodes/{name}/stop")
-    async def stop_node(name: str) -> dict[str, Any]:
+    @app.post("/api/v1/nodes/{name}/stop", response_model=NodeActionResult)
+    async def stop_node(name: str) -> NodeActionResult:
         await asyncio.to_thread(api.stop_node, name)
-        return {"stopped": name}
+        return NodeActionResult(name=name, action="stop")
 
-    @app.post("/api/v1/nodes/{name}/start")
-    async def start_node(name: str, wait: bool = True) -> dict[str, Any]:
+    @app.post("/api/v1/nodes/{name}/start", response_model=NodeActionResult)
+    async def start_node(name: str, wait: bool = True) -> NodeActionResult:
         await asyncio.to_thread(api.start_node, name, wait)
-        return {"started": name}
+        return NodeActionResult(name=name, action="start")
+
+    add_observe_routes(app, api)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Any:
         page = STATIC / "index.html"
         if page.exists():
             return FileResponse(page)
-        return JSONResponse({"cluster": api.cluster.spec.name, "api": "/api/v1/status"})
+        return JSONResponse({"cluster": api.name, "api": "/api/v1/status"})
 
     return app
+
+
+__all__ = ["MAX_AGE", "create_app"]

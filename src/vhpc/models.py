@@ -1,0 +1,237 @@
+"""The documents that cross a process boundary: what the manager's HTTP API returns and takes.
+
+One pydantic model per document, shared by the server (``web/app.py`` declares them as
+``response_model``, so they are the OpenAPI schema at ``/openapi.json``), the HTTP client
+(``client.py`` parses into them), the CLI, the Python API and the dashboard
+(``web/static/app.js`` reads the same field names). Pure data: no vhpc import but errors.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+API_PREFIX = "/api/v1"
+MAX_NAMES = 4096  # node names in one request
+MAX_COUNT = 65536  # nodes added by count in one request (more than any subnet holds)
+
+
+class Model(BaseModel):
+    """Base of the wire models: unknown fields are ignored (an older or newer peer)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Phase(StrEnum):
+    """Where the cluster is in its life."""
+
+    BOOTING = "booting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class Progress(Model):
+    """What the manager is doing now: ``ready`` once the cluster is up."""
+
+    message: str
+    done: int = 0
+    total: int = 0
+
+
+class Daemon(Model):
+    """One supervised daemon of a node."""
+
+    name: str
+    state: str = Field(description="supervisor state: STARTING, RUNNING, BACKOFF, EXITED, "
+                                   "FATAL, STOPPED...")
+    pid: int | None = None
+    restarts: int = 0
+
+
+class NodeStatus(Model):
+    """One node in the status document: limits, usage, Slurm state, daemons."""
+
+    name: str
+    role: str = Field(description="controller, compute, dns or db")
+    ip: str
+    cpuset: str
+    memory_limit: int = Field(description="bytes")
+    memory_usage: int = Field(description="bytes")
+    memory_peak: int = 0
+    oom_kills: int = 0
+    cpu_seconds: float = 0.0
+    slurm_state: str
+    pids: list[int] = []
+    services: list[Daemon] = []
+    cpu_percent: float | None = Field(None, description="% of one core (sampler; stream)")
+    rx_bps: float | None = None
+    tx_bps: float | None = None
+    nprocs: int | None = None
+
+
+class Job(Model):
+    """One Slurm job as squeue shows it."""
+
+    id: str
+    name: str = ""
+    user: str = ""
+    state: str = ""
+    nodes: str = ""
+    time: str = ""
+
+
+class Status(Model):
+    """GET /api/v1/status: the cluster, its nodes and jobs."""
+
+    cluster: str
+    phase: Phase
+    progress: Progress
+    error: str = ""
+    subnet: str
+    bridge: str
+    partition: str
+    state_dir: str
+    slurm_conf: str
+    cgroup_version: int
+    host_cpus: list[int]
+    dashboard: str = Field(description="the dashboard URL, with ?token=")
+    uptime: float
+    nodes: list[NodeStatus] = []
+    jobs: list[Job] = []
+    slurm_age: float | None = Field(None, description="age of Slurm's view in seconds")
+
+
+class Health(Model):
+    """GET /api/v1/health: the manager answers (runs no Slurm command)."""
+
+    cluster: str
+    phase: Phase
+    uptime: float
+    dashboard: str = Field("", description="the dashboard URL, with ?token=")
+
+
+class NodeInfo(Model):
+    """One node of GET /api/v1/nodes: registry state and Slurm state."""
+
+    name: str
+    role: str
+    ip: str
+    cpuset: str
+    cpus: int = 1
+    memory: int = Field(description="memory limit in bytes")
+    features: list[str] = []
+    state: str = Field(description="registry state: up, stopped, lost, draining")
+    slurm_state: str = "unknown"
+    reason: str = ""
+
+
+class NodeList(Model):
+    """GET /api/v1/nodes."""
+
+    nodes: list[NodeInfo]
+
+
+class AddNodesRequest(Model):
+    """POST /api/v1/nodes: names, or a count of auto-named nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: list[str] = Field([], max_length=MAX_NAMES)
+    count: int = Field(0, ge=0, le=MAX_COUNT)
+    memory: str | None = Field(None, max_length=32, description="e.g. 250M (default: the "
+                                                                "cluster's node memory)")
+    cpus: int | None = Field(None, ge=1, le=4096)
+    cpuset: str | None = Field(None, max_length=256)
+    features: list[str] = Field([], max_length=64)
+    wait: bool = Field(True, description="return once the nodes are idle in Slurm")
+
+
+class AddNodesResult(Model):
+    """The nodes POST /api/v1/nodes made."""
+
+    added: list[NodeInfo]
+
+
+class RemoveNodesResult(Model):
+    """DELETE /api/v1/nodes?name=...: what was removed, and what could not be."""
+
+    removed: list[str]
+    leftovers: list[str] = []
+
+
+class NodeActionResult(Model):
+    """POST /api/v1/nodes/{name}/stop|start."""
+
+    name: str
+    action: str = Field(description="stop or start")
+
+
+class DownResult(Model):
+    """POST /api/v1/down."""
+
+    ok: bool
+    leftovers: list[str] = []
+
+
+class Event(Model):
+    """A cluster event: node added, daemon restarted, OOM kill..."""
+
+    id: int = 0
+    ts: float
+    kind: str = Field(description="node_added, daemon_restart, oom_kill, ...")
+    node: str = ""
+    level: str = "info"
+    message: str
+
+
+class EventList(Model):
+    """GET /api/v1/events, newest first."""
+
+    events: list[Event]
+
+
+class LogLine(Model):
+    """One line of the central log."""
+
+    id: int
+    ts: float
+    node: str
+    service: str
+    level: str
+    message: str
+
+
+class LogList(Model):
+    """GET /api/v1/logs, newest first."""
+
+    logs: list[LogLine]
+
+
+class MetricSeries(Model):
+    """One node's samples of one metric; node ``_total`` is the cluster's sum."""
+
+    node: str
+    metric: str
+    points: list[tuple[float, float]] = Field(description="[[unix time, value], ...]")
+
+
+class MetricsResult(Model):
+    """GET /api/v1/metrics."""
+
+    series: list[MetricSeries]
+
+
+class ErrorDetail(Model):
+    """What failed: the exception class name, one line, and what to do."""
+
+    type: str = Field(description="a vhpc.errors class name, e.g. NoSuchNodeError")
+    message: str
+    fix: str = ""
+
+
+class ErrorBody(Model):
+    """The body of every error response (4xx and 5xx)."""
+
+    error: ErrorDetail
