@@ -9,16 +9,28 @@ RUN_PKGS := slurmctld slurmd slurm-client munge openmpi-bin libopenmpi-dev etcd-
 # Extra packages only the test suite uses (real carbon-cache, rsyslog, headless browser).
 TEST_PKGS := graphite-carbon rsyslog chromium
 WORKLOAD_VENV := /opt/vhpc/venv
+# Exact versions of every package in .venv (pyproject.toml declares ranges); `make lock`
+# regenerates it. The venv is (re)installed only when one of the two files changes.
+CONSTRAINTS := constraints.txt
+INSTALLED := $(VENV)/.installed
 
-.PHONY: install install-test run test lint unit integration bench clean-venv
+.PHONY: install install-test debs lock run test lint unit integration bench clean-venv
 
-install:
-	@bash scripts/install-debs.sh $(RUN_PKGS)
-	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
-	@bash scripts/install-workload-venv.sh $(WORKLOAD_VENV)
+install: debs $(INSTALLED)
+	@bash scripts/install-workload-venv.sh $(WORKLOAD_VENV) $(CONSTRAINTS)
 	@echo "vhpc installed: $(abspath $(VHPC))"
 	@echo "put it on PATH with:  export PATH=$(abspath $(VENV))/bin:\$$PATH"
+
+debs:
+	@bash scripts/install-debs.sh $(RUN_PKGS)
+
+$(INSTALLED): pyproject.toml $(CONSTRAINTS) | debs
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
+	@touch $@
+
+lock:
+	@bash scripts/lock.sh $(CONSTRAINTS)
 
 install-test: install
 	@bash scripts/install-debs.sh $(TEST_PKGS)
