@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vhpc import control
+from vhpc.cli.completion import node_names
 from vhpc.cli.errors import run_cli
-from vhpc.cli.render import print_json, status_table
+from vhpc.cli.output import err_console, out_console, plain, print_json, say, waiting
+from vhpc.cli.render import status_table
+from vhpc.errors import ClusterStateError
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
-
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-# Piped output (scripts, `| grep`) must not be cut to 80 columns.
-out_console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,7 +39,8 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 @click.option("--partition", default="vhpc", show_default=True, help="Slurm partition name.")
 @click.option("--max-nodes", type=int, default=None,
               help="Slurm MaxNodeCount (default: subnet size).")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON when up.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the status as JSON when up, with the API token.")
 @click.option("--listen", default=None, metavar="ADDR:PORT",
               help="Dashboard/API address (default 127.0.0.1:any); non-loopback needs the "
                    "printed token.")
@@ -58,7 +56,7 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
        as_json: bool, listen: str | None, graphite: str | None, syslog: str | None,
        sample_interval: float) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
-    from vhpc.cluster.observing import parse_listen, token_file
+    from vhpc.web.listen import parse_listen
 
     if listen:
         parse_listen(listen)  # fail before booting
@@ -71,7 +69,7 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=err_console, transient=True,
-                  disable=as_json or not sys.stderr.isatty()) as bar:
+                  disable=not err_console.is_terminal) as bar:
         task = bar.add_task("planning", total=None)
 
         def progress(message: str, done: int, total: int) -> None:
@@ -79,17 +77,20 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
 
         result = control.up(options, progress)
     spec = result.spec
+    token = read_token(spec.name)
     if as_json:
-        print_json(control.ensure_manager(spec.name).status())
+        doc = plain(control.ensure_manager(spec.name).status())
+        doc.setdefault("dashboard", result.dashboard)
+        print_json(dict(doc, token=token))
         return
     cpus_used = sorted({c for n in spec.computes for c in n.cpuset})
     flag = "" if spec.name == "vhpc" else f" -c {spec.name}"
-    err_console.print(
+    out_console.print(
         f"cluster [bold]{spec.name}[/] is up: {len(spec.computes)} compute nodes "
         f"({spec.computes[0].name}..{spec.computes[-1].name}) on CPUs "
         f"{format_cpulist(cpus_used)}, {spec.subnet}, controller '{CONTROLLER_NAME}'\n"
         f"  dashboard  {result.dashboard}\n"
-        f"  API token  {token_text(token_file(ClusterPaths.of(spec.name)))} "
+        f"  API token  {token} "
         f"(TCP: Authorization: Bearer TOKEN; needed for POST/DELETE)\n"
         f"  try        vhpc{flag} exec slurm --user cluser -- srun -N{len(spec.computes)} "
         f"hostname\n"
@@ -102,10 +103,11 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
 @click.pass_obj
 def down(obj: dict[str, str]) -> None:
     """Stop the cluster and remove everything it made."""
-    leftovers = control.down(obj["cluster"])
+    with waiting(f"stopping cluster {obj['cluster']}"):
+        leftovers = control.down(obj["cluster"])
     if leftovers:
         raise click.ClickException("could not remove: " + "; ".join(leftovers))
-    err_console.print(f"cluster {obj['cluster']} removed")
+    say(f"cluster {obj['cluster']} removed")
 
 
 @cli.command()
@@ -118,7 +120,7 @@ def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
     for name in names:
         leftovers = control.clean(name, force=force)
         state = "could not remove: " + "; ".join(leftovers) if leftovers else "clean"
-        err_console.print(f"{name}: {state}")
+        say(f"{name}: {state}")
 
 
 @cli.command()
@@ -126,27 +128,23 @@ def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
 @click.pass_obj
 def status(obj: dict[str, str], as_json: bool) -> None:
     """Nodes: ip, cpuset, memory limit/usage, OOM kills, Slurm state, pids, daemons."""
-    doc = control.ensure_manager(obj["cluster"]).status()
+    doc = plain(control.ensure_manager(obj["cluster"]).status())
     if as_json:
         print_json(doc)
     else:
         status_table(doc, out_console)
 
 
-@cli.command(name="ls")
-@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
-def list_clusters(as_json: bool) -> None:
-    """Clusters with state on this host."""
-    names = control.list_clusters()
-    if as_json:
-        print_json(names)
-    else:
-        for name in names:
-            print(name)
+@cli.command()
+@click.pass_obj
+def token(obj: dict[str, str]) -> None:
+    """The cluster's API token (for the dashboard on TCP: Authorization: Bearer TOKEN)."""
+    control.require_up(obj["cluster"])
+    click.echo(read_token(obj["cluster"], strict=True))
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
-@click.argument("node")
+@click.argument("node", shell_complete=node_names)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-u", "--user", default=None, help="Run as this cluster user (e.g. cluser).")
 @click.pass_obj
@@ -158,7 +156,7 @@ def exec_(obj: dict[str, str], node: str, command: tuple[str, ...], user: str | 
 
 
 @cli.command()
-@click.argument("node", default=CONTROLLER_NAME)
+@click.argument("node", default=CONTROLLER_NAME, shell_complete=node_names)
 @click.option("-u", "--user", default=None, help="Log in as this cluster user (e.g. cluser).")
 @click.pass_obj
 def shell(obj: dict[str, str], node: str, user: str | None) -> None:
@@ -172,12 +170,10 @@ def shell(obj: dict[str, str], node: str, user: str | None) -> None:
 def env(obj: dict[str, str]) -> None:
     """Shell exports so the host's sinfo/sbatch/srun talk to the cluster."""
     spec = control.load_spec(obj["cluster"])
-    from vhpc.spec.paths import ClusterPaths
-
     paths = ClusterPaths.of(spec.name)
-    print(f"export SLURM_CONF={paths.slurm_conf}")
-    print(f"export VHPC_CLUSTER={spec.name}")
-    print(f"# then: sinfo; sbatch --chdir {paths.home / spec.user} job.sh")
+    click.echo(f"export SLURM_CONF={paths.slurm_conf}")
+    click.echo(f"export VHPC_CLUSTER={spec.name}")
+    click.echo(f"# then: sinfo; sbatch --chdir {paths.home / spec.user} job.sh")
 
 
 @cli.command()
@@ -186,7 +182,7 @@ def env(obj: dict[str, str]) -> None:
 @click.pass_obj
 def events(obj: dict[str, str], since: float, as_json: bool) -> None:
     """Node added/removed/stopped, daemon restarts, OOM kills."""
-    items = control.ensure_manager(obj["cluster"]).events(since)
+    items = plain(control.ensure_manager(obj["cluster"]).events(since))
     if as_json:
         print_json(items)
         return
@@ -197,7 +193,7 @@ def events(obj: dict[str, str], since: float, as_json: bool) -> None:
         message = str(e["message"])
         if not message.startswith(f"{e.get('kind', '')}: "):
             message = f"{e.get('kind', 'event')}: {message}"
-        print(f"{stamp} {e['level']:7} {e['node'] or '-':10} {message}")
+        click.echo(f"{stamp} {e['level']:7} {e['node'] or '-':10} {message}")
 
 
 @cli.group()
@@ -209,33 +205,44 @@ def manager() -> None:
 @click.pass_obj
 def manager_restart(obj: dict[str, str]) -> None:
     """Restart the manager; the running cluster is re-adopted, no job is lost."""
-    control.restart_manager(obj["cluster"])
-    err_console.print(f"manager of {obj['cluster']} restarted and re-adopted the cluster")
+    with waiting(f"restarting the manager of {obj['cluster']}"):
+        control.restart_manager(obj["cluster"])
+    say(f"manager of {obj['cluster']} restarted and re-adopted the cluster")
 
 
 @manager.command(name="status")
 @click.pass_obj
 def manager_status(obj: dict[str, str]) -> None:
     """Whether the manager answers (starting it again if it is gone)."""
-    doc = control.ensure_manager(obj["cluster"]).ping()
-    print(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
+    doc = plain(control.ensure_manager(obj["cluster"]).ping())
+    click.echo(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
 
 
+from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
+from vhpc.cli.completion import completion_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
 from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
 
-cli.add_command(node_group)
-cli.add_command(top_cmd)
-cli.add_command(metrics_cmd)
-cli.add_command(logs_cmd)
+for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_cmd):
+    cli.add_command(command)
 
 
-def token_text(path: Path) -> str:
-    """The API token (or where it will be)."""
+def read_token(cluster: str, strict: bool = False) -> str:
+    """The cluster's API token; `strict` raises if it cannot be read, else says where it is."""
+    from vhpc.web.listen import token_file
+
+    path = token_file(ClusterPaths.of(cluster))
     try:
-        return path.read_text().strip()
-    except OSError:
+        text = path.read_text().strip()
+    except OSError as err:
+        if strict:
+            raise ClusterStateError(f"cannot read the API token in {path} ({err.strerror}): "
+                                    "run as root, or 'vhpc manager restart' to make it") from err
         return f"(in {path})"
+    if strict and not text:
+        raise ClusterStateError(f"the API token file {path} is empty: 'vhpc manager restart' "
+                                "makes a new one")
+    return text or f"(in {path})"
 
 
 def main() -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
-from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from vhpc import control
-from vhpc.cli.render import mib, print_json
+from vhpc.cli.completion import node_names
+from vhpc.cli.output import out_console, plain, print_json, say, waiting
+from vhpc.cli.render import mib
+from vhpc.client import ManagerClient
+from vhpc.spec.bounds import check_distinct
+from vhpc.spec.grow import check_add_count
 
-err_console = Console(stderr=True)
-out_console = Console(width=None if sys.stdout.isatty() else 200)
+POLL_INTERVAL = 2.0  # seconds between looks at the draining nodes' Slurm state
 
 
 def _span(names: list[str]) -> str:
@@ -27,29 +33,37 @@ def node_group() -> None:
 
 @node_group.command(name="add")
 @click.argument("names", nargs=-1)
-@click.option("--count", type=int, default=0, help="Add N nodes named after the last computeN.")
-@click.option("--memory", default=None, help="Memory limit per node (default: as the others).")
+@click.option("--count", type=int, default=None,
+              help="Add N nodes named after the last computeN.")
+@click.option("--memory", default=None,
+              help="Memory limit per node (default: the cluster's, from 'up --memory').")
 @click.option("--cpus", type=int, default=None, help="CPUs per node (round-robin; default 1).")
 @click.option("--cpuset", default=None, help="Explicit CPU list for every new node, e.g. 1.")
 @click.option("--features", default="", help="Slurm features, e.g. a,b.")
 @click.option("--no-wait", is_flag=True, help="Return before the nodes are idle in Slurm.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new records as JSON.")
 @click.pass_obj
-def add(obj: dict[str, str], names: tuple[str, ...], count: int, memory: str | None,
+def add(obj: dict[str, str], names: tuple[str, ...], count: int | None, memory: str | None,
         cpus: int | None, cpuset: str | None, features: str, no_wait: bool,
         as_json: bool) -> None:
     """Add compute nodes: vhpc node add compute4 compute5 | vhpc node add --count 12"""
+    if count is not None:
+        check_add_count(count)  # --count 0 is refused here; 0 below means "not given"
+    count = count or 0
     client = control.ensure_manager(obj["cluster"])
     start = time.monotonic()
-    added = client.add_nodes(list(names), count, memory, cpus, cpuset,
-                             [f for f in features.split(",") if f], wait=not no_wait)
+    what = _span(list(names)) if names else f"{count} node{'s' * (count != 1)}"
+    with waiting(f"adding {what}" + ("" if no_wait else ", until idle in Slurm")):
+        added = plain(client.add_nodes(list(names), count, memory, cpus, cpuset,
+                                       [f for f in features.split(",") if f],
+                                       wait=not no_wait))
     if as_json:
         print_json(added)
         return
     new = [a["name"] for a in added]
     state = "started" if no_wait else "idle"
-    err_console.print(f"added {len(new)} node{'s' * (len(new) != 1)} ({_span(new)}), {state} "
-                      f"in {time.monotonic() - start:.2f}s")
+    say(f"added {len(new)} node{'s' * (len(new) != 1)} ({_span(new)}), {state} "
+        f"in {time.monotonic() - start:.2f}s")
 
 
 @node_group.command(name="ls")
@@ -57,7 +71,7 @@ def add(obj: dict[str, str], names: tuple[str, ...], count: int, memory: str | N
 @click.pass_obj
 def ls(obj: dict[str, str], as_json: bool) -> None:
     """Nodes with their registry state (up/stopped/lost/draining) and Slurm state."""
-    nodes = control.ensure_manager(obj["cluster"]).nodes()
+    nodes = plain(control.ensure_manager(obj["cluster"]).nodes())
     if as_json:
         print_json(nodes)
         return
@@ -71,34 +85,76 @@ def ls(obj: dict[str, str], as_json: bool) -> None:
 
 
 @node_group.command(name="rm")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=node_names)
 @click.option("--drain", is_flag=True, help="Wait for the nodes' running jobs to end first.")
 @click.pass_obj
 def rm(obj: dict[str, str], names: tuple[str, ...], drain: bool) -> None:
     """Remove compute nodes (from Slurm, DNS, the registry and the host)."""
-    leftovers = control.ensure_manager(obj["cluster"]).remove_nodes(list(names), drain)
+    client = control.ensure_manager(obj["cluster"])
+    span = _span(list(names))
+    label = f"draining {span} (waiting for its jobs to end)" if drain else f"removing {span}"
+    with waiting(label) as bar, _show_slurm_states(bar, obj["cluster"], names, label, drain):
+        leftovers = plain(client.remove_nodes(list(names), drain))
     if leftovers:
         raise click.ClickException("could not remove: " + "; ".join(leftovers))
-    err_console.print(f"removed {_span(list(names))}")
+    say(f"removed {span}")
 
 
 @node_group.command(name="stop")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=node_names)
 @click.pass_obj
 def stop(obj: dict[str, str], names: tuple[str, ...]) -> None:
     """Stop nodes: every process ends, DOWN in Slurm ("stopped by vhpc"), out of DNS."""
+    check_distinct(names)
     client = control.ensure_manager(obj["cluster"])
-    for name in names:
-        client.stop_node(name)
-    err_console.print(f"stopped {_span(list(names))}")
+    with waiting(f"stopping {_span(list(names))}") as bar:
+        for name in names:
+            bar.update(bar.task_ids[0], description=f"stopping {name}")
+            client.stop_node(name)
+    say(f"stopped {_span(list(names))}")
 
 
 @node_group.command(name="start")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=node_names)
 @click.pass_obj
 def start(obj: dict[str, str], names: tuple[str, ...]) -> None:
     """Start stopped nodes again; they return to idle."""
+    check_distinct(names)
     client = control.ensure_manager(obj["cluster"])
-    for name in names:
-        client.start_node(name)
-    err_console.print(f"started {_span(list(names))}")
+    with waiting(f"starting {_span(list(names))}") as bar:
+        for name in names:
+            bar.update(bar.task_ids[0], description=f"starting {name}, until idle in Slurm")
+            client.start_node(name)
+    say(f"started {_span(list(names))}")
+
+
+@contextmanager
+def _show_slurm_states(bar: Progress, cluster: str, names: tuple[str, ...], label: str,
+                       enabled: bool) -> Iterator[None]:
+    """While a drain waits, show the nodes' Slurm states in the spinner (terminals only)."""
+    if not enabled or bar.disable:
+        yield
+        return
+    done = threading.Event()
+
+    def poll() -> None:
+        client = ManagerClient(cluster, timeout=POLL_INTERVAL * 2)
+        try:
+            while not done.wait(POLL_INTERVAL):
+                try:
+                    nodes = plain(client.nodes())
+                except Exception:  # the spinner is a courtesy: never fail the removal
+                    continue
+                states = [f"{n['name']} {n['slurm_state']}" for n in nodes
+                          if n["name"] in names]
+                bar.update(bar.task_ids[0], description=f"{label}: {', '.join(states)}")
+        finally:
+            client.close()
+
+    thread = threading.Thread(target=poll, name="drain-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=POLL_INTERVAL * 3)

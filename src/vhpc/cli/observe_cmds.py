@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 import click
-from rich.console import Console, Group
+from click.shell_completion import CompletionItem
+from rich.console import Group
 from rich.table import Table
 
 from vhpc import control
-from vhpc.cli.render import print_json
-from vhpc.errors import SpecError
+from vhpc.cli.completion import node_names
+from vhpc.cli.output import out_console, plain, print_json
+from vhpc.client import ManagerClient
+from vhpc.errors import SpecError, UserError
 from vhpc.spec.sizes import parse_duration
 
-out_console = Console(width=None if sys.stdout.isatty() else 200)
 METRIC_CHOICES = ("memory", "cpu", "rx", "tx", "procs", "memory_limit", "oom_kills")
 LEVEL_CHOICES = ("debug", "info", "notice", "warning", "error", "fatal")
+# Services of the central log: the daemons vhpc runs in nodes (services/*, by DaemonSpec
+# name), the batch output of jobs, and vhpc's own events.
+LOG_SERVICES = ("dnsmasq", "etcd", "job", "munged", "slurmctld", "slurmd", "vhpc")
+TOTAL_SERIES = "_total"  # the metrics series summed over every node
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -66,12 +71,12 @@ def top_frame(doc: dict[str, Any]) -> Group:
 
 def _status_with_metrics(cluster: str) -> dict[str, Any]:
     client = control.ensure_manager(cluster)
-    doc = client.status()
+    doc: dict[str, Any] = plain(client.status())
     latest: dict[str, dict[str, Any]] = {}
     for metric, key in (("cpu", "cpu_percent"), ("rx", "rx_bps"), ("tx", "tx_bps"),
                         ("procs", "nprocs")):
         try:
-            series = client.metrics(metric, since=60)
+            series = plain(client.metrics(metric, since=60))
         except Exception:  # an older manager without /metrics: show what status has
             break
         for s in series:
@@ -79,7 +84,8 @@ def _status_with_metrics(cluster: str) -> dict[str, Any]:
                 latest.setdefault(s["node"], {})[key] = s["points"][-1][1]
     for n in doc.get("nodes", []):
         for key, value in latest.get(n["name"], {}).items():
-            n.setdefault(key, value)
+            if n.get(key) is None:
+                n[key] = value
     return doc
 
 
@@ -89,8 +95,11 @@ def _status_with_metrics(cluster: str) -> dict[str, Any]:
               help="Seconds between refreshes.")
 @click.pass_obj
 def top_cmd(obj: dict[str, str], once: bool, interval: float) -> None:
-    """Live view: node state, CPU %, memory vs limit, network rates, jobs."""
-    if once:
+    """Live view: node state, CPU %, memory vs limit, network rates, jobs.
+
+    Prints one frame and exits when stdout is not a terminal (`vhpc top > file`).
+    """
+    if once or not out_console.is_terminal:
         out_console.print(top_frame(_status_with_metrics(obj["cluster"])))
         return
     from rich.live import Live
@@ -106,7 +115,8 @@ def top_cmd(obj: dict[str, str], once: bool, interval: float) -> None:
 
 
 @click.command(name="metrics")
-@click.option("--node", default=None, help="One node (default: all, plus _total).")
+@click.option("--node", default=None, shell_complete=node_names,
+              help="One node (default: all, plus _total).")
 @click.option("--metric", type=click.Choice(METRIC_CHOICES), default="memory",
               show_default=True, help="memory bytes, cpu % of one core, rx/tx bytes/s.")
 @click.option("--since", default="10m", show_default=True, callback=_duration,
@@ -116,7 +126,10 @@ def top_cmd(obj: dict[str, str], once: bool, interval: float) -> None:
 def metrics_cmd(obj: dict[str, str], node: str | None, metric: str, since: float,
                 as_json: bool) -> None:
     """Sampled per-node metrics (from the manager's sampler)."""
-    series = control.ensure_manager(obj["cluster"]).metrics(metric, since, node)
+    client = control.ensure_manager(obj["cluster"])
+    series = plain(client.metrics(metric, since, node))
+    if node and not any(s["points"] for s in series):
+        check_known("--node", node, [*_node_choices(obj["cluster"]), TOTAL_SERIES])
     if as_json:
         print_json({"series": series})
         return
@@ -144,9 +157,10 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 @click.command(name="logs")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
-@click.option("--node", default=None, help="Only this node.")
-@click.option("--service", default=None, help="Only this service (slurmd, slurmctld, munged, "
-              "vhpc...).")
+@click.option("--node", default=None, shell_complete=node_names, help="Only this node.")
+@click.option("--service", default=None, shell_complete=lambda c, p, i: [
+    CompletionItem(s) for s in LOG_SERVICES if s.startswith(i)],
+              help=f"Only this service: {', '.join(LOG_SERVICES)}.")
 @click.option("--grep", "q", default=None, help="Only lines containing this text.")
 @click.option("--level", type=click.Choice(LEVEL_CHOICES), default=None,
               help="This level or more severe.")
@@ -159,7 +173,9 @@ def logs_cmd(obj: dict[str, str], follow: bool, node: str | None, service: str |
              as_json: bool) -> None:
     """The central log of every node's daemons and vhpc events (searchable)."""
     client = control.ensure_manager(obj["cluster"])
-    rows = client.logs(q, node, service, level, since, limit)
+    rows = plain(client.logs(q, node, service, level, since, limit))
+    if not rows:
+        _check_filters(client, obj["cluster"], node, service)
     if as_json and not follow:
         print_json({"logs": rows})
         return
@@ -177,7 +193,8 @@ def logs_cmd(obj: dict[str, str], follow: bool, node: str | None, service: str |
     try:
         while True:
             time.sleep(1.0)
-            new = [r for r in client.logs(q, node, service, level, 60, 5000) if r["id"] > last]
+            new = [r for r in plain(client.logs(q, node, service, level, 60, 5000))
+                   if r["id"] > last]
             new.reverse()
             if new:
                 last = max(r["id"] for r in new)
@@ -190,3 +207,27 @@ def logs_cmd(obj: dict[str, str], follow: bool, node: str | None, service: str |
                     _print_rows(new)
     except KeyboardInterrupt:
         pass
+
+
+def check_known(option: str, value: str, known: list[str]) -> None:
+    """Refuse a filter value that matches nothing, with the values that would."""
+    if value not in known:
+        raise UserError(f"{option} {value!r} matches nothing: use one of "
+                        f"{', '.join(known)}")
+
+
+def _node_choices(cluster: str) -> list[str]:
+    return [n.name for n in control.load_spec(cluster).nodes]
+
+
+def _check_filters(client: ManagerClient, cluster: str, node: str | None,
+                   service: str | None) -> None:
+    """An empty answer with an unknown --node or --service is an error, not silence.
+
+    Known: the spec's nodes and LOG_SERVICES. A value outside them that the store still
+    has lines of (a node removed since) returns those lines and never gets here.
+    """
+    if node:
+        check_known("--node", node, _node_choices(cluster))
+    if service:
+        check_known("--service", service, list(LOG_SERVICES))

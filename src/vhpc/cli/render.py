@@ -1,19 +1,13 @@
-"""Human output of the CLI (rich tables); JSON output is the API's document as is."""
+"""Human output of the CLI (rich tables); JSON output is the API's document as is (output.py)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from vhpc.spec.sizes import MIB
-
-
-def print_json(data: Any) -> None:
-    """Machine-readable output for scripts."""
-    print(json.dumps(data, indent=2, sort_keys=True))
 
 
 def mib(nbytes: int) -> str:
@@ -27,7 +21,7 @@ def status_table(status: dict[str, Any], console: Console) -> None:
     computes = [n for n in nodes if n["role"] == "compute"]
     idle = sum(1 for n in computes if n["slurm_state"].startswith("idle"))
     console.print(
-        f"cluster [bold]{status['cluster']}[/] {status['phase']}: {len(computes)} compute nodes "
+        f"cluster [bold]{status['cluster']}[/] {phase_text(status)}: {len(computes)} compute nodes "
         f"({idle} idle), subnet {status['subnet']}, cgroup v{status['cgroup_version']}, "
         f"dashboard {status['dashboard']}"
     )
@@ -53,3 +47,15 @@ def status_table(status: dict[str, Any], console: Console) -> None:
             jobs.add_row(j.get("id", ""), j.get("name", ""), j.get("user", ""),
                          j.get("state", ""), j.get("time", ""), j.get("nodes", ""))
         console.print(jobs)
+
+
+def phase_text(status: dict[str, Any]) -> str:
+    """The phase, with the boot step while booting ("booting (creating nodes 3/16)")."""
+    phase = str(status.get("phase", ""))
+    progress = status.get("progress") or {}
+    if phase != "booting" or not progress.get("message"):
+        return phase  # once ready, a leftover boot step would only mislead
+    step = str(progress["message"])
+    if progress.get("total"):
+        step += f" {progress.get('done', 0)}/{progress['total']}"
+    return f"{phase} ({step})"

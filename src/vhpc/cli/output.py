@@ -1,0 +1,62 @@
+"""Where the CLI's output goes: data on stdout, progress and diagnostics on stderr.
+
+Data is what a script parses or a user copies: tables, JSON, `env` lines, `ls`, the token,
+`up`'s summary (dashboard and token). Everything about the run itself (progress bars,
+spinners, "removed compute3", hints such as "no clusters") goes to stderr, so
+`vhpc status --json > s.json` or `vhpc ls | wc -l` see only data. Spinners appear only when
+stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+# Piped output (scripts, `| grep`) must not be cut to 80 columns. Both consoles resolve
+# sys.stdout / sys.stderr when they print, so redirections (and click's test runner) apply.
+out_console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200,
+                      highlight=False)
+
+
+def plain(data: Any) -> Any:
+    """JSON-ready data from what the client returns (pydantic models or plain values)."""
+    dump = getattr(data, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [plain(v) for v in data]
+    return data
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output for scripts, on stdout."""
+    click.echo(json.dumps(plain(data), indent=2, sort_keys=True))
+
+
+def say(message: str) -> None:
+    """One diagnostic line on stderr (rich markup allowed)."""
+    err_console.print(message)
+
+
+@contextmanager
+def waiting(description: str) -> Iterator[Progress]:
+    """A spinner with the elapsed time on stderr while a long call runs (terminals only).
+
+    Yields the Progress so the caller may change the text: `bar.update(task_id, ...)` with
+    `bar.task_ids[0]`.
+    """
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as bar:
+        bar.add_task(description, total=None)
+        yield bar
