@@ -162,7 +162,7 @@ def test_dashboard_on_a_non_loopback_address_needs_the_token_for_reads() -> None
     vhpc("-c", name, "clean", check=False)
     try:
         out = vhpc("-c", name, "up", "-n", "1", "--subnet", "10.209.7.0/24",
-                   "--listen", "10.209.7.1:0").stderr
+                   "--listen", "10.209.7.1:0").stdout
         token = (STATE_ROOT / name / "run" / "token").read_text().strip()
         assert f"token={token}" in out  # `vhpc up` prints the URL with its token
         port = (STATE_ROOT / name / "run" / "dashboard.port").read_text().strip()
