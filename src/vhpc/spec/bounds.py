@@ -73,7 +73,7 @@ def check_features(features: Sequence[str]) -> tuple[str, ...]:
         check_text(feature, "--features", MAX_FEATURE_LENGTH)
         if not feature:
             continue
-        if not _FEATURE_RE.match(feature):
+        if not _FEATURE_RE.fullmatch(feature):
             raise SpecError(f"invalid feature {feature!r}: use letters, digits, '_', '.', '-'")
         out.append(feature)
     return tuple(out)
@@ -82,7 +82,7 @@ def check_features(features: Sequence[str]) -> tuple[str, ...]:
 def check_partition(name: str) -> str:
     """A Slurm partition name: a plain word (no spaces, '=', ','), not 'DEFAULT'."""
     check_text(name, "--partition", MAX_PARTITION_LENGTH)
-    if not _PARTITION_RE.match(name) or name.lower() == "default":
+    if not _PARTITION_RE.fullmatch(name) or name.lower() == "default":
         raise SpecError(
             f"invalid --partition {name!r}: use 1-{MAX_PARTITION_LENGTH} letters, digits, "
             "'_', '.' or '-' (not 'default'), e.g. --partition batch"

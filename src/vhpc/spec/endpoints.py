@@ -41,7 +41,7 @@ def _split(text: str, option: str, example: str) -> tuple[str, str]:
 
 def _port(text: str, option: str, whole: str, example: str, allow_zero: bool) -> int:
     low = 0 if allow_zero else 1
-    if not _PORT_RE.match(text) or not low <= int(text) <= 65535:
+    if not _PORT_RE.fullmatch(text) or not low <= int(text) <= 65535:
         raise SpecError(f"invalid {option} {whole!r}: the port must be a number from {low} to "
                         f"65535, e.g. {example}")
     return int(text)
@@ -49,7 +49,7 @@ def _port(text: str, option: str, whole: str, example: str, allow_zero: bool) ->
 
 def is_hostname(host: str) -> bool:
     """True for an RFC 1123 host name (dotted labels, at most 253 characters)."""
-    return 0 < len(host) <= 253 and all(_LABEL_RE.match(p) for p in host.rstrip(".").split("."))
+    return 0 < len(host) <= 253 and all(_LABEL_RE.fullmatch(p) for p in host.rstrip(".").split("."))
 
 
 def parse_listen(text: str) -> tuple[str, int]:

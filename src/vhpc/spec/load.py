@@ -7,8 +7,15 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError
-from vhpc.spec import addressing, bounds, endpoints, ids, placement
-from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
+from vhpc.spec import addressing, bounds, endpoints, ids, placement, users
+from vhpc.spec.model import (
+    DEFAULT_PIDS_MAX,
+    MAX_PIDS_MAX,
+    MIN_PIDS_MAX,
+    ClusterSpec,
+    NodeRole,
+    NodeSpec,
+)
 from vhpc.spec.sizes import MIB, format_size, parse_size
 
 # Measured on Debian 12 (bench/memory_floor.py, results/memory_floor.json): slurmd
@@ -37,6 +44,7 @@ class HostFacts:
     host_addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     links: frozenset[str] = frozenset()  # names of the host's network interfaces
     cluster_ids: frozenset[str] = frozenset()  # ids used by the other clusters on the host
+    host_ids: frozenset[int] = frozenset()  # uids and gids of the host's passwd and group
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,12 @@ class ClusterOptions:
     max_nodes: int | None = None
     features: tuple[str, ...] = ()
     extra: tuple[tuple[str, str], ...] = ()  # -> ClusterSpec.options (listen, graphite...)
+    pids_max: int | None = None  # pids.max of each compute node (None: DEFAULT_PIDS_MAX)
 
 
 def check_cluster_name(name: str) -> None:
     """Cluster names become paths, bridge and cgroup names: keep them short and plain."""
-    if not _CLUSTER_NAME_RE.match(name):
+    if not _CLUSTER_NAME_RE.fullmatch(name):
         raise SpecError(
             f"invalid cluster name {name!r}: use 1-31 lowercase letters, digits or '-', "
             "starting with a letter (e.g. -c lab1)"
@@ -67,7 +76,7 @@ def check_cluster_name(name: str) -> None:
 
 def check_node_name(name: str) -> None:
     """A node name is its hostname: RFC 1123 label, lowercase."""
-    if not _HOSTNAME_RE.match(name):
+    if not _HOSTNAME_RE.fullmatch(name):
         raise SpecError(
             f"invalid node name {name!r}: a hostname is 1-63 lowercase letters, digits or '-', "
             "not starting or ending with '-' (e.g. compute12)"
@@ -140,6 +149,9 @@ def check_options(options: ClusterOptions, facts: HostFacts) -> int:
         bounds.check_compute_count(options.max_nodes, "--max-nodes")
     bounds.check_partition(options.partition)
     bounds.check_features(options.features)
+    if options.pids_max is not None:
+        bounds.check_int(options.pids_max, "--pids-max", MIN_PIDS_MAX, MAX_PIDS_MAX,
+                         "tasks, threads included, a node may hold")
     check_extra(dict(options.extra), facts)
     return memory
 
@@ -186,6 +198,7 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
     if max_nodes > capacity:
         raise SpecError(f"--max-nodes {max_nodes}: subnet {subnet} holds at most {capacity} "
                         f"compute nodes: use --max-nodes {capacity} or a larger --subnet")
+    net_id = ids.allocate_cluster_id(options.name, facts.cluster_ids, facts.links)
     spec = ClusterSpec(
         name=options.name,
         subnet=subnet,
@@ -194,8 +207,10 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         max_nodes=max_nodes,
         overcommit=options.overcommit,
         options=dict(options.extra),
-        net_id=ids.allocate_cluster_id(options.name, facts.cluster_ids, facts.links),
+        net_id=net_id,
         node_memory=memory,
+        user_uid=users.cluster_uid(net_id, facts.host_ids),
+        pids_max=DEFAULT_PIDS_MAX if options.pids_max is None else options.pids_max,
     )
     check_host_memory(spec, facts)
     return spec
