@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -98,27 +99,21 @@ def test_stopped_flag_survives_the_spec_json_round_trip() -> None:
 
 
 # -- health ---------------------------------------------------------------------------
-def test_a_single_slurmd_crash_is_not_a_lost_node() -> None:
-    h, change = health_step(Health(), False, 0, now=10.0, grace=1.0)
-    assert change is None and h.dead_since == 10.0
-    h, change = health_step(h, True, 0, now=10.5, grace=1.0)
-    assert change is None and h == Health()
+def test_a_slurmd_the_supervisor_still_restarts_is_never_lost() -> None:
+    h: Health = Health()
+    for state in (DaemonState.BACKOFF, DaemonState.STARTING, DaemonState.BACKOFF,
+                  DaemonState.STOPPING, None):
+        h, change = health_step(h, state)
+        assert change is None and not h.lost
 
 
-def test_no_process_for_the_grace_period_is_lost_once_then_recovers() -> None:
-    h, _ = health_step(Health(), False, 0, now=10.0, grace=1.0)
-    h, change = health_step(h, False, 0, now=11.0, grace=1.0)
-    assert change == "lost"
-    h, change = health_step(h, False, 0, now=12.0, grace=1.0)
+def test_lost_once_when_the_supervisor_gives_up_then_recovers() -> None:
+    h, change = health_step(Health(), DaemonState.FATAL)
+    assert change == "lost" and h.lost
+    h, change = health_step(h, DaemonState.FATAL)
     assert change is None and h.lost
-    h, change = health_step(h, True, 0, now=13.0, grace=1.0)
+    h, change = health_step(h, DaemonState.RUNNING)
     assert change == "recovered" and h == Health()
-
-
-def test_jobs_still_running_keep_a_node_from_being_lost() -> None:
-    h, _ = health_step(Health(), False, 0, now=10.0, grace=1.0)
-    h, change = health_step(h, False, 3, now=12.0, grace=1.0)
-    assert change is None and h.dead_since is None
 
 
 # -- reconciliation against fakes -----------------------------------------------------
@@ -184,8 +179,11 @@ class FakeCluster:
     runtime: FakeRuntime
     events: EventBus = field(default_factory=EventBus)
     writes: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    closing: bool = False
 
-    def spec_path_write(self) -> None:
+    def set_spec(self, spec: ClusterSpec) -> None:
+        self.spec = spec
         self.writes += 1
 
 
@@ -201,17 +199,18 @@ def make_inventory(tmp_path: Path) -> tuple[Inventory, FakeCluster, FakeSlurm, F
     registry.stop()
     feed = DnsFeed(etcd, PREFIX, tmp_path, lambda r: f"{r.ip} {r.name}\n")
     slurm = FakeSlurm()
-    inv = Inventory(cluster, registry, feed, slurm, lambda: FACTS, lost_grace=1.0)
+    inv = Inventory(cluster, registry, feed, slurm, lambda: FACTS)
     return inv, fake, slurm, etcd, feed
 
 
-def test_a_node_whose_processes_all_died_goes_down_and_out_of_dns(tmp_path: Path) -> None:
+def test_a_node_the_supervisor_gave_up_on_goes_down_and_out_of_dns(tmp_path: Path) -> None:
     inv, fake, slurm, etcd, feed = make_inventory(tmp_path)
     feed.sync()
     assert (tmp_path / "compute1").exists()
     fake.supervisor.states["compute1"] = DaemonState.BACKOFF
-    assert inv.check_health(now=100.0) == []
-    assert inv.check_health(now=101.5) == [("compute1", "lost")]
+    assert inv.check_health() == []
+    fake.supervisor.states["compute1"] = DaemonState.FATAL
+    assert inv.check_health() == [("compute1", "lost")]
     assert ["scontrol", "update", "nodename=compute1", "state=down",
             f"reason={LOST_REASON}"] in slurm.calls
     assert _state(etcd, "compute1") == LOST
@@ -221,15 +220,15 @@ def test_a_node_whose_processes_all_died_goes_down_and_out_of_dns(tmp_path: Path
     assert fake.supervisor.states["compute1"] is DaemonState.STOPPED
     assert fake.runtime.killed == ["vhpc-t/compute1"]
     assert fake.spec.node("compute1").stopped and fake.writes == 1
-    assert inv.check_health(now=110.0) == []
+    assert inv.check_health() == []
     assert [e.kind for e in fake.events.recent()] == ["node_lost"]
 
 
 def test_a_node_back_before_it_was_acted_on_recovers(tmp_path: Path) -> None:
     inv, _, slurm, etcd, _ = make_inventory(tmp_path)
-    inv.health["compute1"] = Health(99.0, True)
+    inv.health["compute1"] = Health(lost=True)
     slurm.reasons["compute1"] = LOST_REASON
-    assert inv.check_health(now=102.0) == [("compute1", "recovered")]
+    assert inv.check_health() == [("compute1", "recovered")]
     assert slurm.calls[-1] == ["scontrol", "update", "nodename=compute1", "state=resume"]
     assert _state(etcd, "compute1") == UP
 
@@ -240,7 +239,7 @@ def test_stopped_nodes_are_not_watched(tmp_path: Path) -> None:
     fake.spec = fake.spec.with_nodes(tuple(replace(n, stopped=n.name == "compute0")
                                            for n in fake.spec.nodes))
     fake.supervisor.states["compute0"] = DaemonState.STOPPED
-    assert inv.check_health(now=1.0) == [] and inv.check_health(now=5.0) == []
+    assert inv.check_health() == [] and inv.check_health() == []
     assert slurm.calls == []
 
 

@@ -3,6 +3,12 @@
 Every resource is written to the ledger before it is made; teardown walks the ledger.
 The runtime is passed in (Mininet's `Mininet(host=..., link=...)` idea), so unit tests
 drive this class with a fake runtime.
+
+One lock, `Cluster.lock`, is held by every path that changes the cluster's state (its
+spec, its resources, its daemons on purpose): boot, adopt (with the recovery of a dead
+manager's half-done operation), node add/remove/stop/start and a lost node
+(cluster/inventory.py), and teardown. `spec` is only replaced, through `set_spec`, which
+also persists it atomically; readers take the current value without the lock.
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from vhpc.atomic import write_atomic
 from vhpc.cluster import node as nodes_mod
+from vhpc.cluster import operations as ops
+from vhpc.cluster import privacy, recovery
 from vhpc.cluster.events import EventBus
 from vhpc.cluster.ledger import Kind, Ledger
-from vhpc.cluster.supervisor import Supervised, Supervisor
+from vhpc.cluster.operations import Operation, OpKind
+from vhpc.cluster.supervisor import Supervised, Supervisor, heartbeat_age, touch
 from vhpc.cluster.teardown import process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime
@@ -58,13 +68,20 @@ class Cluster:
         self.progress = progress
         self.workers = workers
         self.ledger = Ledger(paths.ledger)
-        self.supervisor = Supervisor(runtime, self.ledger, self.events)
+        self.lock = threading.RLock()  # the one lock of state mutations (module docstring)
+        self.closing = False  # set by teardown: no change may start after it
+        self.supervisor = Supervisor(runtime, self.ledger, self.events,
+                                     heartbeat=slurm.heartbeat_file(paths))
         self.slurm = SlurmClient(paths.slurm_conf, paths.etc / "passwd")
         self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float = 120.0) -> None:
         """Build everything and start every daemon; roll back completely on failure."""
+        with self.lock:
+            self._boot(timeout)
+
+    def _boot(self, timeout: float) -> None:
         try:
             self.prepare_state()
             self.progress("network", 0, 1)
@@ -78,6 +95,7 @@ class Cluster:
             self.start_computes(list(self.spec.computes))
             later()  # etcd came up meanwhile
             self.wait_idle([n.name for n in self.spec.computes], timeout)
+            ops.finish(self.paths.root)
         except BaseException as err:
             log.error("boot failed: %s; rolling back", err)
             self.progress("rolling back", 0, 1)
@@ -96,35 +114,44 @@ class Cluster:
                   p.slurm_state, p.slurm_spool, p.ns_dir, p.home, p.data, dnsmasq.hostsdir(p)):
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o755)
-        p.root.chmod(0o755)
         p.root.parent.chmod(0o755)
+        privacy.secure_state_dir(p, self.spec.user_uid)  # the cluster's group only
+        self.spec_path_write()  # first: a manager that adopts reads it
+        ops.begin(p.root, Operation(OpKind.BOOT))  # until every node is idle
+        touch(slurm.heartbeat_file(p))
+        etcd.ensure_root_password(p)
         self._write_user_files()
         self.write_hosts()
-        (p.etc / "resolv.conf").write_text(files.render_resolv_conf(self.spec))
-        p.slurm_conf.write_text(slurm.render_slurm_conf(self.spec, p))
+        write_atomic(p.etc / "resolv.conf", files.render_resolv_conf(self.spec))
+        write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p))
+        write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
-        self.spec_path_write()
 
     def spec_path_write(self) -> None:
-        """Persist the spec (the manager and `vhpc clean` read it back)."""
-        self.paths.spec.write_text(json.dumps(self.spec.to_dict(), indent=1))
+        """Persist the spec atomically (the manager and `vhpc clean` read it back)."""
+        write_atomic(self.paths.spec, json.dumps(self.spec.to_dict(), indent=1))
+
+    def set_spec(self, spec: ClusterSpec) -> None:
+        """Replace the spec and persist it (the only way the spec changes)."""
+        with self.lock:
+            self.spec = spec
+            self.spec_path_write()
 
     def _write_user_files(self) -> None:
         spec, p = self.spec, self.paths
         home = p.home / spec.user
-        (p.etc / "passwd").write_text(files.render_passwd(
+        write_atomic(p.etc / "passwd", files.render_passwd(
             Path("/etc/passwd").read_text(), spec.user, spec.user_uid, str(home)))
-        (p.etc / "group").write_text(files.render_group(
+        write_atomic(p.etc / "group", files.render_group(
             Path("/etc/group").read_text(), spec.user, spec.user_uid))
         home.mkdir(parents=True, exist_ok=True)
         for name in (".bashrc", ".profile"):
-            (home / name).write_text(files.render_profile())
+            write_atomic(home / name, files.render_profile())
             os.chown(home / name, spec.user_uid, spec.user_uid)
         for tool in install_node_tools():
             # `sbatch gemm.sh` in the home works like the seed's /usr/local/bin/gemm.sh
             (home / tool.name).symlink_to(tool)
-        os.chown(home, spec.user_uid, spec.user_uid)
-        home.chmod(0o755)
+        privacy.secure_home(home, spec.user_uid, spec.user_uid)
 
     def _write_munge_key(self) -> None:
         key = self.paths.munge_key
@@ -133,24 +160,17 @@ class Cluster:
             f.write(os.urandom(munge.KEY_SIZE))
 
     def write_hosts(self) -> None:
-        """Rewrite the cluster hosts file in place (bind mounts keep seeing the same inode)."""
+        """The cluster hosts file and dnsmasq's hosts directory, written before any node
+        bind-mounts them (a rename later would hide the new file from the nodes)."""
         # Only the service nodes: compute names come from DNS (registry -> dnsmasq), so
         # nodes added and removed at run time resolve the same way everywhere.
         text = files.render_hosts(self.spec, [(n.name, str(self.spec.ip_of(n)))
                                               for n in self.spec.nodes
                                               if n.role is not NodeRole.COMPUTE])
-        with open(self.paths.etc / "hosts", "w") as f:
-            f.write(text)
-        hostsdir = dnsmasq.hostsdir(self.paths)
-        wanted = {n.name for n in self.spec.nodes if not n.stopped}
-        for node in self.spec.nodes:
-            if node.stopped:
-                continue
-            (hostsdir / node.name).write_text(
-                dnsmasq.render_node_hosts(self.spec, node.name, str(self.spec.ip_of(node))))
-        for stale in hostsdir.iterdir():
-            if stale.name not in wanted:
-                stale.unlink()
+        write_atomic(self.paths.etc / "hosts", text)
+        dnsmasq.apply_hosts_dir(dnsmasq.hostsdir(self.paths), {
+            n.name: dnsmasq.render_node_hosts(self.spec, n.name, str(self.spec.ip_of(n)))
+            for n in self.spec.nodes if not n.stopped})
 
     def build_network(self) -> None:
         """The private namespace directory and the cluster bridge."""
@@ -174,13 +194,19 @@ class Cluster:
             group = nodes_mod.cgroup_group(self.spec.name, node.name)
             self.ledger.add(Kind.CGROUP, group, node.name)
             with cgroup_lock:  # the cluster's parent cgroup is made by the first node
-                self.runtime.create_cgroup(group, format_cpulist(node.cpuset), node.memory)
+                self.runtime.create_cgroup(group, format_cpulist(node.cpuset), node.memory,
+                                           self.spec.pids_max_of(node))
             nodes_mod.prepare_private_dirs(self.paths, node)
             ns = NsPaths.under(self.paths.ns_dir, node.name)
             for path in ns.all():
                 self.ledger.add(Kind.NAMESPACE, path, node.name)
-            self.runtime.create_namespaces(ns, node.name, self.paths.ns_dir,
-                                           nodes_mod.node_mounts(self.paths, node, node.memory))
+            init = self.runtime.create_namespaces(
+                ns, node.name, self.paths.ns_dir,
+                nodes_mod.node_mounts(self.paths, node, node.memory),
+                self.runtime.cgroup_procs_files(group))
+            # pid 1 of the node (in its cgroup, so the cgroup kill would end it too)
+            self.ledger.add(Kind.PROCESS, nodes_mod.init_key(node.name), node.name,
+                            **init.to_dict())
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for _ in pool.map(make, nodes):
@@ -288,22 +314,43 @@ class Cluster:
 
     # -- adopt ------------------------------------------------------------------------
     def adopt(self) -> None:
-        """Take over a running cluster from its ledger (after a manager restart)."""
-        records = {e.ident: e for e in self.ledger.entries(Kind.PROCESS)}
-        self.supervisor.start_thread()
-        wanted = self.service_daemons() + [slurm.slurmd(self.spec, self.paths, n)
-                                           for n in self.spec.computes if not n.stopped]
-        for daemon in wanted:
-            entry = records.get(daemon.key)
-            record = process_record(entry) if entry else ProcessRecord(0, -1)
-            self.supervisor.adopt(daemon, self.target(daemon.node), record)
-        self.events.emit("manager_adopted", f"manager adopted cluster {self.spec.name}")
+        """Take over a running cluster from its ledger (after a manager restart).
+
+        First settles what the dead manager left half-done (cluster/recovery.py: an
+        unfinished `up` removes the cluster and raises BootError), then watches or
+        restarts every daemon, then puts Slurm in step (rolled-back nodes deleted, nodes
+        drained for 'vhpc manager down' resumed).
+        """
+        with self.lock:
+            silent = heartbeat_age(slurm.heartbeat_file(self.paths))
+            forget = recovery.settle(self)
+            records = {e.ident: e for e in self.ledger.entries(Kind.PROCESS)}
+            self.supervisor.start_thread()
+            wanted = self.service_daemons() + [slurm.slurmd(self.spec, self.paths, n)
+                                               for n in self.spec.computes if not n.stopped]
+            for daemon in wanted:
+                entry = records.get(daemon.key)
+                record = process_record(entry) if entry else ProcessRecord(0, -1)
+                self.supervisor.adopt(daemon, self.target(daemon.node), record)
+            resumed = recovery.reconcile_slurm(self, forget)
+        message = f"manager adopted cluster {self.spec.name}"
+        if silent is not None:
+            message += f"; no manager had supervised it for {silent:.0f}s"
+        if resumed:
+            message += (f"; resumed {len(resumed)} nodes drained meanwhile "
+                        f"('{slurm.MANAGER_DOWN_REASON}')")
+        self.events.emit("manager_adopted", message, "", "warning" if resumed else "info")
 
     # -- teardown ---------------------------------------------------------------------
     def teardown(self) -> list[str]:
-        """Remove everything the ledger holds; return what could not be removed."""
-        self.supervisor.shutdown()
-        return remove_owned(self.ledger, self.runtime)
+        """Remove everything the ledger holds; return what could not be removed.
+
+        Waits for a change in progress (the state lock) and refuses any after it.
+        """
+        with self.lock:
+            self.closing = True
+            self.supervisor.shutdown()
+            return remove_owned(self.ledger, self.runtime)
 
     # -- status -----------------------------------------------------------------------
     def node_status(self, slurm_states: dict[str, str]) -> list[dict[str, Any]]:
@@ -350,9 +397,10 @@ def install_node_tools(dest: Path = NODE_TOOLS_DIR) -> list[Path]:
             continue
         target = dest / src.name
         data = src.read_bytes()
+        mode = 0o755 if os.access(src, os.X_OK) else 0o644
         if not target.exists() or target.read_bytes() != data:
-            target.write_bytes(data)
-        target.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
+            write_atomic(target, data, mode)  # a node may be running the old one
+        target.chmod(mode)
     return [dest / name for name in USER_SCRIPTS if (dest / name).exists()]
 
 

@@ -4,8 +4,13 @@
 (<state>/spec.json, what a restarted manager adopts), the ledger (what teardown removes)
 and the registry (what DNS serves and anyone can read). Compute nodes are Slurm dynamic
 nodes: they join with `slurmd -Z` and leave with `scontrol delete`, slurmctld never
-restarts. A health monitor marks a node whose processes all died DOWN in Slurm and
-withdraws it from DNS until its slurmd runs again.
+restarts. A health monitor marks a node whose slurmd the supervisor gave up on (ten quick
+failures) DOWN in Slurm and withdraws it from DNS until `vhpc node start`.
+
+Every change holds `Cluster.lock`, the one lock of cluster state mutations (add, remove,
+stop, start, a lost node, teardown, adoption), and `add`/`remove` write an operation record
+first (cluster/operations.py), so a manager killed in the middle leaves a change the next
+one can roll back or finish.
 """
 
 from __future__ import annotations
@@ -17,16 +22,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from vhpc.cluster import node as nodes_mod
+from vhpc.cluster import operations as ops
 from vhpc.cluster import registry as reg
 from vhpc.cluster.cluster import Cluster
+from vhpc.cluster.operations import Operation, OpKind, SlurmControl
 from vhpc.cluster.registry import DnsFeed, HttpEtcd, NodeRecord, Registry
 from vhpc.cluster.states import DaemonState
 from vhpc.cluster.teardown import remove_owned
 from vhpc.errors import BootError, ClusterStateError, VhpcError
-from vhpc.runtime.hostops import CommandResult
 from vhpc.services import dnsmasq, etcd
 from vhpc.spec.grow import AddRequest, check_removable, plan_add
 from vhpc.spec.load import HostFacts
@@ -36,44 +42,31 @@ from vhpc.spec.placement import format_cpulist
 log = logging.getLogger(__name__)
 
 STOP_REASON = "stopped by vhpc"
-LOST_REASON = "vhpc: node lost, all its processes died"
-REMOVE_REASON = "removed by vhpc"
+LOST_REASON = "vhpc: node lost, slurmd kept failing"
+REMOVE_REASON = ops.REMOVE_REASON
 DRAIN_REASON = "vhpc: draining before removal"
-
-
-class SlurmControl(Protocol):
-    """The Slurm client calls the inventory makes (SlurmClient implements it)."""
-
-    def run(self, argv: list[str], check: bool = True,
-            timeout: float = 30.0) -> CommandResult: ...
-    def node_states(self) -> dict[str, str]: ...
-    def node_reasons(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
 class Health:
     """What the monitor remembers about one node between checks."""
 
-    dead_since: float | None = None
     lost: bool = False
 
 
-def health_step(prev: Health, slurmd_running: bool, processes: int, now: float,
-                grace: float) -> tuple[Health, str | None]:
+def health_step(prev: Health, slurmd: DaemonState | None) -> tuple[Health, str | None]:
     """One check of one node: returns the new memory and 'lost', 'recovered' or None.
 
-    A node is lost when its slurmd is not running and no process at all is left in its
-    cgroup for `grace` seconds (a single slurmd crash is restarted within half a second
-    and never counts). 'recovered' if its slurmd runs again before that is acted on.
+    The give-up policy is the supervisor's (supervisor.py): a node is lost when the
+    supervisor has given up on its slurmd (FATAL, after ten quick failures in a row),
+    never while a restart is still pending, however long its backoff. 'recovered' if its
+    slurmd runs again after that.
     """
-    if slurmd_running:
+    if slurmd is DaemonState.RUNNING:
         return Health(), ("recovered" if prev.lost else None)
-    if processes > 0:
-        return replace(prev, dead_since=None), None
-    since = prev.dead_since if prev.dead_since is not None else now
-    if not prev.lost and now - since >= grace:
-        return Health(since, True), "lost"
-    return Health(since, prev.lost), None
+    if slurmd is DaemonState.FATAL and not prev.lost:
+        return Health(True), "lost"
+    return prev, None
 
 
 def record_of(cluster: Cluster, node: NodeSpec, state: str | None = None) -> NodeRecord:
@@ -97,16 +90,15 @@ class Inventory:
 
     def __init__(self, cluster: Cluster, registry: Registry | None = None,
                  feed: DnsFeed | None = None, slurm: SlurmControl | None = None,
-                 facts: Callable[[], HostFacts] = host_facts, monitor_interval: float = 0.5,
-                 lost_grace: float = 1.0) -> None:
+                 facts: Callable[[], HostFacts] = host_facts,
+                 monitor_interval: float = 0.5) -> None:
         self.cluster = cluster
         self.registry = registry
         self.feed = feed
         self.slurm: SlurmControl = slurm or cluster.slurm
         self.facts = facts
         self.monitor_interval = monitor_interval
-        self.lost_grace = lost_grace
-        self.lock = threading.RLock()
+        self.lock = cluster.lock  # the one lock of cluster state mutations
         self.health: dict[str, Health] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,7 +109,7 @@ class Inventory:
         url = etcd.client_url(cluster.spec)
         if url is None:
             return cls(cluster)
-        kv = HttpEtcd(url)
+        kv = HttpEtcd(url, root_password=etcd.ensure_root_password(cluster.paths))
         prefix = etcd.key_prefix(cluster.spec)
         spec = cluster.spec
 
@@ -175,14 +167,15 @@ class Inventory:
         """Make and start new compute nodes; all or nothing (a failure rolls back)."""
         c = self.cluster
         with self.lock:
+            self._check_open()
             before = c.spec
             added = plan_add(before, request, self.facts())
             names = [n.name for n in added]
+            ops.begin(c.paths.root, Operation(OpKind.ADD, tuple(names)))
             try:
                 c.build_nodes(list(added))
                 c.start_computes(added)
-                c.spec = before.with_nodes(before.nodes + added)
-                c.spec_path_write()
+                c.set_spec(before.with_nodes(before.nodes + added))
                 for node in added:
                     if self.registry is not None:
                         self.registry.publish(record_of(c, node))
@@ -195,12 +188,13 @@ class Inventory:
                     if self.registry is not None:
                         self.registry.withdraw(name)
                 self._dismantle(names)
-                self._slurm_forget(names)
-                c.spec = before
-                c.spec_path_write()
+                ops.forget_nodes(self.slurm, names)
+                c.set_spec(before)
+                ops.finish(c.paths.root)
                 if isinstance(err, VhpcError | KeyboardInterrupt):
                     raise
                 raise BootError(f"adding {len(names)} nodes failed: {err}") from err
+            ops.finish(c.paths.root)
             c.events.emit("node_added", f"added {_names(names)} "
                           f"({added[0].cpus} CPUs, {added[0].memory // 2**20}M each)")
         return [json.loads(record_of(c, n).to_json()) for n in added]
@@ -210,6 +204,7 @@ class Inventory:
                timeout: float = 3600.0) -> list[str]:
         """Remove compute nodes; with `drain`, first wait for their running jobs to end."""
         with self.lock:
+            self._check_open()
             nodes = check_removable(self.cluster.spec, names)
         names = [n.name for n in nodes]
         if drain:
@@ -218,18 +213,20 @@ class Inventory:
                 for name in names:
                     self.registry.set_state(name, reg.DRAINING)
             self._wait_no_jobs(names, timeout)
+        c = self.cluster
         with self.lock:
-            nodes = check_removable(self.cluster.spec, names)  # still there?
+            self._check_open()
+            nodes = check_removable(c.spec, names)  # still there?
+            ops.begin(c.paths.root, Operation(OpKind.REMOVE, tuple(names)))
             for name in names:
                 if self.registry is not None:
                     self.registry.withdraw(name)
                 self.health.pop(name, None)
             leftovers = self._dismantle(names)
-            self._slurm_forget(names)
+            ops.forget_nodes(self.slurm, names)
             gone = set(names)
-            c = self.cluster
-            c.spec = c.spec.with_nodes(tuple(n for n in c.spec.nodes if n.name not in gone))
-            c.spec_path_write()
+            c.set_spec(c.spec.with_nodes(tuple(n for n in c.spec.nodes if n.name not in gone)))
+            ops.finish(c.paths.root)
             c.events.emit("node_removed", f"removed {_names(names)}"
                           + (" after draining" if drain else ""))
             self._dns_settled(absent=names)
@@ -249,23 +246,6 @@ class Inventory:
             shutil.rmtree(c.paths.slurm_spool / name, ignore_errors=True)
         return leftovers
 
-    def _slurm_forget(self, names: list[str]) -> None:
-        """Delete dynamic nodes from slurmctld (their slurmd has exited)."""
-        known = set(self.slurm.node_states())
-        present = [n for n in names if n in known]
-        if not present:
-            return
-        self._scontrol_update(present, "down", REMOVE_REASON)
-        deadline = time.monotonic() + 15
-        while True:
-            result = self.slurm.run(["scontrol", "delete", f"nodename={','.join(present)}"],
-                                    check=False)
-            if result.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)  # jobs being killed on it still count as running
-        if result.returncode != 0:
-            log.warning("scontrol delete %s: %s", ",".join(present), result.stderr.strip())
-
     def _wait_no_jobs(self, names: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -282,6 +262,7 @@ class Inventory:
         """Stop every process of a node; it stays in the cluster, DOWN in Slurm."""
         c = self.cluster
         with self.lock:
+            self._check_open()
             node = check_removable(c.spec, [name])[0]
             if node.stopped:
                 raise ClusterStateError(f"node {name!r} is already stopped "
@@ -300,6 +281,7 @@ class Inventory:
         """Start a stopped node again; it returns to idle in Slurm."""
         c = self.cluster
         with self.lock:
+            self._check_open()
             node = check_removable(c.spec, [name])[0]
             if not node.stopped:
                 raise ClusterStateError(f"node {name!r} is not stopped")
@@ -338,9 +320,8 @@ class Inventory:
     def _set_stopped(self, node: NodeSpec, stopped: bool) -> NodeSpec:
         c = self.cluster
         new = replace(node, stopped=stopped)
-        c.spec = c.spec.with_nodes(tuple(new if n.name == node.name else n
-                                         for n in c.spec.nodes))
-        c.spec_path_write()
+        c.set_spec(c.spec.with_nodes(tuple(new if n.name == node.name else n
+                                           for n in c.spec.nodes)))
         return new
 
     def _slurmd_running(self, name: str) -> bool:
@@ -348,30 +329,29 @@ class Inventory:
                    for d in self.cluster.supervisor.daemons(name))
 
     def _scontrol_update(self, names: list[str], state: str, reason: str) -> None:
-        argv = ["scontrol", "update", f"nodename={','.join(names)}", f"state={state}"]
-        if reason:
-            argv.append(f"reason={reason}")
-        result = self.slurm.run(argv, check=False)
-        if result.returncode != 0:
-            log.warning("%s: %s", " ".join(argv), result.stderr.strip())
+        ops.scontrol_update(self.slurm, names, state, reason)
+
+    def _check_open(self) -> None:
+        """Refuse changes once teardown has begun (it holds the same lock)."""
+        if self.cluster.closing:
+            raise ClusterStateError(f"cluster {self.cluster.spec.name!r} is being taken "
+                                    "down: nodes cannot change any more")
 
     # -- health -----------------------------------------------------------------------
-    def check_health(self, now: float | None = None) -> list[tuple[str, str]]:
+    def check_health(self) -> list[tuple[str, str]]:
         """One round of the monitor; returns the (node, 'lost'|'recovered') changes."""
         c = self.cluster
-        now = time.monotonic() if now is None else now
         changes = []
         with self.lock:
-            running = {d.spec.node for d in c.supervisor.daemons()
-                       if d.spec.name == "slurmd" and d.state is DaemonState.RUNNING}
+            if c.closing:
+                return []
+            slurmds = {d.spec.node: d.state for d in c.supervisor.daemons()
+                       if d.spec.name == "slurmd"}
             for node in c.spec.computes:
                 if node.stopped:
                     continue
-                up = node.name in running
-                procs = 0 if up else len(c.runtime.cgroup_pids(
-                    nodes_mod.cgroup_group(c.spec.name, node.name)))
                 prev = self.health.get(node.name, Health())
-                new, change = health_step(prev, up, procs, now, self.lost_grace)
+                new, change = health_step(prev, slurmds.get(node.name))
                 self.health[node.name] = new
                 if change is not None:
                     changes.append((node.name, change))
@@ -390,8 +370,9 @@ class Inventory:
             self._scontrol_update([name], "down", LOST_REASON)
             if self.registry is not None:
                 self.registry.set_state(name, reg.LOST)
-            c.events.emit("node_lost", f"{name} lost: every process died; DOWN in Slurm "
-                          f"and out of DNS until 'vhpc node start {name}'", name, "error")
+            c.events.emit("node_lost", f"{name} lost: its slurmd kept failing (the supervisor "
+                          f"gave up); DOWN in Slurm and out of DNS until 'vhpc node start "
+                          f"{name}'", name, "error")
         else:
             if self.slurm.node_reasons().get(name, "") == LOST_REASON:
                 self._scontrol_update([name], "resume", "")

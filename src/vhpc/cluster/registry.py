@@ -4,14 +4,14 @@ watcher that feeds dnsmasq's hosts directory from them.
     /vhpc/<cluster>/nodes/<name> -> {"name", "role", "ip", "cpuset", "memory",
                                       "features", "state"}
 
-The manager is the only writer; anyone may read (`etcdctl get --prefix /vhpc/`). etcd is
-reached through its v3 JSON gateway (`HttpEtcd`) behind the small `EtcdKV` Protocol, so
-unit tests run the same reconciliation code against a fake store.
+The manager is the only writer (etcd client auth, see services/etcd.py); anyone may read
+(`etcdctl get --prefix /vhpc/` as the `reader` user). etcd is reached through its v3 JSON
+gateway (`HttpEtcd`, cluster/etcd_client.py) behind the small `EtcdKV` Protocol, so unit
+tests run the same reconciliation code against a fake store.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import httpx
+from vhpc.cluster.etcd_client import HttpEtcd, RegistryUnavailableError, prefix_end
+from vhpc.services.dnsmasq import apply_hosts_dir
 
-from vhpc.errors import VhpcError
+__all__ = ["HttpEtcd", "RegistryUnavailableError", "apply_hosts_dir", "prefix_end"]
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ STOPPED = "stopped"
 LOST = "lost"
 DRAINING = "draining"
 RESOLVABLE_STATES = frozenset({UP, DRAINING})
-
-
-class RegistryUnavailableError(VhpcError):
-    """etcd did not answer (it may be restarting); callers retry."""
 
 
 @dataclass(frozen=True)
@@ -85,102 +82,6 @@ class EtcdKV(Protocol):
     def revoke(self, lease: int) -> None: ...
     def watch(self, prefix: str, start_revision: int, stop: threading.Event
               ) -> Iterator[int]: ...
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def _unb64(text: str) -> str:
-    return base64.b64decode(text).decode()
-
-
-def prefix_end(prefix: str) -> str:
-    """The range end that selects every key starting with `prefix` (etcd convention)."""
-    raw = prefix.encode()
-    return (raw[:-1] + bytes([raw[-1] + 1])).decode()
-
-
-class HttpEtcd:
-    """EtcdKV over etcd's v3 JSON gateway (POST /v3/..., base64 keys and values)."""
-
-    def __init__(self, url: str, timeout: float = 3.0, watch_poll: float = 5.0) -> None:
-        self.url = url
-        self.watch_poll = watch_poll
-        self._http = httpx.Client(base_url=url, timeout=timeout)
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per keep-alive
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._http.post(path, json=body)
-        except httpx.HTTPError as err:
-            raise RegistryUnavailableError(f"etcd at {self.url} does not answer: {err}") from err
-        if response.status_code >= 400:
-            raise RegistryUnavailableError(
-                f"etcd {path} failed: HTTP {response.status_code} {response.text.strip()}")
-        result: dict[str, Any] = response.json()
-        return result
-
-    def healthy(self) -> bool:
-        """True once etcd answers its /health endpoint."""
-        try:
-            return bool(self._http.get("/health").json().get("health") == "true")
-        except (httpx.HTTPError, ValueError):
-            return False
-
-    def get_prefix(self, prefix: str) -> tuple[dict[str, str], int]:
-        body = {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
-        data = self._post("/v3/kv/range", body)
-        values = {_unb64(kv["key"]): _unb64(kv.get("value", "")) for kv in data.get("kvs", [])}
-        return values, int(data["header"]["revision"])
-
-    def put(self, key: str, value: str, lease: int = 0) -> None:
-        body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
-        if lease:
-            body["lease"] = str(lease)
-        self._post("/v3/kv/put", body)
-
-    def delete(self, key: str) -> None:
-        self._post("/v3/kv/deleterange", {"key": _b64(key)})
-
-    def grant(self, ttl: int) -> int:
-        return int(self._post("/v3/lease/grant", {"TTL": str(ttl)})["ID"])
-
-    def keepalive(self, lease: int) -> int:
-        result = self._post("/v3/lease/keepalive", {"ID": str(lease)}).get("result", {})
-        return int(result.get("TTL", 0))
-
-    def revoke(self, lease: int) -> None:
-        self._post("/v3/lease/revoke", {"ID": str(lease)})
-
-    def watch(self, prefix: str, start_revision: int, stop: threading.Event
-              ) -> Iterator[int]:
-        """Yield a revision for each change below `prefix`; reconnects every `watch_poll`
-        seconds of silence so `stop` is honoured."""
-        revision = start_revision
-        request = {"create_request": {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}}
-        while not stop.is_set():
-            request["create_request"]["start_revision"] = str(revision)
-            timeout = httpx.Timeout(3.0, read=self.watch_poll)
-            try:
-                with self._http.stream("POST", "/v3/watch", json=request,
-                                       timeout=timeout) as response:
-                    for line in response.iter_lines():
-                        if stop.is_set():
-                            return
-                        result = json.loads(line).get("result", {}) if line.strip() else {}
-                        events = result.get("events", [])
-                        if events:
-                            revision = max(int(e["kv"]["mod_revision"]) for e in events) + 1
-                            yield revision - 1
-            except httpx.ReadTimeout:
-                continue
-            except (httpx.HTTPError, ValueError) as err:
-                raise RegistryUnavailableError(f"etcd watch failed: {err}") from err
 
 
 @dataclass
@@ -363,36 +264,6 @@ class DnsFeed:
             except RegistryUnavailableError as err:
                 log.warning("dns feed: %s; retrying", err)
                 self._stop.wait(1.0)
-
-
-def apply_hosts_dir(hostsdir: Path, wanted: dict[str, str]) -> tuple[list[str], list[str]]:
-    """Make the directory hold exactly `wanted`; return (written, removed) names.
-
-    Files are replaced atomically (write + rename) so dnsmasq never reads half a file.
-    """
-    hostsdir.mkdir(parents=True, exist_ok=True)
-    written, removed = [], []
-    current = {p.name: p for p in hostsdir.iterdir() if not p.name.startswith(".")}
-    for name, text in wanted.items():
-        path = hostsdir / name
-        if name in current and _read(path) == text:
-            continue
-        tmp = hostsdir / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.rename(path)
-        written.append(name)
-    for name, path in current.items():
-        if name not in wanted:
-            path.unlink(missing_ok=True)
-            removed.append(name)
-    return written, removed
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
 
 
 def wait_healthy(check: Callable[[], bool], timeout: float) -> bool:

@@ -2,6 +2,16 @@
 
 Exits are seen through pidfds (no polling, works for adopted processes that are not our
 children). Each daemon follows the state machine of `states.py`; every change is an event.
+
+The give-up policy (docs/architecture.md): an exit is restarted after 0.5 s, 1 s, 2 s,
+4 s, then every 5 s (`max_backoff`); a daemon that ran `STABLE_AFTER` seconds starts
+counting afresh; after `fatal_after` (10) quick failures in a row it is FATAL and not
+restarted. For a compute node, that is the moment it is declared lost
+(cluster/inventory.py), never earlier.
+
+While its thread runs the supervisor touches a heartbeat file every `HEARTBEAT_EVERY`
+seconds: the nodes' Slurm health check drains them when it goes stale (the manager is
+dead, so nothing would restart a crashed daemon; services/slurm.py).
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vhpc.cluster.events import EventBus
 from vhpc.cluster.ledger import Entry, Kind, Ledger
@@ -25,6 +36,30 @@ from vhpc.services.base import DaemonSpec
 log = logging.getLogger(__name__)
 
 STABLE_AFTER = 10.0  # a daemon that ran this long resets its failure count
+MAX_BACKOFF = 5.0
+FATAL_AFTER = 10
+HEARTBEAT_EVERY = 5.0
+
+
+def heartbeat_age(path: Path) -> float | None:
+    """Seconds since the supervisor last touched its heartbeat (None: no heartbeat)."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+def touch(path: Path) -> None:
+    """Mark the supervisor alive now."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        try:
+            path.touch()
+        except OSError as err:
+            log.warning("cannot write heartbeat %s: %s", path, err)
+    except OSError as err:
+        log.warning("cannot touch heartbeat %s: %s", path, err)
 
 
 @dataclass
@@ -58,12 +93,15 @@ class Supervisor:
     """Starts, watches and restarts daemons; owned by one Cluster."""
 
     def __init__(self, runtime: Runtime, ledger: Ledger, events: EventBus,
-                 max_backoff: float = 30.0, fatal_after: int = 10) -> None:
+                 max_backoff: float = MAX_BACKOFF, fatal_after: int = FATAL_AFTER,
+                 heartbeat: Path | None = None) -> None:
         self.runtime = runtime
         self.ledger = ledger
         self.events = events
         self.max_backoff = max_backoff
         self.fatal_after = fatal_after
+        self.heartbeat = heartbeat
+        self._last_beat = 0.0
         self._daemons: dict[str, Supervised] = {}
         self._lock = threading.RLock()
         self._wake_r, self._wake_w = os.pipe()
@@ -226,8 +264,15 @@ class Supervisor:
         except OSError:
             pass
 
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if self.heartbeat is not None and now - self._last_beat >= HEARTBEAT_EVERY:
+            self._last_beat = now
+            touch(self.heartbeat)
+
     def _loop(self) -> None:
         while self._running:
+            self._beat()
             with self._lock:
                 watched = {d.pidfd: d for d in self._daemons.values() if d.pidfd is not None}
                 due = [d.next_start for d in self._daemons.values()

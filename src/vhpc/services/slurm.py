@@ -3,6 +3,12 @@
 Compute nodes are Slurm *dynamic nodes* (`slurmd -Z --conf ...`): slurm.conf lists no
 NodeName at all, `MaxNodeCount` bounds them and the partition takes `Nodes=ALL`, so nodes
 join and leave at run time without restarting slurmctld.
+
+Every slurmd runs vhpc's health check (`HealthCheckProgram`, every
+`HEALTH_CHECK_INTERVAL` seconds): while the manager's heartbeat file is older than
+`MANAGER_STALE_AFTER` (the manager is dead: nothing restarts a crashed daemon), the node
+drains itself with reason `vhpc manager down`; it resumes when the heartbeat is fresh
+again (the adopting manager also resumes every such node at once).
 """
 
 from __future__ import annotations
@@ -16,6 +22,48 @@ from vhpc.spec.sizes import MIB
 
 SLURMCTLD_PORT = 6817
 SLURMD_PORT = 6818
+HEALTH_CHECK_INTERVAL = 30  # seconds; 1024 nodes -> ~34 tiny shell runs a second
+MANAGER_STALE_AFTER = 60  # seconds without a heartbeat: the manager is dead
+MANAGER_DOWN_REASON = "vhpc manager down"
+
+
+def heartbeat_file(paths: ClusterPaths) -> Path:
+    """The file the manager touches every few seconds while it supervises the cluster."""
+    return paths.run / "manager.heartbeat"
+
+
+def health_check_file(paths: ClusterPaths) -> Path:
+    """The HealthCheckProgram every slurmd runs."""
+    return paths.slurm_etc / "vhpc-healthcheck"
+
+
+def render_health_check(paths: ClusterPaths) -> str:
+    """The health check script: drain while the manager's heartbeat is stale, resume after.
+
+    Cheap on purpose (it runs on every node at once): one `find` when all is well; the
+    marker in the node's private /run keeps it from calling scontrol more than once.
+    """
+    minutes = max(1, MANAGER_STALE_AFTER // 60)
+    return f"""#!/bin/sh
+# written by vhpc: drain this node while the cluster's manager is down (its heartbeat
+# is older than {MANAGER_STALE_AFTER} s: nothing restarts crashed daemons), resume it after.
+beat={heartbeat_file(paths)}
+mark=/run/vhpc-manager-down
+reason='{MANAGER_DOWN_REASON}'
+[ -e "$beat" ] || exit 0
+if [ -z "$(find "$beat" -mmin -{minutes} 2>/dev/null)" ]; then
+    [ -e "$mark" ] && exit 0
+    node=${{SLURMD_NODENAME:-$(hostname)}}
+    scontrol update nodename="$node" state=drain reason="$reason" && : > "$mark"
+elif [ -e "$mark" ]; then
+    rm -f "$mark"
+    node=${{SLURMD_NODENAME:-$(hostname)}}
+    if scontrol show node -o "$node" | grep -q "Reason=$reason"; then
+        scontrol update nodename="$node" state=resume
+    fi
+fi
+exit 0
+"""
 
 
 def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str = "pmix") -> str:
@@ -63,6 +111,9 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         "SchedulerType=sched/backfill",
         "SchedulerParameters=sched_interval=2",
         "LaunchParameters=use_interactive_step",
+        f"HealthCheckProgram={health_check_file(paths)}",
+        f"HealthCheckInterval={HEALTH_CHECK_INTERVAL}",
+        "HealthCheckNodeState=ANY",
         f"PartitionName={spec.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
     ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either.
+
+Every state file vhpc re-reads (spec.json, the operation record, the token, the dashboard
+port, hosts files, rendered configs, dnsmasq's hosts directory) is written through
+:func:`write_atomic`: a temporary file in the same directory, fsync, rename over the
+target, fsync of the directory. A crash at any point leaves the previous content.
+
+Not for a file bind-mounted into nodes after it was written: a rename gives the path a
+new inode, and the bind mount keeps showing the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` atomically (same directory temp file, fsync, rename)."""
+    raw = data.encode() if isinstance(data, str) else data
+    directory = path.parent
+    tmp = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow it
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
