@@ -65,7 +65,8 @@ class NodeStatus(Model):
     slurm_state: str
     pids: list[int] = []
     services: list[Daemon] = []
-    cpu_percent: float | None = Field(None, description="% of one core (sampler; stream)")
+    cpu_percent: float | None = Field(default=None,
+                                      description="% of one core (sampler; stream)")
     rx_bps: float | None = None
     tx_bps: float | None = None
     nprocs: int | None = None
@@ -100,7 +101,8 @@ class Status(Model):
     uptime: float
     nodes: list[NodeStatus] = []
     jobs: list[Job] = []
-    slurm_age: float | None = Field(None, description="age of Slurm's view in seconds")
+    slurm_age: float | None = Field(default=None,
+                                    description="age of Slurm's view in seconds")
 
 
 class Health(Model):
@@ -109,7 +111,7 @@ class Health(Model):
     cluster: str
     phase: Phase
     uptime: float
-    dashboard: str = Field("", description="the dashboard URL, with ?token=")
+    dashboard: str = Field(default="", description="the dashboard URL, with ?token=")
 
 
 class NodeInfo(Model):
@@ -138,14 +140,14 @@ class AddNodesRequest(Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    names: list[str] = Field([], max_length=MAX_NAMES)
-    count: int = Field(0, ge=0, le=MAX_COUNT)
-    memory: str | None = Field(None, max_length=32, description="e.g. 250M (default: the "
-                                                                "cluster's node memory)")
-    cpus: int | None = Field(None, ge=1, le=4096)
-    cpuset: str | None = Field(None, max_length=256)
-    features: list[str] = Field([], max_length=64)
-    wait: bool = Field(True, description="return once the nodes are idle in Slurm")
+    names: list[str] = Field(default=[], max_length=MAX_NAMES)
+    count: int = Field(default=0, ge=0, le=MAX_COUNT)
+    memory: str | None = Field(default=None, max_length=32,
+                               description="e.g. 250M (default: the cluster's node memory)")
+    cpus: int | None = Field(default=None, ge=1, le=4096)
+    cpuset: str | None = Field(default=None, max_length=256)
+    features: list[str] = Field(default=[], max_length=64)
+    wait: bool = Field(default=True, description="return once the nodes are idle in Slurm")
 
 
 class AddNodesResult(Model):
@@ -201,6 +203,8 @@ class LogLine(Model):
     service: str
     level: str
     message: str
+    kind: str = Field(default="", description="the event kind for vhpc's own events "
+                                              "(service vhpc), else empty")
 
 
 class LogList(Model):

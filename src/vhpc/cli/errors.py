@@ -1,6 +1,7 @@
 """Map exceptions to one line on stderr and an exit code (ClusterShell's CLI/Error idea).
 
-User errors print `vhpc: <what is wrong and how to fix it>` and exit 2; other vhpc errors
+User errors print `vhpc: <what is wrong> (<how to fix it>)` and exit 2 (an error of the
+manager arrives as the same class, with its `fix`); other vhpc errors
 exit 1; Ctrl-C exits 130; a closed pipe (`vhpc status | head`) exits quietly. `--debug`
 (or VHPC_DEBUG=1) shows the traceback instead.
 """
@@ -15,6 +16,13 @@ from collections.abc import Callable
 import click
 
 from vhpc.errors import VhpcError
+
+
+def one_line(err: VhpcError) -> str:
+    """The message, and the fix when the message does not already say it."""
+    message = str(err)
+    fix = getattr(err, "fix", "")
+    return f"{message} ({fix})" if fix and fix not in message else message
 
 
 def run_cli(entry: Callable[[], object], debug: bool) -> int:
@@ -33,7 +41,7 @@ def run_cli(entry: Callable[[], object], debug: bool) -> int:
     except VhpcError as err:
         if debug:
             traceback.print_exc()
-        print(f"vhpc: {err}", file=sys.stderr)
+        print(f"vhpc: {one_line(err)}", file=sys.stderr)
         return err.exit_code
     except click.exceptions.Abort:
         return 130

@@ -85,8 +85,9 @@ def error_response(err: VhpcError) -> JSONResponse:
 def _validation_message(err: RequestValidationError) -> str:
     parts = []
     for item in err.errors():
-        where = ".".join(str(x) for x in item.get("loc", ()) if x not in ("body", "query"))
-        parts.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
+        loc = tuple(item.get("loc", ())) or ("body",)
+        where = ".".join(str(x) for x in loc[1:] if isinstance(x, str)) or str(loc[0])
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(parts)
 
 

@@ -1,26 +1,27 @@
 /* vhpc dashboard. Plain JS, no dependencies, no external resources.
  *
- * Contract with the manager (src/vhpc/web/app.py). Served pages: "/" -> index.html,
- * "/static/*" -> this directory. "since" is always an age in seconds.
+ * Contract with the manager: the models of src/vhpc/models.py, served as the OpenAPI schema
+ * at /openapi.json (src/vhpc/web/app.py). Served pages: "/" -> index.html, "/static/*" ->
+ * this directory. "since" is always an age in seconds.
  *
- *   GET /api/v1/status -> {"cluster": str, "phase": "booting|ready|stopping|failed",
- *       "nodes": [{"name", "role": "controller|compute|dns", "ip", "cpuset": str,
- *                  "memory_limit": int, "memory_usage": int, "oom_kills": int,
- *                  "slurm_state": str, "services": [{"name","state","pid","restarts"}],
- *                  "cpu_percent"?: number   // optional; else taken from the cpu series
- *                 }],
- *       "jobs": [{"id","name","user","state","nodes": str,"time": str}]}
- *   GET /api/v1/metrics?node=X&metric=memory|cpu|rx|tx&since=600
- *       -> {"series": [{"node","metric","points": [[ts, value], ...]}]}
- *       node omitted: every node plus node "_total" (cluster sum). Units: memory bytes,
- *       cpu % of one core, rx/tx bytes/s.  (vhpc.observe.Observer.metrics_json)
- *   GET /api/v1/logs?q=&node=&service=&level=&since=&limit=
- *       -> {"logs": [{"id","ts","node","service","level","message"}]}  newest first;
- *       level = that level or more severe.  (Observer.logs_json)
- *   GET /api/v1/events?since= -> {"events": [...same shape as logs...]}  (Observer.events_json)
- *   GET /api/v1/stream -> text/event-stream:
- *       "event: status" data = the status JSON, every sampling interval;
- *       "event: log"    data = one log row, an array of rows, or {"logs": [rows]}.
+ *   GET /api/v1/status  -> Status {cluster, phase, progress, nodes: [NodeStatus {name, role,
+ *       ip, cpuset, memory_limit, memory_usage, oom_kills, slurm_state, services: [Daemon
+ *       {name, state, pid, restarts}], cpu_percent?}], jobs: [Job {id, name, user, state,
+ *       nodes, time}]}
+ *   GET /api/v1/metrics?node=&metric=memory|cpu|rx|tx&since=600
+ *       -> MetricsResult {series: [MetricSeries {node, metric, points: [[ts, value]]}]};
+ *       node omitted: every node plus "_total" (cluster sum).
+ *   GET /api/v1/logs?q=&node=&service=&level=&since=&limit= -> LogList {logs: [LogLine
+ *       {id, ts, node, service, level, message, kind}]}, newest first.
+ *   GET /api/v1/events?since= -> EventList {events: [Event {id, ts, kind, node, level,
+ *       message}]}, newest first.
+ *   GET /api/v1/stream -> text/event-stream: "event: status" data = Status (with the
+ *       sampler's numbers), every sampling interval; "event: log" data = [LogLine].
+ *   Errors: ErrorBody {error: {type, message, fix}}.
+ * Over TCP every API call needs the token: the page is opened as /?token=TOKEN (the URL
+ * `vhpc up` and `vhpc status` print); it sends the token as "Authorization: Bearer" on
+ * fetches and as ?token= on the EventSource (which cannot set headers). The server also
+ * sets a cookie on /?token=, so a reload without the query still works.
  * If the stream fails the page polls /api/v1/status every 5 s instead.
  */
 "use strict";
@@ -42,6 +43,8 @@ const state = {
 };
 
 const $ = (sel) => document.querySelector(sel);
+const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
+const AUTH = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -64,8 +67,12 @@ async function getJSON(path, params) {
     if (v !== "" && v !== null && v !== undefined) qs.set(k, v);
   }
   const url = qs.toString() ? `${path}?${qs}` : path;
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  const r = await fetch(url, { headers: { Accept: "application/json", ...AUTH } });
+  if (!r.ok) {
+    let detail = `HTTP ${r.status}`;
+    try { const e = (await r.json()).error; if (e) detail = `${e.type}: ${e.message}`; } catch (_) {}
+    throw new Error(`${url}: ${detail}`);
+  }
   return r.json();
 }
 
@@ -309,7 +316,8 @@ function onLogRows(rows) {
 
 function eventItem(e) {
   return el("li", { class: `lv-${e.level}`, "data-id": e.id },
-    el("time", {}, fmtTime(e.ts, true)), e.node ? `[${e.node}] ` : "", e.message);
+    el("time", {}, fmtTime(e.ts, true)), e.kind ? el("b", {}, `${e.kind} `) : "",
+    e.node ? `[${e.node}] ` : "", e.message);
 }
 
 function prependEvent(e) {
@@ -353,7 +361,8 @@ function startPolling() {
 
 function startStream() {
   if (!window.EventSource) { startPolling(); return; }
-  const es = new EventSource("/api/v1/stream");
+  const es = new EventSource(TOKEN ? `/api/v1/stream?token=${encodeURIComponent(TOKEN)}`
+                                   : "/api/v1/stream");
   es.addEventListener("status", (ev) => {
     state.sseErrors = 0;
     setLive("sse");
