@@ -57,7 +57,9 @@ def main() -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(5)  # job running, a few samples stored
         port = Path(f"/var/lib/vhpc/{CLUSTER}/run/dashboard.port").read_text().strip()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        token = Path(f"/var/lib/vhpc/{CLUSTER}/run/token").read_text().strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
             result = {
                 "nodes": 4, "interval_s": 1.0, "job": "srun -N4 python busy loop + 50 MiB",
                 "status": measure(client, "/api/v1/status", args.requests),

@@ -28,6 +28,11 @@ def _token() -> str:
     return (STATE_ROOT / CLUSTER / "run" / "token").read_text().strip()
 
 
+def _auth() -> dict[str, str]:
+    """The header every TCP request needs (reads too)."""
+    return {"Authorization": f"Bearer {_token()}"}
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     vhpc("-c", CLUSTER, "down", check=False)
@@ -91,12 +96,13 @@ def test_top_once(cluster: str) -> None:
 
 
 def test_prometheus_over_tcp(cluster: str) -> None:
-    r = httpx.get(f"{_base()}/metrics", timeout=10)
+    r = httpx.get(f"{_base()}/metrics", timeout=10, headers=_auth())
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     for name in COMPUTES:
         assert f'vhpc_node_memory_bytes{{cluster="{cluster}",node="{name}"}}' in r.text
-    assert "/api/v1/metrics" in httpx.get(f"{_base()}/openapi.json", timeout=10).text
+    assert "/api/v1/metrics" in httpx.get(f"{_base()}/openapi.json", timeout=10,
+                                          headers=_auth()).text
 
 
 @pytest.mark.parametrize("path", [
@@ -106,27 +112,46 @@ def test_prometheus_over_tcp(cluster: str) -> None:
     "/api/v1/events?since=-3", "/api/v1/events?limit=x",
 ])
 def test_bad_input_is_4xx(cluster: str, path: str) -> None:
-    r = httpx.get(f"{_base()}{path}", timeout=10)
+    r = httpx.get(f"{_base()}{path}", timeout=10, headers=_auth())
     assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+    assert r.json()["error"]["type"] == "RequestError"
 
 
-def test_mutating_routes_need_token(cluster: str) -> None:
+def test_every_tcp_route_needs_the_token(cluster: str) -> None:
     base = _base()
-    for method, path in (("POST", "/api/v1/down"), ("DELETE", "/api/v1/nodes/compute0"),
-                         ("POST", "/api/v1/nodes/compute0/stop")):
+    for method, path in (("POST", "/api/v1/down"), ("DELETE", "/api/v1/nodes?name=compute0"),
+                         ("POST", "/api/v1/nodes/compute0/stop"), ("GET", "/api/v1/status"),
+                         ("GET", "/api/v1/logs"), ("GET", "/api/v1/events"),
+                         ("GET", "/api/v1/metrics"), ("GET", "/api/v1/stream")):
         assert httpx.request(method, base + path, timeout=10).status_code == 401
         r = httpx.request(method, base + path, timeout=10,
                           headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 403
-    # a read with the right token works; reads need none on loopback
-    assert httpx.get(f"{base}/api/v1/status", timeout=10).status_code == 200
+        assert r.json()["error"]["type"] == "TokenRejectedError"
     r = httpx.get(f"{base}/api/v1/status?token={_token()}", timeout=10)
     assert r.status_code == 200
+    assert httpx.get(f"{base}/", timeout=10).status_code == 200  # the page holds no data
     assert vhpc("-c", cluster, "status", "--json").returncode == 0  # unix socket, no token
 
 
+def test_tcp_refuses_a_foreign_host_header(cluster: str) -> None:
+    """DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends its own Host."""
+    r = httpx.get(f"{_base()}/api/v1/status", timeout=10,
+                  headers={**_auth(), "Host": "evil.example"})
+    assert r.status_code == 421 and r.json()["error"]["type"] == "HostNotAllowedError"
+    port = _base().rsplit(":", 1)[1]
+    assert httpx.get(f"{_base()}/api/v1/health", timeout=10,
+                     headers={**_auth(), "Host": f"localhost:{port}"}).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused(cluster: str) -> None:
+    r = httpx.post(f"{_base()}/api/v1/nodes", timeout=10, headers=_auth(),
+                   content=b"[" + b" " * (2 << 20) + b"]")
+    assert r.status_code == 413 and r.json()["error"]["type"] == "RequestTooLargeError"
+
+
 def test_sse_stream(cluster: str) -> None:
-    with httpx.stream("GET", f"{_base()}/api/v1/stream", timeout=10) as r:
+    with httpx.stream("GET", f"{_base()}/api/v1/stream", timeout=10, headers=_auth()) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
             if line.startswith("data: {"):
@@ -146,7 +171,7 @@ def test_dashboard_real_manager(cluster: str) -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(_base() + "/")
+            page.goto(f"{_base()}/?token={_token()}")  # the URL `vhpc up` prints
             for name in COMPUTES:
                 page.wait_for_selector(f'[data-node="{name}"]', timeout=15_000)
             page.wait_for_selector('#live[data-mode="sse"]', timeout=15_000)

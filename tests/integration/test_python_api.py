@@ -92,23 +92,24 @@ def test_host_clients_and_shared_home(cluster: Cluster) -> None:
 
 
 def test_status_logs_and_metrics(cluster: Cluster) -> None:
-    assert cluster.status()["phase"] == "ready"
+    status = cluster.status()
+    assert status.phase == "ready" and status.progress.message == "ready"
     assert cluster.nodes == ["compute0", "compute1"]
     series = cluster.metrics(node="compute0", metric="memory", since=60)
     assert isinstance(series, list)
-    assert all(s["node"] == "compute0" and s["metric"] == "memory" for s in series)
+    assert all(s.node == "compute0" and s.metric == "memory" for s in series)
     deadline = time.monotonic() + 15
     while not (logs := cluster.logs(node="compute0", limit=5)) and time.monotonic() < deadline:
         time.sleep(0.5)  # the log tailer ships lines within a second or two
     assert 1 <= len(logs) <= 5, "no log line of compute0's slurmd"
-    assert all(line["node"] == "compute0" for line in logs)
+    assert all(line.node == "compute0" for line in logs)
     assert cluster.logs(grep="no-such-word-in-any-log-xyzzy") == []
 
 
 def test_add_and_remove_a_node(cluster: Cluster) -> None:
     record = cluster.add_node("compute2")
     try:
-        assert record["name"] == "compute2"
+        assert record.name == "compute2" and record.role == "compute"
         assert cluster.nodes == ["compute0", "compute1", "compute2"]
         out = cluster.run("srun -N3 hostname", user="cluser", check=True).stdout
         assert sorted(out.split()) == ["compute0", "compute1", "compute2"]
