@@ -90,13 +90,18 @@ def cluster_ids_in_use(exclude: str = "") -> frozenset[str]:
             found.add(ClusterSpec.from_dict(json.loads(paths.spec.read_text())).cluster_id)
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        if paths.ledger.exists():
-            for entry in Ledger(paths.ledger).entries():
-                if entry.kind in (Kind.VETH, Kind.BRIDGE):
-                    cid = ids.id_of_link(entry.ident)
-                    if cid is not None:
-                        found.add(cid)
+        found |= _ledger_link_ids(paths)
     return frozenset(found)
+
+
+def _ledger_link_ids(paths: ClusterPaths) -> set[str]:
+    """Cluster ids in the link names a cluster's ledger holds (none if it is unreadable)."""
+    try:
+        entries = Ledger(paths.ledger).entries() if paths.ledger.exists() else []
+    except OSError:  # not root: planning only validates, the id is allocated as root
+        return set()
+    return {cid for e in entries if e.kind in (Kind.VETH, Kind.BRIDGE)
+            if (cid := ids.id_of_link(e.ident)) is not None}
 
 
 @contextlib.contextmanager
