@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -41,6 +42,7 @@ from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths, state_root
 
 ProgressFn = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)  # boot steps at INFO: `Cluster()` users see them via logging
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,14 @@ def host_lock() -> Iterator[None]:
 
 def up(options: ClusterOptions, progress: ProgressFn | None = None,
        timeout: float = 600.0) -> UpResult:
-    """Boot a cluster through a new detached manager; return when all nodes are idle."""
+    """Boot a cluster through a new detached manager; return when all nodes are idle.
+
+    `progress(step, done, total)` is called as the boot goes; each new step is also logged
+    (logger ``vhpc.control``, INFO).
+    """
     plan(options)  # bad input is refused before anything else, root or not
+    progress = _logging_progress(options.name, progress)
+    started = time.monotonic()
     facts.require_root("vhpc up")
     facts.require_binaries()
     with host_lock():  # two concurrent `up`s must not pick the same free subnet
@@ -140,7 +148,23 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
             _drain(proc)
             raise
     assert message is not None
+    log.info("cluster %s is up in %.1fs: dashboard %s", spec.name, time.monotonic() - started,
+             str(message.get("dashboard", "")).partition("?")[0])  # not the token
     return UpResult(spec, str(message.get("dashboard", "")))
+
+
+def _logging_progress(name: str, progress: ProgressFn | None) -> ProgressFn:
+    """`progress`, plus one log line per boot step (not per node)."""
+    last = [""]
+
+    def report(step: str, done: int, total: int) -> None:
+        if step != last[0]:
+            last[0] = step
+            log.info("cluster %s: %s%s", name, step, f" ({total})" if total > 1 else "")
+        if progress is not None:
+            progress(step, done, total)
+
+    return report
 
 
 def _start_manager(mode: str, name: str, stdin_text: str = "") -> subprocess.Popen[str]:
