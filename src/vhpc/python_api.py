@@ -170,13 +170,19 @@ class Cluster:
                  cpuset: str | None = None, subnet: str | None = None,
                  overcommit: bool = False, partition: str = "vhpc",
                  max_nodes: int | None = None, options: ClusterOptions | None = None,
-                 boot_timeout: float = 600.0) -> None:
-        """Describe a cluster; ``options`` (a full ClusterOptions) overrides the keywords."""
+                 boot_timeout: float = 600.0,
+                 progress: control.ProgressFn | None = None) -> None:
+        """Describe a cluster; ``options`` (a full ClusterOptions) overrides the keywords.
+
+        ``progress(step, done, total)`` is called as the boot goes; the steps are also
+        logged (logger ``vhpc.control``, INFO).
+        """
         self.options = options or ClusterOptions(
             name=name or default_name(), nodes=nodes, memory=memory, cpus=cpus,
             cpuset=cpuset, subnet=subnet, overcommit=overcommit, partition=partition,
             max_nodes=max_nodes)
         self.boot_timeout = boot_timeout
+        self.progress = progress
         self.owned = False  # True once this object booted the cluster (it tears it down)
         self._client: ManagerClient | None = None
 
@@ -201,7 +207,7 @@ class Cluster:
         """Boot the cluster; return when all compute nodes are idle (BootError rolls back)."""
         if self._client is not None:
             raise UserError(f"cluster {self.name!r} is already started by this object")
-        control.up(self.options, timeout=self.boot_timeout)
+        control.up(self.options, self.progress, timeout=self.boot_timeout)
         self.owned = True
         try:
             self._client = control.ensure_manager(self.name)

@@ -97,7 +97,7 @@ class FakeControl:
         self.leftovers = leftovers or []
         self.down_error: Exception | None = None
 
-    def up(self, options: Any, timeout: float = 0) -> Any:
+    def up(self, options: Any, progress: Any = None, timeout: float = 0) -> Any:
         self.calls.append(("up", options.name))
         return SimpleNamespace(spec=SimpleNamespace(name=options.name), dashboard="")
 
