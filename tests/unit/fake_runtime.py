@@ -29,6 +29,7 @@ class FakeRuntime:
         self.cgroups: dict[str, list[int]] = {}
         self.processes: dict[int, ProcessRecord] = {}
         self.spawned: list[tuple[str, list[str]]] = []
+        self.pids_max: dict[str, int | None] = {}
         self.fail_on_namespace = fail_on_namespace
         self._pids = itertools.count(1000)
 
@@ -46,15 +47,22 @@ class FakeRuntime:
         self.links.difference_update(names)
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
-                          mounts: list[Mount]) -> None:
+                          mounts: list[Mount], cgroup_procs: list[Path]) -> ProcessRecord:
         if hostname == self.fail_on_namespace:
             raise OSError(f"injected failure creating {hostname}")
         self.mounts.update(ns.all())
+        pid = next(self._pids)  # the node's init, in its cgroup like the real one
+        record = ProcessRecord(pid, pid * 10)
+        self.processes[pid] = record
+        self.cgroups.setdefault(str(cgroup_procs[0].parent), []).append(pid)
+        return record
 
     def create_veths(self, veths: list[VethSpec]) -> None:
         self.links.update(v.host_name for v in veths)
 
-    def create_cgroup(self, group: str, cpus: str, memory: int) -> list[Path]:
+    def create_cgroup(self, group: str, cpus: str, memory: int,
+                      pids_max: int | None = None) -> list[Path]:
+        self.pids_max[group] = pids_max
         self.cgroups[group] = []
         parent = group.rsplit("/", 1)[0]
         self.cgroups.setdefault(parent, [])

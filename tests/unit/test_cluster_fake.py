@@ -36,8 +36,11 @@ def test_build_records_every_resource_and_teardown_removes_exactly_them(
     cluster.build_nodes(list(cluster.spec.nodes))
     kinds = {e.kind for e in cluster.ledger.entries()}
     assert kinds == {Kind.DIRECTORY, Kind.MOUNT, Kind.BRIDGE, Kind.CGROUP, Kind.NAMESPACE,
-                     Kind.VETH}
-    assert len(cluster.ledger.entries(Kind.NAMESPACE)) == 3 * 4
+                     Kind.VETH, Kind.PROCESS}
+    # four namespace pins a node (net, uts, mnt, pid) and its init process
+    assert len(cluster.ledger.entries(Kind.NAMESPACE)) == 4 * 4
+    assert sorted(e.ident for e in cluster.ledger.entries(Kind.PROCESS)) == sorted(
+        f"init@{n.name}" for n in cluster.spec.nodes)
     assert cluster.teardown() == []
     assert runtime.owned() == {"links": {"eth0"}}
     assert not (tmp_path / "fk").exists()

@@ -57,12 +57,12 @@ def test_resolv_conf_points_only_at_the_cluster_dns() -> None:
 
 def test_node_setup_script_drops_namespace_pins_before_mounting() -> None:
     script = setup_script("compute0", Path("/s/ns"), Path("/s/ns/compute0.fstab"))
-    assert script.splitlines() == [
+    assert script.splitlines()[:4] == [
         "set -e",
         "echo compute0 > /proc/sys/kernel/hostname",
         "umount -l /s/ns /run/netns 2>/dev/null || true",
         "mount -a -T /s/ns/compute0.fstab",
-    ]
+    ]  # then it becomes the node's init: tests/unit/test_isolation_node.py
 
 
 def test_node_mounts_as_one_fstab_in_order() -> None:
@@ -98,9 +98,10 @@ def test_node_argv_joins_cgroup_enters_namespaces_and_drops_to_user() -> None:
     argv = node_argv(target, ["srun", "hostname"], user=user)
     assert argv[:4] == ["/bin/sh", "-c", 'echo $$ > /cg/memory/x/cgroup.procs; exec "$@"',
                         "vhpc-node"]
-    assert argv[4:9] == ["nsenter", "--net=/s/ns/compute0.net", "--uts=/s/ns/compute0.uts",
-                         "--mount=/s/ns/compute0.mnt", "--wd=/s/home/cluser"]
-    assert argv[10:15] == ["setpriv", "--reuid=2000", "--regid=2000", "--init-groups", "--"]
+    assert argv[4:10] == ["nsenter", "--net=/s/ns/compute0.net", "--uts=/s/ns/compute0.uts",
+                          "--mount=/s/ns/compute0.mnt", "--pid=/s/ns/compute0.pid",
+                          "--wd=/s/home/cluser"]
+    assert argv[11:16] == ["setpriv", "--reuid=2000", "--regid=2000", "--init-groups", "--"]
     assert "HOME=/s/home/cluser" in argv and "SLURM_CONF=/s/slurm.conf" in argv
     assert argv[-2:] == ["srun", "hostname"]
 

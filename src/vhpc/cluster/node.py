@@ -1,4 +1,9 @@
-"""What a node is made of on the host: its mounts, cgroup, namespace files and target."""
+"""What a node is made of on the host: its mounts, cgroup, namespace files and target.
+
+Isolation of a node (docs/security.md): its own PID namespace with its own /proc (jobs see
+only the node's processes), its own /tmp, /var/tmp, /run and /dev/shm (a tmpfs of half
+the node's memory, gone with the node), and a pids.max on its cgroup.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,11 @@ from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 
 PRIVATE_DIRS = ("tmp", "var-tmp", "run")
+#: fstab sources of the node's own /dev/shm and /proc. `mount -a` skips a line whose
+#: source and target are already mounted: "tmpfs on /dev/shm" and "proc on /proc" are
+#: (the host's), so these names must differ from the host's for the mount to happen.
+SHM_SOURCE = "vhpc-shm"
+PROC_SOURCE = "vhpc-proc"
 
 
 def cgroup_group(cluster: str, node: str) -> str:
@@ -29,14 +39,31 @@ def resolv_target() -> str:
     return os.path.realpath("/etc/resolv.conf")
 
 
+def init_key(node: str) -> str:
+    """Ledger key of a node's init process (pid 1 of its PID namespace)."""
+    return f"init@{node}"
+
+
+def is_init_key(key: str) -> bool:
+    """True for the ledger key of a node init (not a supervised daemon)."""
+    return key.startswith("init@")
+
+
+def shm_size(memory: int) -> int:
+    """The node's /dev/shm size: half its memory, so a full /dev/shm leaves its daemons room."""
+    return max(memory // 2, 1 << 20)
+
+
 def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int) -> list[Mount]:
-    """Mounts made once inside a new node, in order."""
+    """Mounts made once inside a new node, in order (run by the node's init, in its PID
+    namespace, which the new /proc shows)."""
     private = paths.node_dir(node.name)
     mounts = [
+        Mount("/proc", PROC_SOURCE, "proc", "nosuid,nodev,noexec"),
         Mount("/tmp", str(private / "tmp")),
         Mount("/var/tmp", str(private / "var-tmp")),
         Mount("/run", str(private / "run")),
-        Mount("/dev/shm", None, "tmpfs", f"mode=1777,size={memory}"),
+        Mount("/dev/shm", SHM_SOURCE, "tmpfs", f"mode=1777,nosuid,nodev,size={shm_size(memory)}"),
         Mount("/run/munge", str(paths.munge_dir), mkdir=True),
         Mount("/etc/hosts", str(paths.etc / "hosts")),
         Mount(resolv_target(), str(paths.etc / "resolv.conf")),

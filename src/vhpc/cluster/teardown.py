@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from vhpc.cluster.ledger import TEARDOWN_ORDER, Entry, Kind, Ledger
+from vhpc.cluster.node import is_init_key
 from vhpc.errors import VhpcError
 from vhpc.runtime import Runtime
 from vhpc.runtime.network import link_master
@@ -54,10 +55,13 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     procs = [e for e in plan if e.kind is Kind.PROCESS]
     # The manager first, so it cannot restart what is being stopped.
     managers = [e for e in procs if e.ident == MANAGER_KEY]
-    others = [e for e in procs if e.ident != MANAGER_KEY]
-    for group in (managers, others):
+    inits = [e for e in procs if is_init_key(e.ident)]
+    others = [e for e in procs if e.ident != MANAGER_KEY and not is_init_key(e.ident)]
+    # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
+    # SIGKILL ends every process still in the node.
+    for group, grace in ((managers, 5.0), (others, 5.0), (inits, 0.0)):
         records = [process_record(e) for e in group]
-        runtime.terminate([r for r in records if r.pid != os.getpid()])
+        runtime.terminate([r for r in records if r.pid != os.getpid()], grace)
         for entry in group:
             ledger.remove(entry)
     failed: list[str] = []

@@ -2,9 +2,10 @@
 
 The v1/v2 difference lives only here (the observe sampler reads counters through
 `read_cgroup` too). A `CgroupDriver` creates `<root>/vhpc-<cluster>/<node>`
-with a memory limit and a cpuset, lists the files a process writes its pid into to join,
-reads usage and OOM counts, kills every process in it and removes it. Roots are injectable,
-so v2 is unit-tested against a temporary directory laid out like a cgroup2 mount.
+with a memory limit, a cpuset and a process limit (pids.max), lists the files a process
+writes its pid into to join, reads usage and OOM counts, kills every process in it and
+removes it. Roots are injectable, so v2 is unit-tested against a temporary directory
+laid out like a cgroup2 mount.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class CgroupDriver(ABC):
     version: int
 
     @abstractmethod
-    def create(self, group: str, cpus: str, memory: int) -> list[Path]:
-        """Create the cgroup with limits; return the directories made (for the ledger)."""
+    def create(self, group: str, cpus: str, memory: int,
+               pids_max: int | None = None) -> list[Path]:
+        """Create the cgroup with limits; return the directories made (for the ledger).
+
+        `pids_max` bounds the tasks (processes and threads) in it: a fork bomb stops there.
+        """
 
     @abstractmethod
     def procs_files(self, group: str) -> list[Path]:
@@ -111,7 +116,8 @@ class CgroupV1(CgroupDriver):
     def dirs(self, group: str) -> list[Path]:
         return [self._dir(c, group) for c in V1_CONTROLLERS if (self.root / c).is_dir()]
 
-    def create(self, group: str, cpus: str, memory: int) -> list[Path]:
+    def create(self, group: str, cpus: str, memory: int,
+               pids_max: int | None = None) -> list[Path]:
         made: list[Path] = []
         for controller in V1_CONTROLLERS:
             base = self.root / controller
@@ -128,6 +134,9 @@ class CgroupV1(CgroupDriver):
             _write(cpuset / "cpuset.cpus", cpus)
         memdir = self._dir("memory", group)
         _write(memdir / "memory.limit_in_bytes", str(memory))
+        pids = self._dir("pids", group)
+        if pids_max is not None and pids.is_dir():
+            _write(pids / "pids.max", str(pids_max))
         return made
 
     def _inherit_cpuset(self, d: Path) -> None:
@@ -159,7 +168,8 @@ class CgroupV2(CgroupDriver):
     def dirs(self, group: str) -> list[Path]:
         return [self.root / group]
 
-    def create(self, group: str, cpus: str, memory: int) -> list[Path]:
+    def create(self, group: str, cpus: str, memory: int,
+               pids_max: int | None = None) -> list[Path]:
         made: list[Path] = []
         target = self.root / group
         chain = [d for d in reversed([target, *target.parents]) if self.root in d.parents]
@@ -173,10 +183,16 @@ class CgroupV2(CgroupDriver):
         _write(target / "memory.max", str(memory))
         if (target / "memory.swap.max").exists():
             _write(target / "memory.swap.max", "0")
+        if pids_max is not None and "pids" in self._available(self.root):
+            _write(target / "pids.max", str(pids_max))
         return made
 
+    @staticmethod
+    def _available(d: Path) -> list[str]:
+        return (d / "cgroup.controllers").read_text().split()
+
     def _enable_controllers(self, d: Path) -> None:
-        available = (d / "cgroup.controllers").read_text().split()
+        available = self._available(d)
         wanted = [c for c in V2_CONTROLLERS if c in available]
         if wanted:
             _write(d / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))

@@ -9,6 +9,7 @@ import shutil
 
 from vhpc.errors import MissingDependencyError, NotRootError
 from vhpc.runtime.hostops import run_command
+from vhpc.spec import users
 from vhpc.spec.load import HostFacts
 from vhpc.spec.placement import parse_cpulist
 
@@ -82,7 +83,19 @@ def gather(cluster_ids: frozenset[str] = frozenset()) -> HostFacts:
     """All facts the spec layer needs (`cluster_ids`: those of the clusters on the host)."""
     return HostFacts(online_cpus=online_cpus(), mem_total=mem_total(),
                      taken_subnets=taken_subnets(), host_addresses=host_addresses(),
-                     links=link_names(), cluster_ids=cluster_ids)
+                     links=link_names(), cluster_ids=cluster_ids, host_ids=host_ids())
+
+
+def host_ids() -> frozenset[int]:
+    """Every uid and gid of the host's passwd and group files (cluster users avoid them)."""
+    texts = []
+    for path in ("/etc/passwd", "/etc/group"):
+        try:
+            with open(path) as f:
+                texts.append(f.read())
+        except OSError:
+            continue
+    return users.ids_in_files(*texts)
 
 
 def require_root(action: str) -> None:

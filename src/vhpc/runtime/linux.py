@@ -35,14 +35,15 @@ class LinuxRuntime:
         network.delete_links(names)
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
-                          mounts: list[Mount]) -> None:
-        namespaces.create(ns, hostname, ns_dir, mounts)
+                          mounts: list[Mount], cgroup_procs: list[Path]) -> ProcessRecord:
+        return namespaces.create(ns, hostname, ns_dir, mounts, cgroup_procs)
 
     def create_veths(self, veths: list[VethSpec]) -> None:
         network.create_veths(veths)
 
-    def create_cgroup(self, group: str, cpus: str, memory: int) -> list[Path]:
-        return self.cgroups.create(group, cpus, memory)
+    def create_cgroup(self, group: str, cpus: str, memory: int,
+                      pids_max: int | None = None) -> list[Path]:
+        return self.cgroups.create(group, cpus, memory, pids_max)
 
     def remove_cgroup_dir(self, path: Path) -> None:
         self.cgroups.remove(path)

@@ -1,48 +1,66 @@
-"""Persistent node namespaces (net, UTS, mount) kept as bind-mounted files in a private dir.
+"""Persistent node namespaces (net, UTS, mount, PID) kept as bind-mounted files in a private dir.
 
-`unshare --net=F --uts=F --mount=F` makes the namespaces and pins them to files, with no
-process needed to hold them. The setup script (a pure function, tested as text) names the
-host, drops inherited namespace pins and bind-mounts the node's private and cluster files.
+A node's first process is its init: forked by this thread straight into a new PID
+namespace (runtime/pidns.py), it joins the node cgroup, unshares net, UTS and mount
+namespaces, runs the setup script (a pure function, tested as text: hostname, drop
+inherited namespace pins, the node's mounts including its own /proc and /dev/shm) and then
+stays as pid 1, reaping orphans. The four namespaces are pinned to files from its /proc
+entry. Killing the init ends the PID namespace and every process left in it.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import shlex
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from vhpc.errors import CommandError
+from vhpc.runtime import pidns
 from vhpc.runtime.hostops import run_command
+from vhpc.runtime.proc import ProcessRecord, record_of
 
-NS_KINDS = ("net", "uts", "mnt")
+NS_KINDS = ("net", "uts", "mnt", "pid")
+
+#: pid 1 of a node once set up: `wait` in dash reaps any child (orphans reparented to it
+#: included) for as long as the `sleep` job runs, and the loop restarts that job.
+INIT_LOOP = "while :; do sleep 86400 & wait; done"
+INIT_NAME = "vhpc-init"
+READY = "ready"
 
 
 @dataclass(frozen=True)
 class NsPaths:
-    """The three files that pin one node's namespaces."""
+    """The four files that pin one node's namespaces."""
 
     net: Path
     uts: Path
     mnt: Path
+    pid: Path
 
     @classmethod
     def under(cls, ns_dir: Path, node: str) -> NsPaths:
         """The conventional paths for `node` in a cluster's namespace directory."""
-        return cls(ns_dir / f"{node}.net", ns_dir / f"{node}.uts", ns_dir / f"{node}.mnt")
+        return cls(ns_dir / f"{node}.net", ns_dir / f"{node}.uts", ns_dir / f"{node}.mnt",
+                   ns_dir / f"{node}.pid")
 
     def all(self) -> list[Path]:
-        """All three paths."""
-        return [self.net, self.uts, self.mnt]
+        """All four paths."""
+        return [self.net, self.uts, self.mnt, self.pid]
 
-    def nsenter_args(self) -> list[str]:
-        """nsenter options that enter these namespaces."""
-        return [f"--net={self.net}", f"--uts={self.uts}", f"--mount={self.mnt}"]
+    def nsenter_args(self, pid: bool = True) -> list[str]:
+        """nsenter options that enter these namespaces (`pid`: the PID one too; nsenter
+        then forks, and the program runs as its child)."""
+        args = [f"--net={self.net}", f"--uts={self.uts}", f"--mount={self.mnt}"]
+        return [*args, f"--pid={self.pid}"] if pid else args
 
 
 @dataclass(frozen=True)
 class Mount:
-    """One mount inside a node: a bind of a host path, or a tmpfs."""
+    """One mount inside a node: a bind of a host path, or a filesystem (tmpfs, proc)."""
 
     target: str
     source: str | None = None
@@ -56,8 +74,8 @@ class Mount:
         if self.fstype == "bind":
             assert self.source is not None
             source, fstype, opts = self.source, "none", ["bind", *opts]
-        else:
-            source, fstype = self.fstype, self.fstype
+        else:  # a tmpfs or proc: `source` names it (see cluster/node.py SHM_SOURCE)
+            source, fstype = self.source or self.fstype, self.fstype
         if self.mkdir:
             opts.append("X-mount.mkdir")
         return f"{_fstab_escape(source)} {_fstab_escape(self.target)} {fstype} " \
@@ -73,19 +91,24 @@ def render_fstab(mounts: list[Mount]) -> str:
     return "".join(m.fstab_line() + "\n" for m in mounts)
 
 
-def setup_script(hostname: str, ns_dir: Path, fstab: Path) -> str:
-    """Shell run once inside a new node: hostname, drop inherited ns pins, the mounts.
+def setup_script(hostname: str, ns_dir: Path, fstab: Path,
+                 cgroup_procs: list[Path] | tuple[Path, ...] = ()) -> str:
+    """Shell run as pid 1 of a new node: join its cgroup, set it up, then become its init.
 
-    Four processes a node (unshare, sh, umount, mount) instead of one per mount: this
-    runs for every node of every boot.
+    Few processes a node (sh, umount, mount, sleep): this runs for every node of every boot.
     """
     q = shlex.quote
     return "\n".join([
         "set -e",
+        *(f"echo $$ > {q(str(p))}" for p in cgroup_procs),
         f"echo {q(hostname)} > /proc/sys/kernel/hostname",
         # Copies of other nodes' namespace pins would keep those namespaces alive.
         f"umount -l {q(str(ns_dir))} /run/netns 2>/dev/null || true",
         f"mount -a -T {q(str(fstab))}",
+        # Never the OOM killer's pick: its death would end the node (not allowed everywhere).
+        "echo -1000 2>/dev/null > /proc/self/oom_score_adj || true",
+        f"echo {READY}",
+        f"exec /bin/sh -c {q(INIT_LOOP)} {INIT_NAME} </dev/null >/dev/null 2>&1",
     ]) + "\n"
 
 
@@ -102,21 +125,53 @@ def is_mountpoint(path: Path) -> bool:
     return run_command(["mountpoint", "-q", str(path)], check=False).returncode == 0
 
 
-def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount]) -> None:
-    """Create and pin the namespaces of one node and run its setup script inside."""
+def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
+           cgroup_procs: list[Path], timeout: float = 30.0) -> ProcessRecord:
+    """Create and pin the namespaces of one node, set it up; return its init's identity."""
     for p in ns.all():
         p.touch()
     fstab = ns.mnt.with_suffix(".fstab")
     fstab.write_text(render_fstab(mounts))
+    argv = ["unshare", "--net", "--uts", "--mount", "--propagation", "private", "--",
+            "/bin/sh", "-c", setup_script(hostname, ns_dir, fstab, cgroup_procs)]
     try:
-        run_command(
-            ["unshare", f"--net={ns.net}", f"--uts={ns.uts}", f"--mount={ns.mnt}",
-             "--propagation", "private", "--", "/bin/sh", "-c",
-             setup_script(hostname, ns_dir, fstab)],
-            timeout=30,
-        )
+        with pidns.children_in(None):
+            init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True,
+                                    close_fds=True)
+        try:
+            _wait_ready(init, argv, timeout)
+            for kind, path in zip(NS_KINDS, ns.all(), strict=True):
+                pidns.pin(init.pid, kind, path)
+            record = record_of(init.pid)
+            if record is None:
+                raise CommandError(argv, -1, f"the init of node {hostname} exited")
+        except BaseException:
+            init.kill()
+            init.wait()
+            raise
     finally:
         fstab.unlink(missing_ok=True)
+    return record
+
+
+def _wait_ready(init: subprocess.Popen[bytes], argv: list[str], timeout: float) -> None:
+    """Wait for the setup script's ready line; raise with its stderr if it failed."""
+    assert init.stdout is not None and init.stderr is not None
+    readable, _, _ = select.select([init.stdout], [], [], timeout)
+    line = init.stdout.readline().decode(errors="replace").strip() if readable else ""
+    if line == READY:
+        init.stdout.close()
+        init.stderr.close()
+        return
+    if init.poll() is None:
+        init.send_signal(signal.SIGKILL)
+    init.wait()
+    stderr = init.stderr.read().decode(errors="replace")
+    init.stdout.close()
+    init.stderr.close()
+    raise CommandError(argv, init.returncode if line or readable else -1,
+                       stderr or f"no ready line within {timeout:.0f}s")
 
 
 def release(path: Path) -> None:

@@ -3,17 +3,21 @@
 `node_argv` builds the command without running it (ClusterShell's `_build_cmd` idea):
 a tiny `sh` prologue writes its own pid into the node's cgroup files, then execs
 `nsenter` into the node's namespaces, optionally `setpriv` to a user, then the program.
-The pid returned is the program's own pid (sh and nsenter exec, they do not fork).
+`spawn` forks that command straight into the node's PID namespace (runtime/pidns.py) and
+leaves `--pid` out of nsenter, so sh and nsenter exec without forking: the pid returned
+is the program's own. `vhpc exec` lets nsenter enter the PID namespace (and fork) instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vhpc.runtime import pidns
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.proc import ProcessRecord, record_of
 
@@ -68,8 +72,12 @@ def node_argv(
     user: UserLogin | None = None,
     cwd: str = "/",
     env: dict[str, str] | None = None,
+    pid_ns: bool = True,
 ) -> list[str]:
-    """The full argv that runs `command` inside the node (cgroup, namespaces, user)."""
+    """The full argv that runs `command` inside the node (cgroup, namespaces, user).
+
+    `pid_ns=False` leaves the PID namespace to the caller (see `spawn`).
+    """
     base = dict(target.env)
     base.update(env or {})
     inner: list[str] = []
@@ -80,15 +88,18 @@ def node_argv(
     inner += ["env", "-i", *(f"{k}={v}" for k, v in sorted(base.items())), *command]
     return [
         "/bin/sh", "-c", join_prologue(target.cgroup_procs), "vhpc-node",
-        "nsenter", *target.ns.nsenter_args(), f"--wd={cwd}", "--", *inner,
+        "nsenter", *target.ns.nsenter_args(pid=pid_ns), f"--wd={cwd}", "--", *inner,
     ]
 
 
 def spawn(target: NodeTarget, command: list[str], log_file: Path,
           env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     """Start a daemon in the node, detached in its own session, output to `log_file`."""
-    argv = node_argv(target, command, env=env)
-    with open(log_file, "ab") as out:
+    argv = node_argv(target, command, env=env, pid_ns=False)
+    # a node made before nodes had PID namespaces has no pin: start the daemon as before
+    in_node = pidns.children_in(target.ns.pid) if os.path.lexists(target.ns.pid) \
+        else contextlib.nullcontext()
+    with open(log_file, "ab") as out, in_node:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,

@@ -8,6 +8,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+#: Tasks (processes and threads) a compute node may hold unless `up --pids-max` says.
+DEFAULT_PIDS_MAX = 1024
+MIN_PIDS_MAX = 32  # slurmd, slurmstepd, a shell and a small MPI step with its threads
+MAX_PIDS_MAX = 4194304  # the kernel's highest pid_max
+#: Service nodes run slurmctld, etcd and dnsmasq, whose threads grow with the cluster.
+SERVICE_PIDS_MAX = 8192
+#: The cluster user's uid when a spec predates per-cluster ids.
+LEGACY_USER_UID = 2000
+
 
 class NodeRole(StrEnum):
     """What a node is for; decides which daemons run in it."""
@@ -69,13 +78,14 @@ class ClusterSpec:
     nodes: tuple[NodeSpec, ...]
     partition: str = "vhpc"
     user: str = "cluser"
-    user_uid: int = 2000
+    user_uid: int = LEGACY_USER_UID  # per cluster (spec/users.py): uid and gid of `user`
     max_nodes: int = 1024
     overcommit: bool = False
     dns: bool = True
     options: dict[str, str] = field(default_factory=dict)
     net_id: str = ""  # allocated under the host lock (spec/ids.py); "" = derived from the name
     node_memory: int = 0  # `up --memory` in bytes: what `node add` gives a node by default
+    pids_max: int = DEFAULT_PIDS_MAX  # `up --pids-max`: pids.max of each compute node
 
     @property
     def cluster_id(self) -> str:
@@ -109,6 +119,12 @@ class ClusterSpec:
                 return node
         raise KeyError(name)
 
+    def pids_max_of(self, node: NodeSpec) -> int:
+        """The node's pids.max: the cluster's for compute nodes, more for service nodes."""
+        if node.role is NodeRole.COMPUTE:
+            return self.pids_max
+        return max(self.pids_max, SERVICE_PIDS_MAX)
+
     def ip_of(self, node: NodeSpec) -> ipaddress.IPv4Address:
         """A node's address: subnet base + its slot."""
         return self.subnet.network_address + node.slot
@@ -135,6 +151,7 @@ class ClusterSpec:
             "options": dict(self.options),
             **({"net_id": self.net_id} if self.net_id else {}),
             **({"node_memory": self.node_memory} if self.node_memory else {}),
+            "pids_max": self.pids_max,
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -147,11 +164,12 @@ class ClusterSpec:
             nodes=tuple(NodeSpec.from_dict(n) for n in data["nodes"]),
             partition=data.get("partition", "vhpc"),
             user=data.get("user", "cluser"),
-            user_uid=int(data.get("user_uid", 2000)),
+            user_uid=int(data.get("user_uid", LEGACY_USER_UID)),
             max_nodes=int(data.get("max_nodes", 1024)),
             overcommit=bool(data.get("overcommit", False)),
             dns=bool(data.get("dns", True)),
             options=dict(data.get("options", {})),
             net_id=str(data.get("net_id", "")),
             node_memory=int(data.get("node_memory", 0)),
+            pids_max=int(data.get("pids_max", DEFAULT_PIDS_MAX)),
         )
