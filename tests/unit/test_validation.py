@@ -150,3 +150,9 @@ def test_rollback_leaves_a_veth_on_another_clusters_bridge(tmp_path: object) -> 
 def test_a_trailing_newline_is_no_valid_name(name: str) -> None:
     with pytest.raises(SpecError, match="invalid cluster name"):
         build_spec(ClusterOptions(name=name), FACTS)
+
+
+def test_listen_may_name_the_clusters_own_bridge_address() -> None:
+    up(subnet="10.209.7.0/24", extra={"listen": "10.209.7.1:0"})
+    with pytest.raises(SpecError, match="not an address of this host"):
+        up(subnet="10.209.7.0/24", extra={"listen": "10.209.7.2:0"})

@@ -133,8 +133,12 @@ def choose_subnet(options: ClusterOptions, facts: HostFacts,
     return subnet
 
 
-def check_options(options: ClusterOptions, facts: HostFacts) -> int:
-    """Every bound and every option of `up`, before anything is built; returns the memory."""
+def check_options(options: ClusterOptions,
+                  facts: HostFacts) -> tuple[int, ipaddress.IPv4Network]:
+    """Every bound and every option of `up`, before anything is built.
+
+    Returns the node memory in bytes and the subnet (the user's, or the first free one).
+    """
     check_cluster_name(options.name)
     if isinstance(options.nodes, int) and not isinstance(options.nodes, bool) \
             and options.nodes < 1:
@@ -152,16 +156,20 @@ def check_options(options: ClusterOptions, facts: HostFacts) -> int:
     if options.pids_max is not None:
         bounds.check_int(options.pids_max, "--pids-max", MIN_PIDS_MAX, MAX_PIDS_MAX,
                          "tasks, threads included, a node may hold")
-    check_extra(dict(options.extra), facts)
-    return memory
+    subnet = choose_subnet(options, facts, options.nodes)
+    bridge_ip = subnet.network_address + addressing.HOST_SLOT  # --listen may name it
+    check_extra(dict(options.extra), (*facts.host_addresses, bridge_ip))
+    return memory, subnet
 
 
-def check_extra(extra: dict[str, str], facts: HostFacts) -> None:
+def check_extra(extra: dict[str, str],
+                host_addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...],
+                ) -> None:
     """The options kept in spec.options: endpoints and the sampling interval."""
     for key, value in extra.items():
         bounds.check_text(str(value), f"--{key.replace('_', '-')}",
                           endpoints.MAX_ENDPOINT_LENGTH)
-    endpoints.check_endpoints(extra, facts.host_addresses)
+    endpoints.check_endpoints(extra, host_addresses)
     interval = extra.get("sample_interval")
     if interval is not None:
         try:
@@ -174,8 +182,7 @@ def check_extra(extra: dict[str, str], facts: HostFacts) -> None:
 
 def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
     """Validate options against the host and return the cluster description."""
-    memory = check_options(options, facts)
-    subnet = choose_subnet(options, facts, options.nodes)
+    memory, subnet = check_options(options, facts)
     if options.subnet is None and options.nodes > addressing.compute_capacity(subnet):
         addressing.check_capacity(subnet, options.nodes)
     cpusets = compute_cpusets(options, facts, options.nodes)
