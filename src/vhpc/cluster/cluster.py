@@ -32,12 +32,12 @@ from vhpc.cluster.events import EventBus
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.operations import Operation, OpKind
 from vhpc.cluster.supervisor import Supervised, Supervisor, heartbeat_age, touch
-from vhpc.cluster.teardown import process_record, remove_owned
+from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.network import VethSpec
-from vhpc.runtime.proc import ProcessRecord
+from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
 from vhpc.services import dnsmasq, etcd, files, munge, slurm
 from vhpc.services.base import DaemonSpec
@@ -116,6 +116,7 @@ class Cluster:
             d.chmod(0o755)
         p.root.parent.chmod(0o755)
         privacy.secure_state_dir(p, self.spec.user_uid)  # the cluster's group only
+        self.record_manager()  # a manager killed mid-boot can be found (and stopped)
         self.spec_path_write()  # first: a manager that adopts reads it
         ops.begin(p.root, Operation(OpKind.BOOT))  # until every node is idle
         touch(slurm.heartbeat_file(p))
@@ -127,9 +128,16 @@ class Cluster:
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
 
+    def record_manager(self) -> None:
+        """Record the process running this Cluster as the cluster's manager."""
+        record = record_of(os.getpid())
+        if record is not None:
+            self.ledger.add(Kind.PROCESS, MANAGER_KEY, "", **record.to_dict())
+
     def spec_path_write(self) -> None:
         """Persist the spec atomically (the manager and `vhpc clean` read it back)."""
-        write_atomic(self.paths.spec, json.dumps(self.spec.to_dict(), indent=1))
+        write_atomic(self.paths.spec, json.dumps(self.spec.to_dict(), indent=1),
+                     privacy.PRIVATE_FILE_MODE)
 
     def set_spec(self, spec: ClusterSpec) -> None:
         """Replace the spec and persist it (the only way the spec changes)."""
@@ -322,6 +330,7 @@ class Cluster:
         drained for 'vhpc manager down' resumed).
         """
         with self.lock:
+            self.record_manager()
             silent = heartbeat_age(slurm.heartbeat_file(self.paths))
             forget = recovery.settle(self)
             records = {e.ident: e for e in self.ledger.entries(Kind.PROCESS)}

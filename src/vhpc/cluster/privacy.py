@@ -15,6 +15,7 @@ from pathlib import Path
 from vhpc.spec.paths import ClusterPaths
 
 OBSERVE_DIR = "observe"
+PRIVATE_FILE_MODE = 0o600  # spec.json, ledger.jsonl
 
 
 def root_only_dirs(paths: ClusterPaths) -> list[Path]:
@@ -38,6 +39,8 @@ def secure_state_dir(paths: ClusterPaths, gid: int) -> None:
         d.mkdir(parents=True, exist_ok=True)
         os.chown(d, 0, gid)
         d.chmod(0o750)
+    if paths.ledger.exists():  # appended to for the cluster's life: the mode stays
+        paths.ledger.chmod(PRIVATE_FILE_MODE)
 
 
 def secure_home(home: Path, uid: int, gid: int) -> None:
