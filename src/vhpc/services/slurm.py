@@ -37,7 +37,8 @@ def health_check_file(paths: ClusterPaths) -> Path:
     return paths.slurm_etc / "vhpc-healthcheck"
 
 
-def render_health_check(paths: ClusterPaths) -> str:
+def render_health_check(paths: ClusterPaths,
+                        marker: Path = Path("/run/vhpc-manager-down")) -> str:
     """The health check script: drain while the manager's heartbeat is stale, resume after.
 
     Cheap on purpose (it runs on every node at once): one `find` when all is well; the
@@ -48,7 +49,7 @@ def render_health_check(paths: ClusterPaths) -> str:
 # written by vhpc: drain this node while the cluster's manager is down (its heartbeat
 # is older than {MANAGER_STALE_AFTER} s: nothing restarts crashed daemons), resume it after.
 beat={heartbeat_file(paths)}
-mark=/run/vhpc-manager-down
+mark={marker}
 reason='{MANAGER_DOWN_REASON}'
 [ -e "$beat" ] || exit 0
 if [ -z "$(find "$beat" -mmin -{minutes} 2>/dev/null)" ]; then

@@ -1,0 +1,136 @@
+"""Operation records and what an adopting manager does with a dead one's half-done work,
+against the fake runtime: exactly the resources of the unfinished operation go."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.unit.fake_runtime import FakeRuntime
+from vhpc.cluster import operations as ops
+from vhpc.cluster import recovery
+from vhpc.cluster.cluster import Cluster
+from vhpc.cluster.ledger import Kind
+from vhpc.cluster.operations import Operation, OpKind
+from vhpc.errors import BootError
+from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
+from vhpc.spec.model import ClusterSpec
+from vhpc.spec.paths import ClusterPaths
+from vhpc.spec.sizes import MIB
+
+HOST = HostFacts(online_cpus=(0, 1), mem_total=24 * 1024 * MIB)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="writes files owned by cluser (chown)")
+
+
+def test_a_record_round_trips_and_an_unreadable_one_counts_as_none(tmp_path: Path) -> None:
+    assert ops.pending(tmp_path) is None
+    op = Operation(OpKind.ADD, ("compute4", "compute5"))
+    ops.begin(tmp_path, op)
+    assert ops.pending(tmp_path) == op
+    assert ops.record_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    ops.finish(tmp_path)
+    assert ops.pending(tmp_path) is None
+    ops.record_path(tmp_path).write_text('{"kind": "ad')  # cannot happen (atomic), but
+    assert ops.pending(tmp_path) is None
+
+
+def built(tmp_path: Path, runtime: FakeRuntime, computes: int = 3) -> Cluster:
+    """A cluster whose boot got as far as every node (its boot record finished)."""
+    spec = build_spec(ClusterOptions(name="fk", nodes=computes), HOST)
+    cluster = Cluster(spec, ClusterPaths(tmp_path / "fk"), runtime)
+    cluster.prepare_state()
+    cluster.build_network()
+    cluster.build_nodes(list(spec.nodes))
+    ops.finish(cluster.paths.root)
+    return cluster
+
+
+def adopting(old: Cluster, spec: ClusterSpec | None = None) -> Cluster:
+    """The Cluster a new manager makes from spec.json and the ledger."""
+    return Cluster(spec or old.spec, old.paths, old.runtime)
+
+
+def owned_by(cluster: Cluster, node: str) -> list[str]:
+    return [e.ident for e in cluster.ledger.entries(node=node)]
+
+
+@needs_root
+def test_an_add_cut_short_is_rolled_back_and_nothing_else_is_touched(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    old = built(tmp_path, runtime)
+    # `node add compute3 compute4` died after making the nodes, before spec.json said so
+    new_nodes = build_spec(ClusterOptions(name="fk", nodes=5), HOST).computes[3:]
+    ops.begin(old.paths.root, Operation(OpKind.ADD, ("compute3", "compute4")))
+    old.build_nodes(list(new_nodes))
+    assert owned_by(old, "compute3") and owned_by(old, "compute4")
+    veths = {old.spec.veth_of(n) for n in new_nodes}
+    assert veths <= runtime.links
+    kept = {e.key for e in old.ledger.entries() if e.node not in ("compute3", "compute4")}
+
+    new = adopting(old)
+    assert recovery.settle(new) == ["compute3", "compute4"]
+    assert owned_by(new, "compute3") == owned_by(new, "compute4") == []
+    assert not veths & runtime.links
+    assert {e.key for e in new.ledger.entries()} == kept
+    assert [n.name for n in new.spec.computes] == ["compute0", "compute1", "compute2"]
+    assert ops.pending(new.paths.root) is None
+    assert [e.kind for e in new.events.recent()] == ["operation_recovered"]
+
+
+@needs_root
+def test_an_add_that_had_reached_spec_json_is_rolled_back_from_the_spec_too(
+        tmp_path: Path) -> None:
+    old = built(tmp_path, FakeRuntime())
+    ops.begin(old.paths.root, Operation(OpKind.ADD, ("compute2",)))
+    new = adopting(old)
+    assert recovery.settle(new) == ["compute2"]
+    assert [n.name for n in new.spec.computes] == ["compute0", "compute1"]
+    saved = ClusterSpec.from_dict(json.loads(new.paths.spec.read_text()))
+    assert [n.name for n in saved.computes] == ["compute0", "compute1"]
+
+
+@needs_root
+def test_a_remove_cut_short_is_finished(tmp_path: Path) -> None:
+    old = built(tmp_path, FakeRuntime())
+    ops.begin(old.paths.root, Operation(OpKind.REMOVE, ("compute0",)))
+    new = adopting(old)
+    assert recovery.settle(new) == ["compute0"]
+    assert owned_by(new, "compute0") == []
+    assert "compute0" not in [n.name for n in new.spec.nodes]
+
+
+@needs_root
+def test_resources_of_nodes_outside_the_spec_are_removed_without_a_record(
+        tmp_path: Path) -> None:
+    old = built(tmp_path, FakeRuntime())
+    without = old.spec.with_nodes(tuple(n for n in old.spec.nodes if n.name != "compute2"))
+    new = adopting(old, without)
+    assert recovery.settle(new) == ["compute2"]
+    assert owned_by(new, "compute2") == []
+    assert recovery.settle(adopting(new)) == []  # nothing more to do: settled
+
+
+@needs_root
+def test_a_boot_cut_short_removes_the_whole_cluster(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    spec = build_spec(ClusterOptions(name="fk", nodes=2), HOST)
+    old = Cluster(spec, ClusterPaths(tmp_path / "fk"), runtime)
+    old.prepare_state()  # writes the boot record
+    old.build_network()
+    old.build_nodes(list(spec.nodes))
+    record = ops.pending(old.paths.root)
+    assert record is not None and record.kind is OpKind.BOOT
+    with pytest.raises(BootError, match=r"never finished booting.*up' again"):
+        recovery.settle(adopting(old))
+    assert runtime.owned() == {}
+    assert not old.paths.root.exists()
+
+
+@needs_root
+def test_the_process_running_the_boot_is_in_the_ledger_as_the_manager(tmp_path: Path) -> None:
+    old = built(tmp_path, FakeRuntime())
+    managers = [e for e in old.ledger.entries(Kind.PROCESS) if e.ident == "manager"]
+    assert [int(e.data["pid"]) for e in managers] == [os.getpid()]
