@@ -40,7 +40,7 @@ def test_build_records_every_resource_and_teardown_removes_exactly_them(
     # four namespace pins a node (net, uts, mnt, pid) and its init process
     assert len(cluster.ledger.entries(Kind.NAMESPACE)) == 4 * 4
     assert sorted(e.ident for e in cluster.ledger.entries(Kind.PROCESS)) == sorted(
-        f"init@{n.name}" for n in cluster.spec.nodes)
+        [f"init@{n.name}" for n in cluster.spec.nodes] + ["manager"])  # the booting process
     assert cluster.teardown() == []
     assert runtime.owned() == {"links": {"eth0"}}
     assert not (tmp_path / "fk").exists()
