@@ -14,7 +14,7 @@ WORKLOAD_VENV := /opt/vhpc/venv
 CONSTRAINTS := constraints.txt
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install install-test debs lock run test lint unit integration bench clean-venv
+.PHONY: install install-test debs lock run test lint unit integration bench dashboard-png
 
 install: debs $(INSTALLED)
 	@bash scripts/install-workload-venv.sh $(WORKLOAD_VENV) $(CONSTRAINTS)
@@ -55,3 +55,9 @@ test: install-test lint
 
 bench: install
 	$(PY) bench/boot.py
+
+# Regenerate docs/dashboard.png on purpose: the browser test boots a real cluster and takes
+# the picture (otherwise it writes its screenshots under pytest's tmp_path).
+dashboard-png: install-test
+	VHPC_DASHBOARD_PNG=$(abspath docs/dashboard.png) $(VENV)/bin/pytest -q \
+		tests/integration/test_observe_dashboard.py -k shows_the_real_cluster
