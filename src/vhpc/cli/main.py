@@ -6,7 +6,7 @@ import os
 import sys
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vhpc import control
 from vhpc.cli.completion import node_names
@@ -70,7 +70,7 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
                              partition=partition, max_nodes=max_nodes, pids_max=pids_max,
                              extra=tuple((k, v) for k, v in extra.items() if v))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True,
                   disable=not err_console.is_terminal) as bar:
         task = bar.add_task("planning", total=None)
@@ -94,7 +94,7 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
         f"{format_cpulist(cpus_used)}, {spec.subnet}, controller '{CONTROLLER_NAME}'\n"
         f"  dashboard  {result.dashboard}\n"
         f"  API token  {token} "
-        f"(TCP: Authorization: Bearer TOKEN; needed for POST/DELETE)\n"
+        f"(every TCP request: Authorization: Bearer TOKEN)\n"
         f"  try        vhpc{flag} exec slurm --user cluser -- srun -N{len(spec.computes)} "
         f"hostname\n"
         f"  host side  eval \"$(vhpc{flag} env)\"; sinfo\n"
