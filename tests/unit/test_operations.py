@@ -13,7 +13,7 @@ from tests.unit.fake_runtime import FakeRuntime
 from vhpc.cluster import operations as ops
 from vhpc.cluster import recovery
 from vhpc.cluster.cluster import Cluster
-from vhpc.cluster.ledger import Kind
+from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.operations import Operation, OpKind
 from vhpc.errors import BootError
 from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
@@ -134,3 +134,15 @@ def test_the_process_running_the_boot_is_in_the_ledger_as_the_manager(tmp_path: 
     old = built(tmp_path, FakeRuntime())
     managers = [e for e in old.ledger.entries(Kind.PROCESS) if e.ident == "manager"]
     assert [int(e.data["pid"]) for e in managers] == [os.getpid()]
+
+
+def test_a_resource_made_again_after_its_removal_is_listed_once(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    first = ledger.add(Kind.PROCESS, "manager", pid=1, starttime=1)
+    ledger.add(Kind.CGROUP, "vhpc-x")
+    ledger.remove(first)
+    ledger.add(Kind.PROCESS, "manager", pid=2, starttime=2)
+    for again in (ledger, Ledger(path)):
+        assert [(e.ident, e.data.get("pid")) for e in again.entries()] == [
+            ("vhpc-x", None), ("manager", 2)]

@@ -53,8 +53,9 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # insertion-ordered: creation order, and a resource made again after its removal
+        # (a restarted manager, a re-added node) counts once, at its new place
         self._live: dict[tuple[str, str], Entry] = {}
-        self._order: list[tuple[str, str]] = []
         if path.exists():
             self._replay()
 
@@ -73,8 +74,6 @@ class Ledger:
                 self._live.pop(entry.key, None)
 
     def _add_live(self, entry: Entry) -> None:
-        if entry.key not in self._live:
-            self._order.append(entry.key)
         self._live[entry.key] = entry
 
     def _append(self, op: str, entry: Entry) -> None:
@@ -107,7 +106,7 @@ class Ledger:
     def entries(self, kind: Kind | None = None, node: str | None = None) -> list[Entry]:
         """Live entries in creation order, optionally filtered."""
         with self._lock:
-            out = [self._live[k] for k in self._order if k in self._live]
+            out = list(self._live.values())
         return [e for e in out if (kind is None or e.kind is kind)
                 and (node is None or e.node == node)]
 
