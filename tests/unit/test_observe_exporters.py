@@ -67,3 +67,9 @@ def test_rfc5424_and_octet_counting() -> None:
     utf = format_rfc5424(LogRecord(0.0, "n", "s", "info", "héllo"), "vc")
     assert frame(utf).startswith(str(len(utf)).encode() + b" ")
     assert len(utf) == len(utf.decode()) + 1  # counted in octets, not characters
+
+
+def test_rfc5424_event_kind_is_the_msgid() -> None:
+    event = format_rfc5424(LogRecord(0.0, "compute3", "vhpc", "warning", "restarting slurmd",
+                                     "daemon_restart"), "vc")
+    assert b" vhpc - daemon_restart [" in event and event.endswith(b"] restarting slurmd")

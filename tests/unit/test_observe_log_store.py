@@ -84,6 +84,33 @@ def test_events_are_service_vhpc(store: LogStore) -> None:
     assert events[0].service == "vhpc"
 
 
+def test_events_keep_their_kind_and_log_lines_have_none(store: LogStore) -> None:
+    store.record_event("added compute3", node="compute3", ts=T0 + 10,
+                       kind="node_added").result(5)
+    (event,) = store.events()
+    assert (event.kind, event.message) == ("node_added", "added compute3")
+    assert {r.kind for r in store.search(service="slurmd")} == {""}
+
+
+def test_a_store_from_before_the_kind_column_gets_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the schema of earlier versions
+        conn.execute("CREATE TABLE logs (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT "
+                     "NULL, node TEXT NOT NULL, service TEXT NOT NULL, level TEXT NOT NULL, "
+                     "lvl INTEGER NOT NULL, message TEXT NOT NULL)")
+        conn.execute("INSERT INTO logs (ts, node, service, level, lvl, message) VALUES "
+                     "(1, '', 'vhpc', 'info', 20, 'cluster_up: old event')")
+    st = LogStore(path)
+    try:
+        st.record_event("new event", ts=T0, kind="node_added").result(5)
+        assert [(e.kind, e.message) for e in st.events()] == [
+            ("node_added", "new event"), ("", "cluster_up: old event")]
+    finally:
+        st.close()
+
+
 def test_offsets_committed_with_rows(tmp_path: Path) -> None:
     st = LogStore(tmp_path / "l.sqlite")
     st.ingest([LogRecord(T0, "n", "s", "info", "x")], {"/a.log": FileOffset(5, 120)}).result(5)

@@ -35,14 +35,15 @@ def _sd_value(value: str) -> str:
 
 
 def format_rfc5424(record: LogRecord, cluster: str, facility: int = 3) -> bytes:
-    """One record as an RFC 5424 message (without framing)."""
+    """One record as an RFC 5424 message (without framing); an event's kind is the MSGID."""
     pri = facility * 8 + SEVERITY.get(record.level, 6)
     stamp = datetime.fromtimestamp(record.ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     host = _header_field(record.node or cluster, 255)
     app = _header_field(record.service, 48)
     sd = f'[{SD_ID} cluster="{_sd_value(cluster)}"]'
+    msgid = _header_field(record.kind, 32) if record.kind else "-"  # an event's kind
     msg = record.message.replace("\r", " ").replace("\n", " ")
-    return f"<{pri}>1 {stamp} {host} {app} - - {sd} {msg}".encode()
+    return f"<{pri}>1 {stamp} {host} {app} - {msgid} {sd} {msg}".encode()
 
 
 def frame(message: bytes) -> bytes:
