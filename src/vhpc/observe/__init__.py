@@ -20,7 +20,7 @@ What the manager calls (everything else in this package is internal)::
     obs = Observer(state_dir, "vhpc", nodes, slurm_provider=slurm, interval=5.0,
                    graphite=None or "127.0.0.1:2003", syslog=None or "host:514")
     obs.start()
-    obs.record_event("node compute5 added", node="compute5")     # level="info"|"error"...
+    obs.record_event("added compute5", node="compute5", kind="node_added")  # level=...
     obs.prometheus_text()                      # GET /metrics, media type CONTENT_TYPE
     obs.node_metrics()                         # merge into /api/v1/status nodes
     obs.metrics_json("memory", since=600, node=None)             # GET /api/v1/metrics
