@@ -30,6 +30,7 @@ from vhpc.cluster import operations as ops
 from vhpc.cluster import privacy, recovery
 from vhpc.cluster.events import EventBus
 from vhpc.cluster.ledger import Kind, Ledger
+from vhpc.cluster.node_tools import install_node_tools
 from vhpc.cluster.operations import Operation, OpKind
 from vhpc.cluster.supervisor import Supervised, Supervisor, heartbeat_age, touch
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
@@ -385,32 +386,6 @@ class Cluster:
                 "services": [d.to_dict() for d in daemons],
             })
         return out
-
-
-NODE_TOOLS_DIR = Path("/opt/vhpc/bin")
-PACKAGE_TOOLS = Path(__file__).resolve().parent.parent / "workloads" / "bin"
-USER_SCRIPTS = ("gemm.sh",)
-
-
-def install_node_tools(dest: Path = NODE_TOOLS_DIR) -> list[Path]:
-    """Copy the workload programs shipped with vhpc to /opt/vhpc/bin (on every node's PATH).
-
-    Returns the user-facing scripts to link into the cluster user's home.
-    """
-    if not PACKAGE_TOOLS.is_dir():
-        return []
-    dest.mkdir(parents=True, exist_ok=True)
-    dest.chmod(0o755)
-    for src in PACKAGE_TOOLS.iterdir():
-        if src.name.startswith(("_", ".")) or not src.is_file():
-            continue
-        target = dest / src.name
-        data = src.read_bytes()
-        mode = 0o755 if os.access(src, os.X_OK) else 0o644
-        if not target.exists() or target.read_bytes() != data:
-            write_atomic(target, data, mode)  # a node may be running the old one
-        target.chmod(mode)
-    return [dest / name for name in USER_SCRIPTS if (dest / name).exists()]
 
 
 def _tail(path: Path, lines: int = 3) -> str:
