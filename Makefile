@@ -14,7 +14,7 @@ WORKLOAD_VENV := /opt/vhpc/venv
 CONSTRAINTS := constraints.txt
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install install-test debs lock run test lint unit integration bench dashboard-png
+.PHONY: install install-test debs lock check-lowest run test lint unit integration bench dashboard-png
 
 install: debs $(INSTALLED)
 	@bash scripts/install-workload-venv.sh $(WORKLOAD_VENV) $(CONSTRAINTS)
@@ -31,6 +31,10 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS) | debs
 
 lock:
 	@bash scripts/lock.sh $(CONSTRAINTS)
+
+# The unit tests against the lowest version each runtime range of pyproject.toml allows.
+check-lowest:
+	@bash scripts/check-lowest.sh
 
 install-test: install
 	@bash scripts/install-debs.sh $(TEST_PKGS)
