@@ -146,3 +146,22 @@ def test_a_resource_made_again_after_its_removal_is_listed_once(tmp_path: Path) 
     for again in (ledger, Ledger(path)):
         assert [(e.ident, e.data.get("pid")) for e in again.entries()] == [
             ("vhpc-x", None), ("manager", 2)]
+
+
+@needs_root
+def test_no_node_change_starts_once_teardown_has_begun(tmp_path: Path) -> None:
+    from tests.unit.test_inventory import FakeSlurm
+    from vhpc.cluster.inventory import Inventory
+    from vhpc.errors import ClusterStateError
+    from vhpc.spec.grow import AddRequest
+
+    runtime = FakeRuntime()
+    cluster = built(tmp_path, runtime)
+    inventory = Inventory(cluster, None, None, FakeSlurm(), lambda: HOST)
+    assert inventory.lock is cluster.lock  # one lock for every change
+    assert cluster.teardown() == []
+    with pytest.raises(ClusterStateError, match="being taken down"):
+        inventory.add(AddRequest(count=1), wait=False)
+    with pytest.raises(ClusterStateError, match="being taken down"):
+        inventory.stop_node("compute0")
+    assert runtime.owned() == {} and not cluster.paths.root.exists()
