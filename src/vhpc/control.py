@@ -24,6 +24,7 @@ import httpx
 from vhpc.client import ManagerClient
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node import cgroup_group, node_target
+from vhpc.cluster.recovery import booting_manager
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import (
     BootError,
@@ -235,7 +236,16 @@ def ensure_manager(name: str) -> ManagerClient:
 
 
 def _adopt(name: str) -> ManagerClient:
-    """Stop a stale manager (by its ledger record) and start one that adopts the cluster."""
+    """Stop a stale manager (by its ledger record) and start one that adopts the cluster.
+
+    Not while the cluster's `up` still runs: its manager serves nothing yet, and stopping
+    it would cut the boot short (cluster/recovery.py would then remove the cluster).
+    """
+    booting = booting_manager(ClusterPaths.of(name))
+    if booting is not None:
+        raise ClusterStateError(
+            f"cluster {name!r} is still booting ('vhpc up' runs, manager pid {booting}): "
+            f"wait for it, or cancel it with 'vhpc -c {name} down'")
     _stop_stale_manager(name)
     _follow_boot(_start_manager("adopt", name), None, 120)
     return ManagerClient(name)

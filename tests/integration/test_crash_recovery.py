@@ -185,9 +185,14 @@ def test_a_manager_killed_during_node_add_is_rolled_back(cluster: str) -> None:
 def test_a_manager_killed_during_up_never_yields_a_ready_cluster() -> None:
     vhpc("-c", BOOT_NAME, "clean", "--force", check=False)
     state = ClusterPaths.of(BOOT_NAME)
-    up = subprocess.Popen([*VHPC, "-c", BOOT_NAME, "up", "-n", "8"],
+    up = subprocess.Popen([*VHPC, "-c", BOOT_NAME, "up", "-n", "16"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        wait_for(state.ledger.exists, 60, "the boot to begin")
+        early = vhpc("-c", BOOT_NAME, "status", check=False)  # must not cut the boot short
+        assert early.returncode != 0 and "still booting" in early.stderr, early.stderr
+        assert up.poll() is None
+
         def slurmd_started() -> bool:
             if not state.ledger.exists():
                 return False

@@ -165,3 +165,14 @@ def test_no_node_change_starts_once_teardown_has_begun(tmp_path: Path) -> None:
     with pytest.raises(ClusterStateError, match="being taken down"):
         inventory.stop_node("compute0")
     assert runtime.owned() == {} and not cluster.paths.root.exists()
+
+
+@needs_root
+def test_a_boot_whose_manager_runs_is_not_adopted(tmp_path: Path) -> None:
+    spec = build_spec(ClusterOptions(name="fk", nodes=1), HOST)
+    cluster = Cluster(spec, ClusterPaths(tmp_path / "fk"), FakeRuntime())
+    assert recovery.booting_manager(cluster.paths) is None
+    cluster.prepare_state()  # this process is the booting manager
+    assert recovery.booting_manager(cluster.paths) == os.getpid()
+    ops.finish(cluster.paths.root)  # booted
+    assert recovery.booting_manager(cluster.paths) is None

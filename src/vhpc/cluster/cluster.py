@@ -110,6 +110,13 @@ class Cluster:
     def prepare_state(self) -> None:
         """State directory, the cluster's files and its munge key."""
         p = self.paths
+        # Before the ledger exists (`is_up` is false, `up` may drop the directory): the boot
+        # record, so that while it runs nobody adopts the cluster (recovery.booting_manager),
+        # and the spec; then this process as the manager, the first line of the ledger.
+        p.root.mkdir(parents=True, exist_ok=True)
+        ops.begin(p.root, Operation(OpKind.BOOT))  # until every node is idle
+        self.spec_path_write()
+        self.record_manager()  # a manager killed mid-boot is found (and stopped) by pid
         self.ledger.add(Kind.DIRECTORY, p.root)
         for d in (p.etc, p.slurm_etc, p.run, p.munge_dir, p.log, p.log / "console",
                   p.slurm_state, p.slurm_spool, p.ns_dir, p.home, p.data, dnsmasq.hostsdir(p)):
@@ -117,9 +124,6 @@ class Cluster:
             d.chmod(0o755)
         p.root.parent.chmod(0o755)
         privacy.secure_state_dir(p, self.spec.user_uid)  # the cluster's group only
-        self.record_manager()  # a manager killed mid-boot can be found (and stopped)
-        self.spec_path_write()  # first: a manager that adopts reads it
-        ops.begin(p.root, Operation(OpKind.BOOT))  # until every node is idle
         touch(slurm.heartbeat_file(p))
         etcd.ensure_root_password(p)
         self._write_user_files()

@@ -13,16 +13,34 @@ import time
 from typing import TYPE_CHECKING
 
 from vhpc.cluster import operations as ops
+from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.operations import OpKind
-from vhpc.cluster.teardown import remove_owned
+from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
+from vhpc.runtime.proc import is_alive
 from vhpc.services.slurm import MANAGER_DOWN_REASON
 from vhpc.spec.model import NodeRole
+from vhpc.spec.paths import ClusterPaths
 
 if TYPE_CHECKING:
     from vhpc.cluster.cluster import Cluster
 
 log = logging.getLogger(__name__)
+
+
+def booting_manager(paths: ClusterPaths) -> int | None:
+    """The pid of the manager still running this cluster's `up`, or None.
+
+    A cluster that is booting has no API yet: a command that finds no manager must not
+    stop this one and adopt (that would cut the boot short); it waits or says so.
+    """
+    op = ops.pending(paths.root)
+    if op is None or op.kind is not OpKind.BOOT or not paths.ledger.exists():
+        return None
+    for entry in Ledger(paths.ledger).entries(Kind.PROCESS):
+        if entry.ident == MANAGER_KEY and is_alive(process_record(entry)):
+            return process_record(entry).pid
+    return None
 
 
 def settle(cluster: Cluster) -> list[str]:
