@@ -179,7 +179,7 @@ class ClusterAPI:
         observer = self.observer
         if observer is None:
             cutoff = time.time() - age if age else 0.0
-            recent = sorted(self.cluster.events.recent(cutoff), key=lambda e: -e.ts)
+            recent = self.cluster.events.recent(cutoff)[::-1]  # kept oldest first
             return [Event(ts=e.ts, kind=e.kind, node=e.node, level=e.level,
                           message=e.message) for e in recent[:limit]]
         rows = observer.log_store.events(since=time.time() - age if age else None,

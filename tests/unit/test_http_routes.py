@@ -117,3 +117,27 @@ def test_stream_sends_a_status_then_log_lines() -> None:
     status = Status.model_validate_json(blocks[0].split("data: ", 1)[1])
     assert status.nodes[0].cpu_percent == 12.5  # the sampler's numbers are merged
     assert json.loads(blocks[1].split("data: ", 1)[1])[0]["message"] == "slurmd started"
+
+
+def test_the_real_api_object_is_ready_when_made_and_keeps_event_kinds() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from vhpc.api import ClusterAPI
+    from vhpc.cluster.events import EventBus
+
+    bus = EventBus()
+    bus.emit("cluster_up", "cluster c is up")
+    bus.emit("daemon_restart", "restarting slurmd@compute1", "compute1", "warning")
+    cluster: Any = SimpleNamespace(spec=SimpleNamespace(name="c", nodes=[1, 2, 3]),
+                                   events=bus)
+    api = ClusterAPI(cluster, inventory=SimpleNamespace(), observer=None,  # type: ignore[arg-type]
+                     dashboard_url="http://127.0.0.1:1/?token=t")
+    assert api.progress().model_dump() == {"message": "ready", "done": 3, "total": 3}
+    assert api.health().phase == "ready" and api.health().dashboard.endswith("token=t")
+    events = api.events()
+    assert [(e.kind, e.node) for e in events] == [("daemon_restart", "compute1"),
+                                                  ("cluster_up", "")]
+    assert events[0].message == "restarting slurmd@compute1"
+    api.phase = api.phase.STOPPING
+    assert api.progress().message == "stopping"
