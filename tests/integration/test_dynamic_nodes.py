@@ -158,9 +158,10 @@ def test_stop_shows_down_with_reason_and_start_returns_idle(cluster: str) -> Non
     wait_for(lambda: resolves(cluster, "compute3"), timeout=2, what="compute3 in DNS")
 
 
-def test_a_node_whose_processes_all_die_is_down_and_out_of_dns(cluster: str) -> None:
+def test_a_node_whose_processes_keep_dying_is_down_and_out_of_dns(cluster: str) -> None:
     procs = next(Path("/sys/fs/cgroup").glob(f"*/vhpc-{cluster}/compute5/cgroup.procs"))
-    deadline = time.monotonic() + 15
+    # lost when the supervisor gives up: ten quick failures, backoff 0.5 s doubling to 5 s
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # keep killing what the supervisor restarts
         for pid in procs.read_text().split():
             try:

@@ -28,8 +28,10 @@ from vhpc.cluster.supervisor import (
     heartbeat_age,
 )
 from vhpc.runtime.namespaces import NsPaths
+from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NodeTarget
 from vhpc.services import slurm
+from vhpc.services.base import DaemonSpec
 from vhpc.spec.load import HostFacts
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
@@ -183,3 +185,33 @@ def test_health_check_resumes_only_its_own_drain_when_the_manager_is_back(
 def test_health_check_does_nothing_when_all_is_well(tmp_path: Path) -> None:
     assert run_check(tmp_path, 1.0) == []
     assert run_check(tmp_path, None) == []  # no heartbeat yet: a cluster still booting
+
+
+class FailingRuntime(FakeRuntime):
+    """Spawns fail (as into a node whose namespaces are gone) once `broken` is set."""
+
+    broken = False
+
+    def spawn(self, target: NodeTarget, command: list[str], log_file: Path,
+              env: dict[str, str] | None = None
+              ) -> tuple[subprocess.Popen[bytes] | None, ProcessRecord]:
+        if self.broken:
+            raise OSError(12, "Cannot allocate memory")
+        return super().spawn(target, command, log_file, env)
+
+
+def test_starts_that_fail_after_a_long_run_count_towards_giving_up(tmp_path: Path) -> None:
+    runtime = FailingRuntime()
+    sup = Supervisor(runtime, Ledger(tmp_path / "l.jsonl"), EventBus())
+    target = NodeTarget("n0", NsPaths.under(tmp_path, "n0"), (tmp_path / "cg" / "cgroup.procs",))
+    daemon = sup.start(DaemonSpec("slurmd", "n0", ("slurmd",), tmp_path / "log"), target)
+    daemon.started_at -= 3600  # it ran for an hour: its first exit starts a fresh count
+    runtime.broken = True
+    assert daemon.record is not None
+    runtime.crash(daemon.record.pid)
+    sup._on_exit(daemon)
+    for _ in range(FATAL_AFTER):
+        if daemon.state is DaemonState.BACKOFF:
+            daemon.next_start = time.monotonic() - 1
+            sup._restart_due()
+    assert daemon.state is DaemonState.FATAL

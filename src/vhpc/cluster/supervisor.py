@@ -201,6 +201,7 @@ class Supervisor:
     def _spawn(self, daemon: Supervised) -> None:
         self._set(daemon, DaemonState.STARTING)
         daemon.stopped.clear()
+        daemon.started_at = time.time()  # a start that fails at once is a quick failure
         try:
             popen, record = self.runtime.spawn(daemon.target, list(daemon.spec.argv),
                                                daemon.spec.log_file, daemon.spec.env)
@@ -209,7 +210,6 @@ class Supervisor:
             self._backoff(daemon)
             return
         daemon.popen, daemon.record = popen, record
-        daemon.started_at = time.time()
         daemon.entry = self.ledger.add(Kind.PROCESS, daemon.spec.key, daemon.spec.node,
                                        **record.to_dict())
         self._set(daemon, DaemonState.RUNNING)
