@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,13 @@ def test_a_boot_whose_manager_runs_is_not_adopted(tmp_path: Path) -> None:
     assert recovery.booting_manager(cluster.paths) == os.getpid()
     ops.finish(cluster.paths.root)  # booted
     assert recovery.booting_manager(cluster.paths) is None
+
+
+def test_a_removal_after_the_state_directory_went_does_not_bring_it_back(
+        tmp_path: Path) -> None:
+    state = tmp_path / "fk"
+    ledger = Ledger(state / "ledger.jsonl")
+    entry = ledger.add(Kind.PROCESS, "manager", pid=1, starttime=1)
+    shutil.rmtree(state)  # teardown removed the directory, a late remover still holds one
+    ledger.remove(entry)
+    assert not state.exists() and ledger.entries() == []

@@ -82,6 +82,8 @@ class Ledger:
             rec["data"] = entry.data
         if entry.node:
             rec["node"] = entry.node
+        if op == "del" and not self.path.parent.exists():
+            return  # the state directory (and the ledger with it) is gone: nothing to undo
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
