@@ -80,7 +80,7 @@ def pending(state_dir: Path) -> Operation | None:
     treated as none: it was never complete enough to have started)."""
     try:
         return Operation.from_json(record_path(state_dir).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):  # none, or not ours to read (0600)
         return None
     except (OSError, ValueError, KeyError) as err:
         log.warning("ignoring unreadable operation record: %s", err)

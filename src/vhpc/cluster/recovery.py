@@ -35,9 +35,13 @@ def booting_manager(paths: ClusterPaths) -> int | None:
     stop this one and adopt (that would cut the boot short); it waits or says so.
     """
     op = ops.pending(paths.root)
-    if op is None or op.kind is not OpKind.BOOT or not paths.ledger.exists():
+    if op is None or op.kind is not OpKind.BOOT:
         return None
-    for entry in Ledger(paths.ledger).entries(Kind.PROCESS):
+    try:
+        entries = Ledger(paths.ledger).entries(Kind.PROCESS)
+    except OSError:  # not there yet, or not readable by this user (0600)
+        return None
+    for entry in entries:
         if entry.ident == MANAGER_KEY and is_alive(process_record(entry)):
             return process_record(entry).pid
     return None
