@@ -79,7 +79,8 @@ def test_logs_find_slurmd_start(cluster: str) -> None:
 
 def test_job_output_reaches_the_log_store(cluster: str) -> None:
     job = vhpc("-c", cluster, "exec", "slurm", "--user", "cluser", "--", "sbatch",
-               "--parsable", "--wrap", "echo vhpc-job-marker-$SLURM_JOB_ID").stdout.strip()
+               "--parsable", "-w", COMPUTES[-1], "--wrap",
+               "echo vhpc-job-marker-$SLURM_JOB_ID").stdout.strip()
     deadline = time.monotonic() + 20
     rows: list[dict[str, str]] = []
     while time.monotonic() < deadline and not rows:
@@ -87,6 +88,7 @@ def test_job_output_reaches_the_log_store(cluster: str) -> None:
                                f"vhpc-job-marker-{job}", "--json").stdout)["logs"]
         time.sleep(0.5)
     assert [r["message"] for r in rows] == [f"vhpc-job-marker-{job}"]
+    assert [r["node"] for r in rows] == [COMPUTES[-1]]  # the batch host, not the controller
 
 
 def test_top_once(cluster: str) -> None:
