@@ -171,12 +171,19 @@ class ClusterPool:
 
     def _boot(self, options: dict[str, Any]) -> Cluster:
         self._check_host()
+        self.booted += 1
+        return self._start(self.next_name(), options)
+
+    def next_name(self) -> str:
+        """The name of the cluster booted last: the base name, then base-2, base-3..."""
+        return self.base_name if self.booted <= 1 else f"{self.base_name}-{self.booted}"
+
+    def _start(self, name: str, options: dict[str, Any]) -> Cluster:
+        """Boot cluster `name` with `options` through the Python API."""
         from vhpc.errors import MissingDependencyError, NotRootError
         from vhpc.python_api import Cluster
         from vhpc.spec.load import ClusterOptions
 
-        self.booted += 1
-        name = self.base_name if self.booted == 1 else f"{self.base_name}-{self.booted}"
         spec: ClusterOptions = ClusterOptions(name=name, **options)
         cluster = Cluster(options=spec)
         try:
