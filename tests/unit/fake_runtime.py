@@ -30,6 +30,7 @@ class FakeRuntime:
         self.processes: dict[int, ProcessRecord] = {}
         self.spawned: list[tuple[str, list[str]]] = []
         self.pids_max: dict[str, int | None] = {}
+        self.revived: list[str] = []
         self.fail_on_namespace = fail_on_namespace
         self._pids = itertools.count(1000)
 
@@ -55,6 +56,14 @@ class FakeRuntime:
         record = ProcessRecord(pid, pid * 10)
         self.processes[pid] = record
         self.cgroups.setdefault(str(cgroup_procs[0].parent), []).append(pid)
+        return record
+
+    def revive_init(self, ns: NsPaths, cgroup_procs: list[Path]) -> ProcessRecord:
+        pid = next(self._pids)
+        record = ProcessRecord(pid, pid * 10)
+        self.processes[pid] = record
+        self.cgroups.setdefault(str(cgroup_procs[0].parent), []).append(pid)
+        self.revived.append(ns.pid.stem)
         return record
 
     def create_veths(self, veths: list[VethSpec]) -> None:

@@ -4,18 +4,21 @@ how commands enter the PID namespace, and teardown ending the node inits last.""
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.unit.fake_runtime import FakeRuntime
 from vhpc.cluster import node as node_mod
+from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.teardown import remove_owned
 from vhpc.runtime.cgroups import CgroupV1, CgroupV2
 from vhpc.runtime.namespaces import INIT_LOOP, NsPaths, render_fstab, setup_script
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NodeTarget, node_argv
+from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
 from vhpc.spec.model import DEFAULT_PIDS_MAX, SERVICE_PIDS_MAX, ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
@@ -123,3 +126,24 @@ def test_teardown_kills_node_inits_after_their_daemons_without_grace(tmp_path: P
 def test_init_keys(key: str, expected: bool) -> None:
     assert node_mod.is_init_key(key) is expected
     assert node_mod.is_init_key(node_mod.init_key("compute7"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writes files owned by cluser (chown)")
+def test_a_node_whose_init_died_gets_a_new_one_before_anything_starts(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    spec = build_spec(ClusterOptions(name="fk", nodes=2),
+                      HostFacts(online_cpus=(0, 1), mem_total=1 << 34))
+    cluster = Cluster(spec, ClusterPaths(tmp_path / "fk"), runtime)
+    cluster.prepare_state()
+    cluster.build_network()
+    cluster.build_nodes(list(spec.nodes))
+    for path in NsPaths.under(cluster.paths.ns_dir, "compute0").all():
+        path.touch()  # the fake pins nothing: make the pin file the real runtime would
+    cluster.target("compute0")
+    assert runtime.revived == []  # alive: nothing to do
+    runtime.kill_cgroup(node_mod.cgroup_group("fk", "compute0"))  # `vhpc node stop`
+    cluster.target("compute0")
+    assert runtime.revived == ["compute0"]
+    entry = next(e for e in cluster.ledger.entries(Kind.PROCESS) if e.ident == "init@compute0")
+    assert runtime.is_alive(ProcessRecord(entry.data["pid"], entry.data["starttime"]))
+    assert cluster.teardown() == []

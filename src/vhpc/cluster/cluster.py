@@ -75,6 +75,7 @@ class Cluster:
                                      heartbeat=slurm.heartbeat_file(paths))
         self.slurm = SlurmClient(paths.slurm_conf, paths.etc / "passwd")
         self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
+        self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float = 120.0) -> None:
@@ -217,9 +218,7 @@ class Cluster:
                 ns, node.name, self.paths.ns_dir,
                 nodes_mod.node_mounts(self.paths, node, node.memory),
                 self.runtime.cgroup_procs_files(group))
-            # pid 1 of the node (in its cgroup, so the cgroup kill would end it too)
-            self.ledger.add(Kind.PROCESS, nodes_mod.init_key(node.name), node.name,
-                            **init.to_dict())
+            self.inits.record(node.name, init)  # pid 1, in the cgroup: its kill ends it too
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for _ in pool.map(make, nodes):
@@ -246,8 +245,9 @@ class Cluster:
     def target(self, node: str) -> NodeTarget:
         """How to run something inside `node`."""
         group = nodes_mod.cgroup_group(self.spec.name, node)
-        return nodes_mod.node_target(self.spec, self.paths, node,
-                                     self.runtime.cgroup_procs_files(group))
+        procs = self.runtime.cgroup_procs_files(group)
+        self.inits.ensure(node, procs)  # a stopped or lost node's init died with it
+        return nodes_mod.node_target(self.spec, self.paths, node, procs)
 
     def service_daemons(self) -> list[DaemonSpec]:
         """Daemons of the service nodes, in start order."""

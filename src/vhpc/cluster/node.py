@@ -8,9 +8,13 @@ the node's memory, gone with the node), and a pids.max on its cgroup.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+from vhpc.cluster.ledger import Kind, Ledger
+from vhpc.runtime import Runtime
 from vhpc.runtime.namespaces import Mount, NsPaths
+from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NODE_PATH, NodeTarget
 from vhpc.services import etcd
 from vhpc.spec.model import ClusterSpec, NodeSpec
@@ -98,3 +102,43 @@ def node_target(spec: ClusterSpec, paths: ClusterPaths, node: str,
            "LANG": "C.UTF-8"}
     env.update(etcd.node_env(spec))  # `etcdctl get --prefix /vhpc/` works in every node
     return NodeTarget(node, NsPaths.under(paths.ns_dir, node), tuple(procs_files), env)
+
+
+class NodeInits:
+    """The init (pid 1) of each node, as the ledger records it; revived when dead.
+
+    An init dies with every process of its node (`node stop`, a lost node, a kill of the
+    whole cgroup): the next start gives the node a new PID namespace and init, in the
+    node's same network, hostname and mounts.
+    """
+
+    def __init__(self, ledger: Ledger, runtime: Runtime, ns_dir: Path) -> None:
+        self.ledger = ledger
+        self.runtime = runtime
+        self.ns_dir = ns_dir
+        self._lock = threading.Lock()
+        self._records: dict[str, ProcessRecord] | None = None
+
+    def _known(self) -> dict[str, ProcessRecord]:
+        if self._records is None:  # once, from the ledger (a manager that adopts)
+            self._records = {
+                e.node: ProcessRecord(int(e.data.get("pid", 0)), int(e.data.get("starttime", -1)))
+                for e in self.ledger.entries(Kind.PROCESS) if is_init_key(e.ident)}
+        return self._records
+
+    def record(self, node: str, init: ProcessRecord) -> None:
+        """Write a node's init to the ledger."""
+        self.ledger.add(Kind.PROCESS, init_key(node), node, **init.to_dict())
+        with self._lock:
+            self._known()[node] = init
+
+    def ensure(self, node: str, cgroup_procs: list[Path]) -> None:
+        """Make sure the node has a live init before something is started in it."""
+        ns = NsPaths.under(self.ns_dir, node)
+        with self._lock:
+            record = self._known().get(node)
+            if record is not None and self.runtime.is_alive(record):
+                return
+            if record is None and not ns.pid.exists():
+                return  # a node made before nodes had PID namespaces
+        self.record(node, self.runtime.revive_init(ns, cgroup_procs))

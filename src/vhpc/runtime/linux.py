@@ -38,6 +38,9 @@ class LinuxRuntime:
                           mounts: list[Mount], cgroup_procs: list[Path]) -> ProcessRecord:
         return namespaces.create(ns, hostname, ns_dir, mounts, cgroup_procs)
 
+    def revive_init(self, ns: NsPaths, cgroup_procs: list[Path]) -> ProcessRecord:
+        return namespaces.revive(ns, cgroup_procs)
+
     def create_veths(self, veths: list[VethSpec]) -> None:
         network.create_veths(veths)
 

@@ -155,6 +155,44 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
     return record
 
 
+def revive_script(cgroup_procs: list[Path] | tuple[Path, ...]) -> str:
+    """Shell run as pid 1 of a new PID namespace in a node whose init died: its own /proc."""
+    q = shlex.quote
+    return "\n".join([
+        "set -e",
+        *(f"echo $$ > {q(str(p))}" for p in cgroup_procs),
+        "umount -l /proc 2>/dev/null || true",  # the dead namespace's
+        "mount -t proc -o nosuid,nodev,noexec vhpc-proc /proc",
+        "echo -1000 2>/dev/null > /proc/self/oom_score_adj || true",
+        f"echo {READY}",
+        f"exec /bin/sh -c {shlex.quote(INIT_LOOP)} {INIT_NAME} </dev/null >/dev/null 2>&1",
+    ]) + "\n"
+
+
+def revive(ns: NsPaths, cgroup_procs: list[Path], timeout: float = 30.0) -> ProcessRecord:
+    """A new init (and PID namespace) for a node whose init died, e.g. with `node stop`.
+
+    The node keeps its network, hostname and mounts (those namespaces are pinned).
+    """
+    argv = ["nsenter", f"--net={ns.net}", f"--uts={ns.uts}", f"--mount={ns.mnt}", "--",
+            "/bin/sh", "-c", revive_script(cgroup_procs)]
+    with pidns.children_in(None):
+        init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+    try:
+        _wait_ready(init, argv, timeout)
+        pidns.unpin(ns.pid)
+        pidns.pin(init.pid, "pid", ns.pid)
+        record = record_of(init.pid)
+        if record is None:
+            raise CommandError(argv, -1, f"the new init of {ns.pid.stem} exited")
+    except BaseException:
+        init.kill()
+        init.wait()
+        raise
+    return record
+
+
 def _wait_ready(init: subprocess.Popen[bytes], argv: list[str], timeout: float) -> None:
     """Wait for the setup script's ready line; raise with its stderr if it failed."""
     assert init.stdout is not None and init.stderr is not None

@@ -10,6 +10,7 @@ back to its own namespace when the block ends. Python 3.11 has no os.setns, henc
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 
 CLONE_NEWPID = 0x20000000
 MS_BIND = 0x1000
+MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -60,3 +62,11 @@ def pin(pid: int, kind: str, target: Path) -> None:
     source = f"/proc/{pid}/ns/{kind}".encode()
     _check(_libc.mount(source, str(target).encode(), None, MS_BIND, None),
            f"bind {source.decode()} on {target}")
+
+
+def unpin(target: Path) -> None:
+    """Detach the pin on `target` (a bind-mounted namespace file); not pinned is fine."""
+    if _libc.umount2(str(target).encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:  # EINVAL: not a mount point
+            raise OSError(err, f"umount {target}: {os.strerror(err)}")
