@@ -187,3 +187,12 @@ def test_a_removal_after_the_state_directory_went_does_not_bring_it_back(
     shutil.rmtree(state)  # teardown removed the directory, a late remover still holds one
     ledger.remove(entry)
     assert not state.exists() and ledger.entries() == []
+
+
+def test_the_spec_of_a_cluster_is_replaced_only_by_set_spec() -> None:
+    src = Path(__file__).resolve().parents[2] / "src" / "vhpc"
+    assignments = [f"{path.relative_to(src)}: {line.strip()}"
+                   for path in sorted(src.rglob("*.py"))
+                   for line in path.read_text().splitlines() if ".spec = " in line]
+    # Cluster.__init__ and Cluster.set_spec (which holds Cluster.lock and writes spec.json)
+    assert assignments == ["cluster/cluster.py: self.spec = spec"] * 2
