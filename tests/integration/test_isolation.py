@@ -143,6 +143,14 @@ def test_dev_shm_is_each_nodes_own_and_bounded(clusters: dict[str, dict[str, int
     in_node(A, "compute0", f"rm -f /dev/shm/fill /dev/shm/{name}", check=True)
 
 
+def test_sysv_ipc_is_each_nodes_own(clusters: dict[str, dict[str, int]]) -> None:
+    made = in_node(A, "compute0", "ipcmk -M 4096 && ipcs -m | grep -c cluser", check=True)
+    assert made.stdout.split()[-1] == "1"
+    assert in_node(A, "compute1", "ipcs -m | grep -c cluser").stdout.strip() == "0"
+    host = subprocess.run(["ipcs", "-m"], capture_output=True, text=True).stdout
+    assert f" {spec_uid(A)} " not in host
+
+
 def _slurmd_pid(cluster: str, node: str) -> int:
     doc = status(cluster)
     entry = next(n for n in doc["nodes"] if n["name"] == node)

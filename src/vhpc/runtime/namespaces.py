@@ -1,10 +1,10 @@
-"""Persistent node namespaces (net, UTS, mount, PID) kept as bind-mounted files in a private dir.
+"""Persistent node namespaces (net, UTS, IPC, mount, PID) kept as files in a private dir.
 
 A node's first process is its init: forked by this thread straight into a new PID
-namespace (runtime/pidns.py), it joins the node cgroup, unshares net, UTS and mount
+namespace (runtime/pidns.py), it joins the node cgroup, unshares net, UTS, IPC and mount
 namespaces, runs the setup script (a pure function, tested as text: hostname, drop
 inherited namespace pins, the node's mounts including its own /proc and /dev/shm) and then
-stays as pid 1, reaping orphans. The four namespaces are pinned to files from its /proc
+stays as pid 1, reaping orphans. The five namespaces are pinned to files from its /proc
 entry. Killing the init ends the PID namespace and every process left in it.
 """
 
@@ -23,7 +23,7 @@ from vhpc.runtime import pidns
 from vhpc.runtime.hostops import run_command
 from vhpc.runtime.proc import ProcessRecord, record_of
 
-NS_KINDS = ("net", "uts", "mnt", "pid")
+NS_KINDS = ("net", "uts", "ipc", "mnt", "pid")
 
 #: pid 1 of a node once set up: `wait` in dash reaps any child (orphans reparented to it
 #: included) for as long as the `sleep` job runs, and the loop restarts that job.
@@ -34,27 +34,28 @@ READY = "ready"
 
 @dataclass(frozen=True)
 class NsPaths:
-    """The four files that pin one node's namespaces."""
+    """The files that pin one node's namespaces (same order as NS_KINDS)."""
 
     net: Path
     uts: Path
+    ipc: Path
     mnt: Path
     pid: Path
 
     @classmethod
     def under(cls, ns_dir: Path, node: str) -> NsPaths:
         """The conventional paths for `node` in a cluster's namespace directory."""
-        return cls(ns_dir / f"{node}.net", ns_dir / f"{node}.uts", ns_dir / f"{node}.mnt",
-                   ns_dir / f"{node}.pid")
+        return cls(*(ns_dir / f"{node}.{kind}" for kind in NS_KINDS))
 
     def all(self) -> list[Path]:
-        """All four paths."""
-        return [self.net, self.uts, self.mnt, self.pid]
+        """All the paths, in NS_KINDS order."""
+        return [self.net, self.uts, self.ipc, self.mnt, self.pid]
 
     def nsenter_args(self, pid: bool = True) -> list[str]:
         """nsenter options that enter these namespaces (`pid`: the PID one too; nsenter
         then forks, and the program runs as its child)."""
-        args = [f"--net={self.net}", f"--uts={self.uts}", f"--mount={self.mnt}"]
+        args = [f"--net={self.net}", f"--uts={self.uts}", f"--ipc={self.ipc}",
+                f"--mount={self.mnt}"]
         return [*args, f"--pid={self.pid}"] if pid else args
 
 
@@ -132,7 +133,7 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
         p.touch()
     fstab = ns.mnt.with_suffix(".fstab")
     fstab.write_text(render_fstab(mounts))
-    argv = ["unshare", "--net", "--uts", "--mount", "--propagation", "private", "--",
+    argv = ["unshare", "--net", "--uts", "--ipc", "--mount", "--propagation", "private", "--",
             "/bin/sh", "-c", setup_script(hostname, ns_dir, fstab, cgroup_procs)]
     try:
         with pidns.children_in(None):
@@ -174,7 +175,7 @@ def revive(ns: NsPaths, cgroup_procs: list[Path], timeout: float = 30.0) -> Proc
 
     The node keeps its network, hostname and mounts (those namespaces are pinned).
     """
-    argv = ["nsenter", f"--net={ns.net}", f"--uts={ns.uts}", f"--mount={ns.mnt}", "--",
+    argv = ["nsenter", *ns.nsenter_args(pid=False), "--",
             "/bin/sh", "-c", revive_script(cgroup_procs)]
     with pidns.children_in(None):
         init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
