@@ -196,3 +196,25 @@ def test_the_spec_of_a_cluster_is_replaced_only_by_set_spec() -> None:
                    for line in path.read_text().splitlines() if ".spec = " in line]
     # Cluster.__init__ and Cluster.set_spec (which holds Cluster.lock and writes spec.json)
     assert assignments == ["cluster/cluster.py: self.spec = spec"] * 2
+
+
+@needs_root
+def test_daemons_of_a_node_stopped_in_the_spec_are_stopped_on_adoption(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vhpc.runtime.proc import ProcessRecord
+
+    runtime = FakeRuntime()
+    old = built(tmp_path, runtime)
+    slurmd = ProcessRecord(4242, 99)
+    runtime.processes[slurmd.pid] = slurmd
+    old.ledger.add(Kind.PROCESS, "slurmd@compute1", "compute1", **slurmd.to_dict())
+    # the manager died after writing 'stopped' and before stopping the daemons
+    stopped = old.spec.with_nodes(tuple(replace(n, stopped=n.name == "compute1")
+                                        for n in old.spec.nodes))
+    new = adopting(old, stopped)
+    assert recovery.settle(new) == []
+    assert slurmd.pid not in runtime.processes
+    assert [e.ident for e in new.ledger.entries(Kind.PROCESS, node="compute1")] == [
+        "init@compute1"]

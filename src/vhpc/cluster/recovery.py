@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from vhpc.cluster import operations as ops
 from vhpc.cluster.ledger import Kind, Ledger
+from vhpc.cluster.node import cgroup_group, is_init_key
 from vhpc.cluster.operations import OpKind
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
@@ -77,7 +78,27 @@ def settle(cluster: Cluster) -> list[str]:
             c.set_spec(c.spec.with_nodes(tuple(n for n in c.spec.nodes if n.name not in drop)))
         c.events.emit("operation_recovered", _message(op, names, leftovers), "", "warning")
     ops.finish(c.paths.root)
+    _finish_stops(cluster)
     return sorted(drop)
+
+
+def _finish_stops(cluster: Cluster) -> None:
+    """Stop what still runs on nodes the spec says are stopped (a manager killed during
+    `node stop`, or while a lost node was being stopped): adoption would not watch it."""
+    c = cluster
+    stopped = {n.name for n in c.spec.computes if n.stopped}
+    daemons = [e for e in c.ledger.entries(Kind.PROCESS)
+               if e.node in stopped and not is_init_key(e.ident)]
+    if not daemons:
+        return
+    c.runtime.terminate([process_record(e) for e in daemons], 2.0)
+    for entry in daemons:
+        c.ledger.remove(entry)
+    nodes = sorted({e.node for e in daemons})
+    for name in nodes:
+        c.runtime.kill_cgroup(cgroup_group(c.spec.name, name))
+    c.events.emit("operation_recovered", f"stopped what still ran on {', '.join(nodes)} "
+                  "(stopped in the spec)", "", "warning")
 
 
 def _service_nodes(cluster: Cluster) -> set[str]:
