@@ -272,3 +272,20 @@ def test_a_killed_slurmd_comes_back_inside_the_node(clusters: dict[str, dict[str
     out = vhpc("-c", B, "exec", "slurm", "--user", "cluser", "--", "srun", "-w", "compute1",
                "hostname").stdout
     assert out.strip() == "compute1"
+
+
+def test_a_killed_init_ends_its_node_and_the_node_comes_back(
+        clusters: dict[str, dict[str, int]]) -> None:
+    init, slurmd = init_pids(B)["compute0"], _slurmd_pid(B, "compute0")
+    os.kill(init, signal.SIGKILL)
+    # the kernel ends every process of the PID namespace with its init...
+    assert wait_for(lambda: not Path(f"/proc/{slurmd}").exists(), 10)
+    # ...and the supervisor's restart gives the node a new namespace and init first
+    assert wait_for(lambda: _slurmd_pid(B, "compute0") not in (slurmd, 0), 30)
+    new_init = init_pids(B)["compute0"]
+    assert new_init != init and Path(f"/proc/{new_init}").exists()
+    assert os.readlink(f"/proc/{_slurmd_pid(B, 'compute0')}/ns/pid") == os.readlink(
+        f"/proc/{new_init}/ns/pid")
+    out = vhpc("-c", B, "exec", "slurm", "--user", "cluser", "--", "srun", "-w", "compute0",
+               "hostname").stdout
+    assert out.strip() == "compute0"

@@ -101,6 +101,8 @@ class FakeRuntime:
     def spawn(self, target: NodeTarget, command: list[str], log_file: Path,
               env: dict[str, str] | None = None
               ) -> tuple[subprocess.Popen[bytes] | None, ProcessRecord]:
+        if target.prepare is not None:
+            target.prepare()
         pid = next(self._pids)
         record = ProcessRecord(pid, pid * 10)
         self.processes[pid] = record

@@ -139,10 +139,10 @@ def test_a_node_whose_init_died_gets_a_new_one_before_anything_starts(tmp_path: 
     cluster.build_nodes(list(spec.nodes))
     for path in NsPaths.under(cluster.paths.ns_dir, "compute0").all():
         path.touch()  # the fake pins nothing: make the pin file the real runtime would
-    cluster.target("compute0")
+    runtime.spawn(cluster.target("compute0"), ["true"], tmp_path / "log")
     assert runtime.revived == []  # alive: nothing to do
-    runtime.kill_cgroup(node_mod.cgroup_group("fk", "compute0"))  # `vhpc node stop`
-    cluster.target("compute0")
+    runtime.kill_cgroup(node_mod.cgroup_group("fk", "compute0"))  # `vhpc node stop`, OOM
+    runtime.spawn(cluster.target("compute0"), ["slurmd"], tmp_path / "log")
     assert runtime.revived == ["compute0"]
     entry = next(e for e in cluster.ledger.entries(Kind.PROCESS) if e.ident == "init@compute0")
     assert runtime.is_alive(ProcessRecord(entry.data["pid"], entry.data["starttime"]))

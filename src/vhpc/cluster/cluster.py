@@ -246,8 +246,9 @@ class Cluster:
         """How to run something inside `node`."""
         group = nodes_mod.cgroup_group(self.spec.name, node)
         procs = self.runtime.cgroup_procs_files(group)
-        self.inits.ensure(node, procs)  # a stopped or lost node's init died with it
-        return nodes_mod.node_target(self.spec, self.paths, node, procs)
+        # before each start: a node whose init died (node stop, lost, OOM) gets a new one
+        return nodes_mod.node_target(self.spec, self.paths, node, procs,
+                                     lambda: self.inits.ensure(node, procs))
 
     def service_daemons(self) -> list[DaemonSpec]:
         """Daemons of the service nodes, in start order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from vhpc.cluster.ledger import Kind, Ledger
@@ -96,12 +97,14 @@ def prepare_private_dirs(paths: ClusterPaths, node: NodeSpec) -> None:
 
 
 def node_target(spec: ClusterSpec, paths: ClusterPaths, node: str,
-                procs_files: list[Path]) -> NodeTarget:
-    """How to run something in `node`."""
+                procs_files: list[Path], prepare: Callable[[], None] | None = None
+                ) -> NodeTarget:
+    """How to run something in `node` (`prepare`: run before each spawn)."""
     env = {"PATH": NODE_PATH, "SLURM_CONF": str(paths.slurm_conf), "HOSTNAME": node,
            "LANG": "C.UTF-8"}
     env.update(etcd.node_env(spec))  # `etcdctl get --prefix /vhpc/` works in every node
-    return NodeTarget(node, NsPaths.under(paths.ns_dir, node), tuple(procs_files), env)
+    return NodeTarget(node, NsPaths.under(paths.ns_dir, node), tuple(procs_files), env,
+                      prepare)
 
 
 class NodeInits:

@@ -14,9 +14,11 @@ import contextlib
 import os
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vhpc.errors import VhpcError
 from vhpc.runtime import pidns
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.proc import ProcessRecord, record_of
@@ -43,6 +45,8 @@ class NodeTarget:
     ns: NsPaths
     cgroup_procs: tuple[Path, ...]
     env: dict[str, str] = field(default_factory=dict)
+    #: run before every spawn: gives the node a live init (cluster/node.py NodeInits)
+    prepare: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 def join_prologue(procs_files: tuple[Path, ...]) -> str:
@@ -95,6 +99,11 @@ def node_argv(
 def spawn(target: NodeTarget, command: list[str], log_file: Path,
           env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     """Start a daemon in the node, detached in its own session, output to `log_file`."""
+    if target.prepare is not None:
+        try:
+            target.prepare()
+        except VhpcError as err:  # a failed start, as the supervisor knows them
+            raise OSError(f"node {target.name} has no live init: {err}") from err
     argv = node_argv(target, command, env=env, pid_ns=False)
     # a node made before nodes had PID namespaces has no pin: start the daemon as before
     in_node = pidns.children_in(target.ns.pid) if os.path.lexists(target.ns.pid) \
