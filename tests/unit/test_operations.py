@@ -218,3 +218,23 @@ def test_daemons_of_a_node_stopped_in_the_spec_are_stopped_on_adoption(
     assert slurmd.pid not in runtime.processes
     assert [e.ident for e in new.ledger.entries(Kind.PROCESS, node="compute1")] == [
         "init@compute1"]
+
+
+def test_a_dead_manager_is_named_with_its_pid_and_silence(tmp_path: Path) -> None:
+    from vhpc.runtime.proc import record_of
+    from vhpc.services.slurm import heartbeat_file
+
+    paths = ClusterPaths(tmp_path / "fk")
+    ledger = Ledger(paths.ledger)
+    ledger.add(Kind.PROCESS, "manager", pid=999_999_999, starttime=1)  # no such process
+    beat = heartbeat_file(paths)
+    beat.parent.mkdir(parents=True)
+    beat.touch()
+    os.utime(beat, (1000.0, 1000.0))
+    note = recovery.dead_manager_note(paths, now=1042.0)
+    assert note == ("manager: dead (pid 999999999, nothing supervised the cluster for 42s); "
+                    "starting one that adopts the cluster")
+    me = record_of(os.getpid())
+    assert me is not None
+    ledger.add(Kind.PROCESS, "manager", **me.to_dict())
+    assert recovery.dead_manager_note(paths) is None  # this process: alive

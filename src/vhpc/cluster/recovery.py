@@ -16,10 +16,11 @@ from vhpc.cluster import operations as ops
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node import cgroup_group, is_init_key
 from vhpc.cluster.operations import OpKind
+from vhpc.cluster.supervisor import heartbeat_age
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime.proc import is_alive
-from vhpc.services.slurm import MANAGER_DOWN_REASON
+from vhpc.services.slurm import MANAGER_DOWN_REASON, heartbeat_file
 from vhpc.spec.model import NodeRole
 from vhpc.spec.paths import ClusterPaths
 
@@ -46,6 +47,22 @@ def booting_manager(paths: ClusterPaths) -> int | None:
         if entry.ident == MANAGER_KEY and is_alive(process_record(entry)):
             return process_record(entry).pid
     return None
+
+
+def dead_manager_note(paths: ClusterPaths, now: float | None = None) -> str | None:
+    """One line for a user whose command finds the manager dead (before a new one adopts
+    the cluster): its pid and how long nothing supervised the cluster; None if alive."""
+    try:
+        entries = Ledger(paths.ledger).entries(Kind.PROCESS)
+    except OSError:
+        return None
+    managers = [process_record(e) for e in entries if e.ident == MANAGER_KEY]
+    if any(is_alive(r) for r in managers):
+        return None
+    pid = f"pid {managers[-1].pid}" if managers else "no pid recorded"
+    silent = heartbeat_age(heartbeat_file(paths), now)
+    since = f", nothing supervised the cluster for {silent:.0f}s" if silent is not None else ""
+    return f"manager: dead ({pid}{since}); starting one that adopts the cluster"
 
 
 def settle(cluster: Cluster) -> list[str]:

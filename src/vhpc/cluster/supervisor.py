@@ -41,10 +41,10 @@ FATAL_AFTER = 10
 HEARTBEAT_EVERY = 5.0
 
 
-def heartbeat_age(path: Path) -> float | None:
+def heartbeat_age(path: Path, now: float | None = None) -> float | None:
     """Seconds since the supervisor last touched its heartbeat (None: no heartbeat)."""
     try:
-        return max(0.0, time.time() - path.stat().st_mtime)
+        return max(0.0, (time.time() if now is None else now) - path.stat().st_mtime)
     except OSError:
         return None
 
