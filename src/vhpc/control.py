@@ -24,7 +24,7 @@ import httpx
 from vhpc.client import ManagerClient
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node import cgroup_group, node_target
-from vhpc.cluster.recovery import booting_manager
+from vhpc.cluster.recovery import booting_manager, dead_manager_note
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import (
     BootError,
@@ -246,6 +246,9 @@ def _adopt(name: str) -> ManagerClient:
         raise ClusterStateError(
             f"cluster {name!r} is still booting ('vhpc up' runs, manager pid {booting}): "
             f"wait for it, or cancel it with 'vhpc -c {name} down'")
+    note = dead_manager_note(ClusterPaths.of(name))
+    if note:  # on stderr for the CLI (no handler: logging's last resort), in logs otherwise
+        log.warning("cluster %s: %s", name, note)
     _stop_stale_manager(name)
     _follow_boot(_start_manager("adopt", name), None, 120)
     return ManagerClient(name)

@@ -150,7 +150,9 @@ def test_a_dead_manager_drains_the_nodes_until_a_manager_is_back(cluster: str) -
 
     wait_for(drained, HEALTH_CHECK_INTERVAL * 2 + 10, "the health check to drain the nodes")
     assert all(state.startswith("drain") for state, _ in slurm_nodes(cluster).values())
-    vhpc("-c", cluster, "node", "ls")  # any command re-adopts
+    pid = manager_pid(cluster)
+    adopted = vhpc("-c", cluster, "node", "ls")  # any command re-adopts, and says so
+    assert f"manager: dead (pid {pid}, nothing supervised the cluster for" in adopted.stderr
     nodes = slurm_nodes(cluster)
     assert {n: s for n, (s, _) in nodes.items()} == {"compute0": "idle", "compute1": "idle"}
     events = vhpc("-c", cluster, "events")
