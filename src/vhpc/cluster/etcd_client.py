@@ -97,7 +97,12 @@ class HttpEtcd:
         off: then anyone may change users, so old ones are replaced, not trusted)."""
         assert self.root_password is not None
         start, end = etcd_service.reader_permission()
+        # whoever reached etcd while auth was off may have made users or roles: none stay
+        users = self._raw("/v3/auth/user/list", {}).json().get("users", [])
+        roles = self._raw("/v3/auth/role/list", {}).json().get("roles", [])
         steps: list[tuple[str, dict[str, Any], bool]] = [
+            *[("/v3/auth/user/delete", {"name": u}, False) for u in users],
+            *[("/v3/auth/role/delete", {"role": r}, False) for r in roles],
             ("/v3/auth/user/delete", {"name": etcd_service.ROOT_USER}, False),
             ("/v3/auth/user/add", {"name": etcd_service.ROOT_USER,
                                    "password": self.root_password}, True),
