@@ -137,8 +137,8 @@ def test_the_supervisor_thread_keeps_a_heartbeat(tmp_path: Path) -> None:
 
 
 # -- the HealthCheckProgram every slurmd runs --------------------------------------------
-def run_check(tmp_path: Path, heartbeat_age_s: float | None, reason: str = "none"
-              ) -> list[str]:
+def run_check(tmp_path: Path, heartbeat_age_s: float | None, reason: str = "none",
+              state: str = "IDLE") -> list[str]:
     """Run the rendered script with a fake scontrol on PATH; return scontrol's argv lines."""
     paths = ClusterPaths(tmp_path / "state")
     paths.run.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def run_check(tmp_path: Path, heartbeat_age_s: float | None, reason: str = "none
     calls = tmp_path / "calls"
     fake = bindir / "scontrol"
     fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
-                    f'[ "$1" = show ] && echo "NodeName=compute0 State=IDLE+DRAIN '
+                    f'[ "$1" = show ] && echo "NodeName=compute0 State={state} '
                     f'Reason={reason} [root@1]"\nexit 0\n')
     fake.chmod(0o755)
     script = tmp_path / "healthcheck"
@@ -165,16 +165,24 @@ def run_check(tmp_path: Path, heartbeat_age_s: float | None, reason: str = "none
 
 def test_health_check_drains_once_while_the_heartbeat_is_stale(tmp_path: Path) -> None:
     stale = slurm.MANAGER_STALE_AFTER + 30
-    assert run_check(tmp_path, stale) == [
-        f"update nodename=compute0 state=drain reason={slurm.MANAGER_DOWN_REASON}"]
-    assert run_check(tmp_path, stale) == [  # marked: no second scontrol call
-        f"update nodename=compute0 state=drain reason={slurm.MANAGER_DOWN_REASON}"]
+    drain = ["show node -o compute0",
+             f"update nodename=compute0 state=drain reason={slurm.MANAGER_DOWN_REASON}"]
+    assert run_check(tmp_path, stale) == drain
+    assert run_check(tmp_path, stale) == drain  # marked: no second scontrol call
+
+
+def test_health_check_keeps_a_drain_it_did_not_make(tmp_path: Path) -> None:
+    stale = slurm.MANAGER_STALE_AFTER + 30
+    assert run_check(tmp_path, stale, "maintenance", "IDLE+DRAIN") == [
+        "show node -o compute0"]
+    calls = run_check(tmp_path, 1.0, "maintenance", "IDLE+DRAIN")
+    assert calls[-1] == "show node -o compute0"  # back: not resumed either
 
 
 def test_health_check_resumes_only_its_own_drain_when_the_manager_is_back(
         tmp_path: Path) -> None:
     run_check(tmp_path, slurm.MANAGER_STALE_AFTER + 30)
-    calls = run_check(tmp_path, 1.0, reason=slurm.MANAGER_DOWN_REASON)
+    calls = run_check(tmp_path, 1.0, reason=slurm.MANAGER_DOWN_REASON, state="IDLE+DRAIN")
     assert calls[-2:] == ["show node -o compute0", "update nodename=compute0 state=resume"]
     assert not (tmp_path / "marker").exists()
     run_check(tmp_path, slurm.MANAGER_STALE_AFTER + 30)

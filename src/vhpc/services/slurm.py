@@ -55,7 +55,10 @@ reason='{MANAGER_DOWN_REASON}'
 if [ -z "$(find "$beat" -mmin -{minutes} 2>/dev/null)" ]; then
     [ -e "$mark" ] && exit 0
     node=${{SLURMD_NODENAME:-$(hostname)}}
-    scontrol update nodename="$node" state=drain reason="$reason" && : > "$mark"
+    : > "$mark"
+    # a node someone else drained keeps its reason (and is not resumed by vhpc later)
+    scontrol show node -o "$node" | grep -q 'State=[^ ]*DRAIN' ||
+        scontrol update nodename="$node" state=drain reason="$reason"
 elif [ -e "$mark" ]; then
     rm -f "$mark"
     node=${{SLURMD_NODENAME:-$(hostname)}}
