@@ -350,11 +350,14 @@ def target_of(name: str, node: str) -> tuple[ClusterSpec, NodeTarget]:
     """How to run something in a node of a running cluster."""
     spec = load_spec(name)
     try:
-        spec.node(node)
+        found = spec.node(node)
     except KeyError:
         known = ", ".join(n.name for n in spec.nodes[:6])
         raise UserError(f"cluster {name!r} has no node {node!r} (nodes: {known}, ...; "
                         "'vhpc status' lists them)") from None
+    if found.stopped:  # its processes, PID namespace and init are gone until it starts
+        raise ClusterStateError(f"node {node!r} is stopped: 'vhpc -c {name} node start "
+                                f"{node}' first")
     paths = ClusterPaths.of(name)
     runtime = LinuxRuntime()
     procs = runtime.cgroup_procs_files(cgroup_group(name, node))

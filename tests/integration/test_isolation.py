@@ -289,3 +289,18 @@ def test_a_killed_init_ends_its_node_and_the_node_comes_back(
     out = vhpc("-c", B, "exec", "slurm", "--user", "cluser", "--", "srun", "-w", "compute0",
                "hostname").stdout
     assert out.strip() == "compute0"
+
+
+def test_a_stopped_node_has_no_processes_left_and_starts_with_a_new_init(
+        clusters: dict[str, dict[str, int]]) -> None:
+    old_init = init_pids(A)["compute1"]
+    vhpc("-c", A, "node", "stop", "compute1")
+    try:
+        assert node_procs(A, "compute1") == []
+        refused = in_node(A, "compute1", "true")
+        assert refused.returncode == 2 and "is stopped" in refused.stderr
+    finally:
+        vhpc("-c", A, "node", "start", "compute1")
+    assert init_pids(A)["compute1"] != old_init
+    out = in_node(A, "compute1", "ps -e -o pid=,comm=", user=None, check=True).stdout
+    assert out.split()[:2] == ["1", "sh"] and "slurmd" in out
