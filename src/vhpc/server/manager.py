@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vhpc.atomic import write_atomic
 from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.ledger import Kind
 from vhpc.cluster.teardown import MANAGER_KEY
@@ -108,7 +109,7 @@ def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
     tcp.bind((host, dashboard_port))
     tcp.listen(128)
     port = tcp.getsockname()[1]
-    (paths.run / "dashboard.port").write_text(f"{port}\n")
+    write_atomic(paths.run / "dashboard.port", f"{port}\n")
     return [unix, tcp], port
 
 
@@ -130,7 +131,7 @@ class Manager:
         record = record_of(os.getpid())
         assert record is not None
         self.cluster.ledger.add(Kind.PROCESS, MANAGER_KEY, "", **record.to_dict())
-        self.paths.manager_pid.write_text(f"{os.getpid()}\n")
+        write_atomic(self.paths.manager_pid, f"{os.getpid()}\n")
 
     def _dashboard_port(self) -> int:
         """VHPC_DASHBOARD_PORT, else the port of a previous manager (stable URL), else any."""
