@@ -109,8 +109,16 @@ def setup_script(hostname: str, ns_dir: Path, fstab: Path,
         # Never the OOM killer's pick: its death would end the node (not allowed everywhere).
         "echo -1000 2>/dev/null > /proc/self/oom_score_adj || true",
         f"echo {READY}",
-        f"exec /bin/sh -c {q(INIT_LOOP)} {INIT_NAME} </dev/null >/dev/null 2>&1",
+        init_exec(ns_dir / hostname),
     ]) + "\n"
+
+
+def init_exec(node_pins: Path) -> str:
+    """The setup script's last line: become the init loop (its command line names the
+    node's namespace pins, so a leak check that looks for the state directory finds it)."""
+    q = shlex.quote
+    return f"exec /bin/sh -c {q(INIT_LOOP)} {INIT_NAME} {q(str(node_pins))} " \
+           "</dev/null >/dev/null 2>&1"
 
 
 def make_private_dir(path: Path) -> None:
@@ -156,7 +164,7 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
     return record
 
 
-def revive_script(cgroup_procs: list[Path] | tuple[Path, ...]) -> str:
+def revive_script(cgroup_procs: list[Path] | tuple[Path, ...], node_pins: Path) -> str:
     """Shell run as pid 1 of a new PID namespace in a node whose init died: its own /proc."""
     q = shlex.quote
     return "\n".join([
@@ -166,7 +174,7 @@ def revive_script(cgroup_procs: list[Path] | tuple[Path, ...]) -> str:
         "mount -t proc -o nosuid,nodev,noexec vhpc-proc /proc",
         "echo -1000 2>/dev/null > /proc/self/oom_score_adj || true",
         f"echo {READY}",
-        f"exec /bin/sh -c {shlex.quote(INIT_LOOP)} {INIT_NAME} </dev/null >/dev/null 2>&1",
+        init_exec(node_pins),
     ]) + "\n"
 
 
@@ -176,7 +184,7 @@ def revive(ns: NsPaths, cgroup_procs: list[Path], timeout: float = 30.0) -> Proc
     The node keeps its network, hostname and mounts (those namespaces are pinned).
     """
     argv = ["nsenter", *ns.nsenter_args(pid=False), "--",
-            "/bin/sh", "-c", revive_script(cgroup_procs)]
+            "/bin/sh", "-c", revive_script(cgroup_procs, ns.pid.with_suffix(""))]
     with pidns.children_in(None):
         init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
