@@ -23,6 +23,7 @@ class NodeRole(StrEnum):
 
     CONTROLLER = "controller"
     DNS = "dns"
+    DB = "db"  # MariaDB and slurmdbd (accounting)
     COMPUTE = "compute"
 
 
@@ -37,6 +38,10 @@ class NodeSpec:
     memory: int
     features: tuple[str, ...] = ()
     stopped: bool = False  # `vhpc node stop`: kept, but no daemon runs (survives adoption)
+    group: str = ""  # node group (site file [[nodes]] group); "" = the default compute group
+    rack: str = ""  # rack (switch) in topology.conf; "" = not in a rack
+    gpus: int = 0  # fake GPUs given to the node (GRES gpu)
+    gpu_type: str = ""  # GRES type of those GPUs ("a100"); "" = untyped
 
     @property
     def cpus(self) -> int:
@@ -53,6 +58,10 @@ class NodeSpec:
             "memory": self.memory,
             "features": list(self.features),
             **({"stopped": True} if self.stopped else {}),
+            **({"group": self.group} if self.group else {}),
+            **({"rack": self.rack} if self.rack else {}),
+            **({"gpus": self.gpus} if self.gpus else {}),
+            **({"gpu_type": self.gpu_type} if self.gpu_type else {}),
         }
 
     @classmethod
@@ -66,7 +75,81 @@ class NodeSpec:
             memory=int(data["memory"]),
             features=tuple(data.get("features", ())),
             stopped=bool(data.get("stopped", False)),
+            group=str(data.get("group", "")),
+            rack=str(data.get("rack", "")),
+            gpus=int(data.get("gpus", 0)),
+            gpu_type=str(data.get("gpu_type", "")),
         )
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """A Slurm partition: the node groups it holds and its limits."""
+
+    name: str
+    groups: tuple[str, ...] = ()  # node groups in it; () = every compute node
+    default: bool = False
+    max_time: str = ""  # Slurm MaxTime ("1:00:00", "UNLIMITED"); "" = Slurm's default
+    priority_tier: int = 0  # Slurm PriorityTier; 0 = Slurm's default (1)
+    nodes: tuple[str, ...] = ()  # node names resolved from the groups when the spec was built
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "groups": list(self.groups),
+            "default": self.default,
+            "max_time": self.max_time,
+            "priority_tier": self.priority_tier,
+            "nodes": list(self.nodes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartitionSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=str(data["name"]),
+            groups=tuple(str(g) for g in data.get("groups", ())),
+            default=bool(data.get("default", False)),
+            max_time=str(data.get("max_time", "")),
+            priority_tier=int(data.get("priority_tier", 0)),
+            nodes=tuple(str(n) for n in data.get("nodes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ShareSpec:
+    """A host directory bind-mounted read-write into every node at `path`."""
+
+    host: str
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"host": self.host, "path": self.path}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShareSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(host=str(data["host"]), path=str(data["path"]))
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """A cluster user besides the default one: login name, Slurm account, uid (= gid)."""
+
+    name: str
+    account: str
+    uid: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "account": self.account, "uid": self.uid}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(name=str(data["name"]), account=str(data["account"]), uid=int(data["uid"]))
 
 
 @dataclass(frozen=True)
@@ -86,6 +169,11 @@ class ClusterSpec:
     net_id: str = ""  # allocated under the host lock (spec/ids.py); "" = derived from the name
     node_memory: int = 0  # `up --memory` in bytes: what `node add` gives a node by default
     pids_max: int = DEFAULT_PIDS_MAX  # `up --pids-max`: pids.max of each compute node
+    accounting: bool = True  # a `db` node with MariaDB + slurmdbd (`up --no-accounting`: off)
+    users: tuple[UserSpec, ...] = ()  # users besides `user` (whose account is "default")
+    #: Site file partitions; () = one partition `partition` holding every compute node.
+    partitions: tuple[PartitionSpec, ...] = ()
+    shares: tuple[ShareSpec, ...] = ()  # host directories every node sees
 
     @property
     def cluster_id(self) -> str:
@@ -152,6 +240,8 @@ class ClusterSpec:
             **({"net_id": self.net_id} if self.net_id else {}),
             **({"node_memory": self.node_memory} if self.node_memory else {}),
             "pids_max": self.pids_max,
+            **({"partitions": [p.to_dict() for p in self.partitions]} if self.partitions else {}),
+            **({"shares": [s.to_dict() for s in self.shares]} if self.shares else {}),
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -172,4 +262,6 @@ class ClusterSpec:
             net_id=str(data.get("net_id", "")),
             node_memory=int(data.get("node_memory", 0)),
             pids_max=int(data.get("pids_max", DEFAULT_PIDS_MAX)),
+            partitions=tuple(PartitionSpec.from_dict(p) for p in data.get("partitions", ())),
+            shares=tuple(ShareSpec.from_dict(s) for s in data.get("shares", ())),
         )
