@@ -63,6 +63,8 @@ class ClusterOptions:
     features: tuple[str, ...] = ()
     extra: tuple[tuple[str, str], ...] = ()  # -> ClusterSpec.options (listen, graphite...)
     pids_max: int | None = None  # pids.max of each compute node (None: DEFAULT_PIDS_MAX)
+    users: tuple[str, ...] = ()  # extra cluster users, "name:account" each (`up --users`)
+    accounting: bool = True  # MariaDB + slurmdbd in a `db` node (`up --no-accounting`: False)
 
 
 def check_cluster_name(name: str) -> None:

@@ -240,6 +240,8 @@ class ClusterSpec:
             **({"net_id": self.net_id} if self.net_id else {}),
             **({"node_memory": self.node_memory} if self.node_memory else {}),
             "pids_max": self.pids_max,
+            "accounting": self.accounting,
+            **({"users": [u.to_dict() for u in self.users]} if self.users else {}),
             **({"partitions": [p.to_dict() for p in self.partitions]} if self.partitions else {}),
             **({"shares": [s.to_dict() for s in self.shares]} if self.shares else {}),
             "nodes": [n.to_dict() for n in self.nodes],
@@ -262,6 +264,8 @@ class ClusterSpec:
             net_id=str(data.get("net_id", "")),
             node_memory=int(data.get("node_memory", 0)),
             pids_max=int(data.get("pids_max", DEFAULT_PIDS_MAX)),
+            accounting=bool(data.get("accounting", False)),  # older specs: no db node
+            users=tuple(UserSpec.from_dict(u) for u in data.get("users", ())),
             partitions=tuple(PartitionSpec.from_dict(p) for p in data.get("partitions", ())),
             shares=tuple(ShareSpec.from_dict(s) for s in data.get("shares", ())),
         )
