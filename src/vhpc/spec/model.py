@@ -93,6 +93,14 @@ class PartitionSpec:
     priority_tier: int = 0  # Slurm PriorityTier; 0 = Slurm's default (1)
     nodes: tuple[str, ...] = ()  # node names resolved from the groups when the spec was built
 
+    def holds(self, node: NodeSpec) -> bool:
+        """Whether a compute node belongs to this partition (by its group)."""
+        return node.role is NodeRole.COMPUTE and (not self.groups or node.group in self.groups)
+
+    def resolved(self, nodes: tuple[NodeSpec, ...]) -> PartitionSpec:
+        """A copy whose `nodes` names the compute nodes of `nodes` it holds."""
+        return replace(self, nodes=tuple(n.name for n in nodes if self.holds(n)))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
@@ -222,8 +230,17 @@ class ClusterSpec:
         return f"vh{self.cluster_id}n{node.slot}"
 
     def with_nodes(self, nodes: tuple[NodeSpec, ...]) -> ClusterSpec:
-        """A copy with another node list."""
-        return replace(self, nodes=nodes)
+        """A copy with another node list (the partitions' node lists follow it)."""
+        return replace(self, nodes=nodes,
+                       partitions=tuple(p.resolved(nodes) for p in self.partitions))
+
+    def partitions_of(self, node: NodeSpec) -> tuple[str, ...]:
+        """Names of the Slurm partitions a compute node is in."""
+        if node.role is not NodeRole.COMPUTE:
+            return ()
+        if not self.partitions:
+            return (self.partition,)
+        return tuple(p.name for p in self.partitions if p.holds(node))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written to the state directory as spec.json)."""
