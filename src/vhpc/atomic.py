@@ -50,3 +50,20 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_in_place(path: Path, data: str) -> None:
+    """Rewrite a file bind-mounted into nodes over its own inode (a rename would not reach
+    them). The new text is written first, then the file cut to its length: a reader sees
+    the old text, the new one, or (only when the new is shorter) the new with old tail."""
+    raw = data.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        view = memoryview(raw)
+        offset = 0
+        while offset < len(raw):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(raw))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

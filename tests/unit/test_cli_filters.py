@@ -29,7 +29,7 @@ def test_an_unknown_node_is_refused_with_the_nodes(monkeypatch: pytest.MonkeyPat
     result = run_vhpc("-c", "hbt", "logs", "--node", "nosuchnode")
     assert result.code == 2 and result.stdout == ""
     assert result.stderr == ("vhpc: --node 'nosuchnode' matches nothing: use one of slurm, "
-                             "dns, compute0, compute1\n")
+                             "dns, db, compute0, compute1\n")
 
 
 def test_an_unknown_service_is_refused_with_the_services(monkeypatch: pytest.MonkeyPatch,

@@ -21,7 +21,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="writes files owned by
 
 
 def make(tmp_path: Path, runtime: FakeRuntime, nodes: int = 2) -> Cluster:
-    spec = build_spec(ClusterOptions(name="fk", nodes=nodes), HOST)
+    spec = build_spec(ClusterOptions(name="fk", nodes=nodes, accounting=False), HOST)
     return Cluster(spec, ClusterPaths(tmp_path / "fk"), runtime)
 
 

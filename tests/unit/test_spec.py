@@ -18,7 +18,7 @@ HOST = HostFacts(online_cpus=(0, 1), mem_total=24 * 1024 * MIB,
 
 def test_default_spec_has_controller_dns_and_round_robin_computes() -> None:
     spec = build_spec(ClusterOptions(nodes=4), HOST)
-    assert [n.name for n in spec.nodes] == ["slurm", "dns", "compute0", "compute1",
+    assert [n.name for n in spec.nodes] == ["slurm", "dns", "db", "compute0", "compute1",
                                             "compute2", "compute3"]
     assert [n.cpuset for n in spec.computes] == [(0,), (1,), (0,), (1,)]
     assert all(n.memory == 125 * MIB for n in spec.computes)

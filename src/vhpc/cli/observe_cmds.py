@@ -21,7 +21,8 @@ METRIC_CHOICES = ("memory", "cpu", "rx", "tx", "procs", "memory_limit", "oom_kil
 LEVEL_CHOICES = ("debug", "info", "notice", "warning", "error", "fatal")
 # Services of the central log: the daemons vhpc runs in nodes (services/*, by DaemonSpec
 # name), the batch output of jobs, and vhpc's own events.
-LOG_SERVICES = ("dnsmasq", "etcd", "job", "munged", "slurmctld", "slurmd", "vhpc")
+LOG_SERVICES = ("dnsmasq", "etcd", "job", "mariadbd", "munged", "slurmctld", "slurmd",
+                "slurmdbd", "vhpc")
 TOTAL_SERIES = "_total"  # the metrics series summed over every node
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from vhpc.atomic import write_atomic
+from vhpc.cluster import accounting, privacy, recovery
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster import operations as ops
-from vhpc.cluster import privacy, recovery
 from vhpc.cluster.events import EventBus
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node_tools import install_node_tools
@@ -133,6 +133,7 @@ class Cluster:
         write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
+        accounting.prepare(self.spec, p)  # the db node's configs and datadir
 
     def record_manager(self) -> None:
         """Record the process running this Cluster as the cluster's manager."""
@@ -155,9 +156,11 @@ class Cluster:
         spec, p = self.spec, self.paths
         home = p.home / spec.user
         write_atomic(p.etc / "passwd", files.render_passwd(
-            Path("/etc/passwd").read_text(), spec.user, spec.user_uid, str(home)))
+            Path("/etc/passwd").read_text(), spec.user, spec.user_uid, str(home), spec.users))
         write_atomic(p.etc / "group", files.render_group(
-            Path("/etc/group").read_text(), spec.user, spec.user_uid))
+            Path("/etc/group").read_text(), spec.user, spec.user_uid, spec.users))
+        for other in spec.users:
+            accounting.make_home(p.home / other.name, other.uid)
         home.mkdir(parents=True, exist_ok=True)
         for name in (".bashrc", ".profile"):
             write_atomic(home / name, files.render_profile())
@@ -258,6 +261,7 @@ class Cluster:
         if dns:
             out.append(etcd.daemon(self.spec, self.paths, dns[0]))
             out.append(dnsmasq.daemon(self.spec, self.paths, dns[0]))
+        out += accounting.daemons(self.spec, self.paths)  # slurmctld needs slurmdbd first
         out.append(slurm.slurmctld(self.spec, self.paths))
         return out
 
@@ -275,8 +279,10 @@ class Cluster:
         started: list[DaemonSpec] = []
         for daemon in self.service_daemons():
             self.progress(f"starting {daemon.name}", 0, 1)
-            self.supervisor.start(daemon, self.target(daemon.node))
-            if daemon.name == "munged":
+            supervised = self.supervisor.start(daemon, self.target(daemon.node))
+            if daemon.name in accounting.WAITED:  # one after the other, before slurmctld
+                accounting.wait_ready(self.spec, self.paths, self.slurm, daemon, supervised)
+            elif daemon.name == "munged":
                 self._wait_for(*checks["munged"][:2], checks["munged"][2], daemon)
             else:
                 started.append(daemon)

@@ -5,7 +5,9 @@ The host's own files are never edited: these are the host's entries plus the clu
 
 from __future__ import annotations
 
-from vhpc.spec.model import ClusterSpec, NodeRole
+from collections.abc import Sequence
+
+from vhpc.spec.model import ClusterSpec, NodeRole, UserSpec
 
 
 def render_hosts(spec: ClusterSpec, nodes: list[tuple[str, str]] | None = None) -> str:
@@ -26,19 +28,33 @@ def render_resolv_conf(spec: ClusterSpec) -> str:
     return f"search {spec.name}\noptions timeout:1 attempts:1\n"
 
 
-def render_passwd(host_passwd: str, user: str, uid: int, home: str) -> str:
-    """The host's passwd plus the cluster user (replacing a same-named host entry)."""
+def render_passwd(host_passwd: str, user: str, uid: int, home: str,
+                  others: Sequence[UserSpec] = ()) -> str:
+    """The host's passwd plus the cluster's users (replacing same-named host entries).
+
+    `home` is the default user's; the others' homes are beside it.
+    """
+    names = {user, *(u.name for u in others)}
+    ids = {str(uid), *(str(u.uid) for u in others)}
     kept = [ln for ln in host_passwd.splitlines()
-            if ln and ln.split(":", 1)[0] != user and _field(ln, 2) != str(uid)]
+            if ln and ln.split(":", 1)[0] not in names and _field(ln, 2) not in ids]
     kept.append(f"{user}:x:{uid}:{uid}:vhpc cluster user:{home}:/bin/bash")
+    base = home.rsplit("/", 1)[0]
+    kept += [f"{u.name}:x:{u.uid}:{u.uid}:vhpc user ({u.account}):{base}/{u.name}:/bin/bash"
+             for u in others]
     return "\n".join(kept) + "\n"
 
 
-def render_group(host_group: str, user: str, gid: int) -> str:
-    """The host's group file plus the cluster user's own group."""
+def render_group(host_group: str, user: str, gid: int,
+                 others: Sequence[UserSpec] = ()) -> str:
+    """The host's group file plus the cluster's groups: the default user's, which every
+    other cluster user is a member of (it opens the state directory), and one per user."""
+    names = {user, *(u.name for u in others)}
+    ids = {str(gid), *(str(u.uid) for u in others)}
     kept = [ln for ln in host_group.splitlines()
-            if ln and ln.split(":", 1)[0] != user and _field(ln, 2) != str(gid)]
-    kept.append(f"{user}:x:{gid}:")
+            if ln and ln.split(":", 1)[0] not in names and _field(ln, 2) not in ids]
+    kept.append(f"{user}:x:{gid}:{','.join(u.name for u in others)}")
+    kept += [f"{u.name}:x:{u.uid}:" for u in others]
     return "\n".join(kept) + "\n"
 
 

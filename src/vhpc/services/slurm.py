@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vhpc.services import slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
@@ -95,7 +96,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         # The node cgroup is vhpc's, not Slurm's: track by /proc, no task cgroups.
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
-        "JobAcctGatherType=jobacct_gather/none",
+        f"JobAcctGatherType={slurmdbd.job_acct_gather(spec)}",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
         f"MpiDefault={mpi_default}",
@@ -119,6 +120,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         f"HealthCheckInterval={HEALTH_CHECK_INTERVAL}",
         "HealthCheckNodeState=ANY",
         f"PartitionName={spec.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+        *slurmdbd.slurm_conf_lines(spec, paths),  # accounting and fair share (a db node)
     ]
     return "\n".join(lines) + "\n"
 

@@ -19,10 +19,11 @@ class SlurmClient:
     conf: Path
     passwd: Path | None = None  # the cluster's passwd: names users the host does not know
 
-    def run(self, argv: list[str], check: bool = True, timeout: float = 30.0) -> CommandResult:
-        """Run a Slurm client command on the host."""
+    def run(self, argv: list[str], check: bool = True, timeout: float = 30.0,
+            input: str | None = None) -> CommandResult:
+        """Run a Slurm client command on the host (`input`: its stdin)."""
         env = dict(os.environ, SLURM_CONF=str(self.conf))
-        return run_command(argv, check=check, timeout=timeout, env=env)
+        return run_command(argv, check=check, timeout=timeout, env=env, input=input)
 
     def ping(self) -> bool:
         """True once slurmctld answers."""

@@ -9,6 +9,7 @@ from vhpc.errors import SpecError
 HOST_SLOT = 1
 CONTROLLER_SLOT = 2
 DNS_SLOT = 3
+DB_SLOT = 4  # MariaDB + slurmdbd (accounting)
 FIRST_COMPUTE_SLOT = 10
 DEFAULT_POOL = ipaddress.IPv4Network("10.201.0.0/16")
 # A cluster's subnet is private: RFC 1918 and the shared address space of RFC 6598.

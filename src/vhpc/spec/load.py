@@ -25,10 +25,13 @@ MIN_NODE_MEMORY = 16 * MIB
 DEFAULT_NODE_MEMORY = "125M"
 CONTROLLER_MEMORY = 512 * MIB
 DNS_MEMORY = 256 * MIB
+#: mariadbd (~60 MB RSS with vhpc's small buffers) + slurmdbd (~5 MB), with headroom
+DB_MEMORY = 192 * MIB
 CONTROLLER_NAME = "slurm"
 DNS_NAME = "dns"
+DB_NAME = "db"
 COMPUTE_PREFIX = "compute"
-RESERVED_NAMES = frozenset({CONTROLLER_NAME, DNS_NAME, "localhost", "host"})
+RESERVED_NAMES = frozenset({CONTROLLER_NAME, DNS_NAME, DB_NAME, "localhost", "host"})
 
 _CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -154,6 +157,7 @@ def check_options(options: ClusterOptions,
     if options.max_nodes is not None:
         bounds.check_compute_count(options.max_nodes, "--max-nodes")
     bounds.check_partition(options.partition)
+    users.parse_users(options.users)
     bounds.check_features(options.features)
     if options.pids_max is not None:
         bounds.check_int(options.pids_max, "--pids-max", MIN_PIDS_MAX, MAX_PIDS_MAX,
@@ -189,11 +193,13 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         addressing.check_capacity(subnet, options.nodes)
     cpusets = compute_cpusets(options, facts, options.nodes)
     online = facts.online_cpus
-    services = (
+    services: tuple[NodeSpec, ...] = (
         NodeSpec(CONTROLLER_NAME, NodeRole.CONTROLLER, addressing.CONTROLLER_SLOT, online,
                  CONTROLLER_MEMORY),
         NodeSpec(DNS_NAME, NodeRole.DNS, addressing.DNS_SLOT, online, DNS_MEMORY),
     )
+    if options.accounting:
+        services += (NodeSpec(DB_NAME, NodeRole.DB, addressing.DB_SLOT, online, DB_MEMORY),)
     features = bounds.check_features(options.features)
     computes = tuple(
         NodeSpec(f"{COMPUTE_PREFIX}{i}", NodeRole.COMPUTE, addressing.FIRST_COMPUTE_SLOT + i,
@@ -208,6 +214,9 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         raise SpecError(f"--max-nodes {max_nodes}: subnet {subnet} holds at most {capacity} "
                         f"compute nodes: use --max-nodes {capacity} or a larger --subnet")
     net_id = ids.allocate_cluster_id(options.name, facts.cluster_ids, facts.links)
+    user_uid = users.cluster_uid(net_id, facts.host_ids)
+    extra_users = users.assign_users(users.parse_users(options.users), net_id,
+                                     facts.host_ids, {user_uid})
     spec = ClusterSpec(
         name=options.name,
         subnet=subnet,
@@ -218,7 +227,9 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         options=dict(options.extra),
         net_id=net_id,
         node_memory=memory,
-        user_uid=users.cluster_uid(net_id, facts.host_ids),
+        user_uid=user_uid,
+        accounting=options.accounting,
+        users=extra_users,
         pids_max=DEFAULT_PIDS_MAX if options.pids_max is None else options.pids_max,
     )
     check_host_memory(spec, facts)

@@ -1,0 +1,137 @@
+"""Accounting at boot: the db node's files, its daemons (mariadbd, then slurmdbd), and the
+cluster's records in slurmdbd (cluster, QOS, accounts, users), all before slurmctld starts.
+
+slurmctld asks slurmdbd for the associations when it starts; with
+AccountingStorageEnforce=associations a job of a user slurmdbd does not know is refused,
+so the records must exist first. The steps are serial by nature: ~1 s of the boot.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vhpc.atomic import write_atomic
+from vhpc.cluster import privacy
+from vhpc.cluster.states import DaemonState
+from vhpc.cluster.supervisor import Supervised
+from vhpc.errors import BootError, UserError
+from vhpc.services import files, mariadb, slurmdbd
+from vhpc.services.base import DaemonSpec
+from vhpc.services.slurm_client import SlurmClient
+from vhpc.spec.model import ClusterSpec, UserSpec
+from vhpc.spec.paths import ClusterPaths
+
+MARIADB_TIMEOUT = 60.0
+SLURMDBD_TIMEOUT = 60.0
+_FAILED = (DaemonState.BACKOFF, DaemonState.FATAL, DaemonState.STOPPED)
+#: daemons the boot waits for one after the other (slurmdbd needs MariaDB, slurmctld both)
+WAITED = frozenset({"mariadbd", "slurmdbd"})
+
+
+def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
+    """my.cnf, slurmdbd.conf (0600, root) and the datadir copied from the template."""
+    node = slurmdbd.db_node(spec)
+    if node is None:
+        return
+    data = mariadb.datadir(paths)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.parent.chmod(0o700)
+    write_atomic(mariadb.config_file(paths), mariadb.render_config(data), 0o600)
+    write_atomic(slurmdbd.conf_file(paths), slurmdbd.render_slurmdbd_conf(spec, paths, node),
+                 slurmdbd.CONF_MODE)
+    os.chown(slurmdbd.conf_file(paths), 0, 0)
+    mariadb.copy_template(mariadb.ensure_template(mariadb.server_version()), data)
+    mariadb.host_socket(paths, node.name).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_home(home: Path, uid: int) -> None:
+    """A cluster user's home in the shared /home: the login files, theirs alone (0700)."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in (".bashrc", ".profile"):
+        write_atomic(home / name, files.render_profile())
+        os.chown(home / name, uid, uid)
+    privacy.secure_home(home, uid, uid)
+
+
+def daemons(spec: ClusterSpec, paths: ClusterPaths) -> list[DaemonSpec]:
+    """mariadbd and slurmdbd on the db node, in start order ([] without accounting)."""
+    node = slurmdbd.db_node(spec)
+    if node is None:
+        return []
+    return [mariadb.daemon(paths, node.name), slurmdbd.daemon(paths, node.name)]
+
+
+def wait_ready(spec: ClusterSpec, paths: ClusterPaths, client: SlurmClient,
+               daemon: DaemonSpec, supervised: Supervised) -> None:
+    """After a start: wait for mariadbd's socket; for slurmdbd's port, then register."""
+    node = slurmdbd.db_node(spec)
+    if node is None:
+        return
+    if daemon.name == "mariadbd":
+        sock = mariadb.host_socket(paths, node.name)
+        _wait(lambda: mariadb.answers(sock), MARIADB_TIMEOUT, "MariaDB to answer",
+              daemon, supervised)
+    elif daemon.name == "slurmdbd":
+        address = (str(spec.ip_of(node)), slurmdbd.SLURMDBD_PORT)
+        _wait(lambda: _port_open(address), SLURMDBD_TIMEOUT, "slurmdbd to answer",
+              daemon, supervised)
+        run_sacctmgr(client, slurmdbd.bootstrap_script(spec), "registering the cluster")
+
+
+def add_users(spec: ClusterSpec, client: SlurmClient, users: list[UserSpec]) -> None:
+    """Accounts (when new) and associations of users added at run time."""
+    if slurmdbd.db_node(spec) is not None and users:
+        run_sacctmgr(client, slurmdbd.add_users_script(spec, users), "adding users")
+
+
+def known_accounts(client: SlurmClient) -> set[str]:
+    """Accounts slurmdbd knows (for `user add --account`)."""
+    result = client.run(["sacctmgr", "-nP", "show", "account", "format=account"],
+                        check=False, timeout=30)
+    if result.returncode != 0:
+        raise UserError(f"slurmdbd did not answer: {result.stderr.strip()[-200:]}",
+                        fix="check 'vhpc logs --node db'")
+    return {line.strip() for line in result.stdout.splitlines() if line.strip()}
+
+
+def run_sacctmgr(client: SlurmClient, script: str, what: str) -> None:
+    """Run sacctmgr commands (one a line) in one sacctmgr, from the host."""
+    result = client.run(["sacctmgr", "-i"], check=False, timeout=60, input=script)
+    out = (result.stdout + result.stderr).strip()
+    if result.returncode != 0 and "Nothing new added" not in out:
+        raise BootError(f"sacctmgr failed while {what}: {out[-400:]}")
+
+
+def _port_open(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(ready: Callable[[], bool], timeout: float, what: str, daemon: DaemonSpec,
+          supervised: Supervised) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if supervised.failures or supervised.state in _FAILED:
+            raise BootError(f"{daemon.name} on node {daemon.node} exited while starting; "
+                            f"last log lines: {tail(daemon.log_file)}")
+        time.sleep(0.05)
+    raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
+                    f"last log lines of {daemon.key}: {tail(daemon.log_file)}")
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a log, joined with ' | '."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
