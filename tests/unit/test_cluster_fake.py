@@ -37,8 +37,8 @@ def test_build_records_every_resource_and_teardown_removes_exactly_them(
     kinds = {e.kind for e in cluster.ledger.entries()}
     assert kinds == {Kind.DIRECTORY, Kind.MOUNT, Kind.BRIDGE, Kind.CGROUP, Kind.NAMESPACE,
                      Kind.VETH, Kind.PROCESS}
-    # five namespace pins a node (net, uts, ipc, mnt, pid) and its init process
-    assert len(cluster.ledger.entries(Kind.NAMESPACE)) == 4 * 5
+    # six namespace pins a node (net, uts, ipc, mnt, cgroup, pid) and its init process
+    assert len(cluster.ledger.entries(Kind.NAMESPACE)) == 4 * 6
     assert sorted(e.ident for e in cluster.ledger.entries(Kind.PROCESS)) == sorted(
         [f"init@{n.name}" for n in cluster.spec.nodes] + ["manager"])  # the booting process
     assert cluster.teardown() == []

@@ -36,12 +36,14 @@ from vhpc.cluster.supervisor import Supervised, Supervisor, heartbeat_age, touch
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime
-from vhpc.runtime.namespaces import NsPaths
+from vhpc.runtime.cgroups import job_cgroup_mounts
+from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
 from vhpc.services import dnsmasq, etcd, files, munge, slurm
 from vhpc.services.base import DaemonSpec
+from vhpc.services.slurm_cgroup import job_limits_on, render_cgroup_conf
 from vhpc.services.slurm_client import SlurmClient, SlurmView
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
@@ -130,7 +132,10 @@ class Cluster:
         self._write_user_files()
         self.write_hosts()
         write_atomic(p.etc / "resolv.conf", files.render_resolv_conf(self.spec))
-        write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p))
+        job_limits = job_limits_on(self.runtime.cgroup_version)
+        write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p, job_limits=job_limits))
+        if job_limits:  # next to slurm.conf, where slurmd looks for it
+            write_atomic(p.slurm_etc / "cgroup.conf", render_cgroup_conf())
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
         accounting.prepare(self.spec, p)  # the db node's configs and datadir
@@ -219,7 +224,7 @@ class Cluster:
                 self.ledger.add(Kind.NAMESPACE, path, node.name)
             init = self.runtime.create_namespaces(
                 ns, node.name, self.paths.ns_dir,
-                nodes_mod.node_mounts(self.paths, node, node.memory),
+                nodes_mod.node_mounts(self.paths, node, node.memory) + self._job_cgroup_mounts(),
                 self.runtime.cgroup_procs_files(group))
             self.inits.record(node.name, init)  # pid 1, in the cgroup: its kill ends it too
 
@@ -243,6 +248,10 @@ class Cluster:
             gateway=spec.host_ip,
             bridge=spec.bridge,
         )
+
+    def _job_cgroup_mounts(self) -> list[Mount]:
+        """The node's own cgroup mounts for Slurm's job cgroups, where jobs get them."""
+        return job_cgroup_mounts() if job_limits_on(self.runtime.cgroup_version) else []
 
     # -- daemons ----------------------------------------------------------------------
     def target(self, node: str) -> NodeTarget:

@@ -6,6 +6,11 @@ with a memory limit, a cpuset and a process limit (pids.max), lists the files a 
 writes its pid into to join, reads usage and OOM counts, kills every process in it and
 removes it. Roots are injectable, so v2 is unit-tested against a temporary directory
 laid out like a cgroup2 mount.
+
+Per-job limits (docs/architecture.md): on v1 Slurm makes job cgroups below a node's
+(`<node>/slurm/uid_U/job_J/step_S`, through the node's cgroup namespace and its own mounts
+of the `JOB_CONTROLLERS_V1` hierarchies), so killing, counting and removing a node's
+cgroup covers its descendants: `pids` walks them, `remove` goes depth-first.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vhpc.errors import VhpcError
+from vhpc.runtime.namespaces import Mount
 
-V1_CONTROLLERS = ("memory", "cpuset", "cpuacct", "pids")
+V1_CONTROLLERS = ("memory", "cpuset", "cpuacct", "pids", "freezer")
+#: v1 hierarchies mounted inside a node for Slurm's cgroup plugins (task/cgroup: memory
+#: and cpuset; proctrack/cgroup: freezer; jobacct_gather/cgroup: cpuacct).
+JOB_CONTROLLERS_V1 = ("memory", "cpuset", "freezer", "cpuacct")
 V2_CONTROLLERS = ("cpuset", "memory", "cpu", "pids")
 
 
@@ -74,11 +83,26 @@ class CgroupDriver(ABC):
             time.sleep(0.02)
 
     def remove(self, directory: Path) -> None:
-        """Remove one cgroup directory (children first is the caller's order)."""
-        try:
-            directory.rmdir()
-        except FileNotFoundError:
-            pass
+        """Remove one cgroup directory and the cgroups below it (Slurm's job cgroups),
+        deepest first (the caller removes a node before its cluster's parent)."""
+        for child in reversed(descendants(directory)):
+            _rmdir(child)
+        _rmdir(directory)
+
+
+def descendants(directory: Path) -> list[Path]:
+    """Every cgroup below `directory`, parents before children (empty if it is gone)."""
+    out: list[Path] = []
+    for top, dirnames, _ in os.walk(directory):
+        out.extend(Path(top) / d for d in sorted(dirnames))
+    return out
+
+
+def _rmdir(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        pass
 
 
 def _mkdir(d: Path) -> bool:
@@ -145,12 +169,14 @@ class CgroupV1(CgroupDriver):
             _write(d / name, (d.parent / name).read_text().strip())
 
     def procs_files(self, group: str) -> list[Path]:
-        return [d / "cgroup.procs" for d in self.dirs(group)]
+        # a node made before a hierarchy joined V1_CONTROLLERS has no directory in it
+        return [d / "cgroup.procs" for d in self.dirs(group) if d.is_dir()]
 
     def pids(self, group: str) -> list[int]:
         seen: set[int] = set()
         for d in self.dirs(group):
-            seen.update(_read_pids(d / "cgroup.procs"))
+            for cg in (d, *descendants(d)):  # job cgroups below the node's included
+                seen.update(_read_pids(cg / "cgroup.procs"))
         return sorted(seen)
 
     def stats(self, group: str) -> CgroupStats:
@@ -213,6 +239,29 @@ class CgroupV2(CgroupDriver):
         super().kill_all(group, timeout)
 
 
+#: fstab source of a node's own cgroup mounts (`mount -a` skips a line whose source and
+#: target are mounted already, and the host's are "cgroup on /sys/fs/cgroup/<hierarchy>").
+CGROUP_SOURCE = "vhpc-cgroup"
+
+
+def job_cgroup_mounts(root: Path = Path("/sys/fs/cgroup")) -> list[Mount]:
+    """The v1 hierarchies Slurm uses, mounted in a node: made in its cgroup namespace,
+    each shows the node's own subtree at its usual place.
+
+    On a tmpfs of the node's own: the kernel refuses a hierarchy on a mount point where
+    the same hierarchy is mounted (the host's, copied into the node's mount namespace),
+    and the node sees none of the host's other cgroups.
+    """
+    present = [c for c in JOB_CONTROLLERS_V1 if (root / c).is_dir()]
+    if not present:
+        return []
+    return [
+        Mount(str(root), CGROUP_SOURCE, "tmpfs", "mode=755,size=64k,nosuid,nodev,noexec"),
+        *(Mount(str(root / c), CGROUP_SOURCE, "cgroup", f"{c},nosuid,nodev,noexec",
+                mkdir=True) for c in present),
+    ]
+
+
 #: cgroup v1 reports "no limit" as a huge page-aligned number (LONG_MAX rounded down).
 _V1_UNLIMITED = 1 << 62
 
@@ -273,7 +322,9 @@ def read_v1(dirs: Mapping[str, Path]) -> CgroupStats:
     cpu = dirs.get("cpuacct") or dirs.get("cpu,cpuacct") or dirs.get("cpu")
     cpu_ns = (_int(cpu / "cpuacct.usage") if cpu is not None else None) or 0
     procs_dir = mem if mem is not None else cpu
-    nprocs = (_count_lines(procs_dir / "cgroup.procs") if procs_dir is not None else None) or 0
+    pids = dirs.get("pids")  # hierarchical: a node's job cgroups count too
+    nprocs = (_int(pids / "pids.current") if pids is not None else None) or \
+        (_count_lines(procs_dir / "cgroup.procs") if procs_dir is not None else None) or 0
     if mem is None:
         return CgroupStats(cpu_ns=cpu_ns, nprocs=nprocs)
     limit = _int(mem / "memory.limit_in_bytes")

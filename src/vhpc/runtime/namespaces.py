@@ -1,11 +1,15 @@
-"""Persistent node namespaces (net, UTS, IPC, mount, PID) kept as files in a private dir.
+"""Persistent node namespaces (net, UTS, IPC, mount, cgroup, PID) kept as files in a
+private dir.
 
 A node's first process is its init: forked by this thread straight into a new PID
-namespace (runtime/pidns.py), it joins the node cgroup, unshares net, UTS, IPC and mount
-namespaces, runs the setup script (a pure function, tested as text: hostname, drop
-inherited namespace pins, the node's mounts including its own /proc and /dev/shm) and then
-stays as pid 1, reaping orphans. The five namespaces are pinned to files from its /proc
-entry. Killing the init ends the PID namespace and every process left in it.
+namespace (runtime/pidns.py), it joins the node cgroup, unshares net, UTS, IPC, mount and
+cgroup namespaces (the cgroup one rooted at the node's cgroup, so cgroup filesystems
+mounted in the node show its subtree: Slurm's job cgroups go there), runs the setup
+script (a pure function, tested as text: hostname, drop inherited namespace pins, the
+node's mounts including its own /proc and /dev/shm) and then stays as pid 1, reaping
+orphans. The six namespaces are pinned to files from its /proc entry (nodes made before
+nodes had a cgroup namespace have no such pin: nothing enters one). Killing the init
+ends the PID namespace and every process left in it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from vhpc.runtime import pidns
 from vhpc.runtime.hostops import run_command
 from vhpc.runtime.proc import ProcessRecord, record_of
 
-NS_KINDS = ("net", "uts", "ipc", "mnt", "pid")
+NS_KINDS = ("net", "uts", "ipc", "mnt", "cgroup", "pid")
 
 #: pid 1 of a node once set up: `wait` in dash reaps any child (orphans reparented to it
 #: included) for as long as the `sleep` job runs, and the loop restarts that job.
@@ -41,21 +45,25 @@ class NsPaths:
     ipc: Path
     mnt: Path
     pid: Path
+    cgroup: Path
 
     @classmethod
     def under(cls, ns_dir: Path, node: str) -> NsPaths:
         """The conventional paths for `node` in a cluster's namespace directory."""
-        return cls(*(ns_dir / f"{node}.{kind}" for kind in NS_KINDS))
+        net, uts, ipc, mnt, cgroup, pid = (ns_dir / f"{node}.{kind}" for kind in NS_KINDS)
+        return cls(net, uts, ipc, mnt, pid, cgroup)
 
     def all(self) -> list[Path]:
         """All the paths, in NS_KINDS order."""
-        return [self.net, self.uts, self.ipc, self.mnt, self.pid]
+        return [self.net, self.uts, self.ipc, self.mnt, self.cgroup, self.pid]
 
     def nsenter_args(self, pid: bool = True) -> list[str]:
         """nsenter options that enter these namespaces (`pid`: the PID one too; nsenter
         then forks, and the program runs as its child)."""
         args = [f"--net={self.net}", f"--uts={self.uts}", f"--ipc={self.ipc}",
                 f"--mount={self.mnt}"]
+        if os.path.lexists(self.cgroup):  # nodes made before they had a cgroup namespace
+            args.append(f"--cgroup={self.cgroup}")
         return [*args, f"--pid={self.pid}"] if pid else args
 
 
@@ -90,6 +98,16 @@ def _fstab_escape(path: str) -> str:
 def render_fstab(mounts: list[Mount]) -> str:
     """The fstab of a node's own mounts, in order."""
     return "".join(m.fstab_line() + "\n" for m in mounts)
+
+
+def join_cgroup_argv(cgroup_procs: list[Path] | tuple[Path, ...]) -> list[str]:
+    """argv prefix: a shell that moves itself into the cgroup, then execs the rest.
+
+    Used before entering or making a cgroup namespace: its root is the cgroup of the
+    process that makes it, and inside a node the host's cgroup paths are not mounted.
+    """
+    writes = "".join(f"echo $$ > {shlex.quote(str(p))}; " for p in cgroup_procs)
+    return ["/bin/sh", "-c", f'{writes}exec "$@"', "vhpc-node"]
 
 
 def setup_script(hostname: str, ns_dir: Path, fstab: Path,
@@ -141,8 +159,10 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
         p.touch()
     fstab = ns.mnt.with_suffix(".fstab")
     fstab.write_text(render_fstab(mounts))
-    argv = ["unshare", "--net", "--uts", "--ipc", "--mount", "--propagation", "private", "--",
-            "/bin/sh", "-c", setup_script(hostname, ns_dir, fstab, cgroup_procs)]
+    argv = [*join_cgroup_argv(cgroup_procs),
+            "unshare", "--net", "--uts", "--ipc", "--mount", "--cgroup",
+            "--propagation", "private", "--", "/bin/sh", "-c",
+            setup_script(hostname, ns_dir, fstab)]
     try:
         with pidns.children_in(None):
             init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -183,8 +203,8 @@ def revive(ns: NsPaths, cgroup_procs: list[Path], timeout: float = 30.0) -> Proc
 
     The node keeps its network, hostname and mounts (those namespaces are pinned).
     """
-    argv = ["nsenter", *ns.nsenter_args(pid=False), "--",
-            "/bin/sh", "-c", revive_script(cgroup_procs, ns.pid.with_suffix(""))]
+    argv = [*join_cgroup_argv(cgroup_procs), "nsenter", *ns.nsenter_args(pid=False), "--",
+            "/bin/sh", "-c", revive_script((), ns.pid.with_suffix(""))]
     with pidns.children_in(None):
         init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)

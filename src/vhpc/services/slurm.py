@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vhpc.services import slurmdbd
 from vhpc.services.base import DaemonSpec
+from vhpc.services.slurm_cgroup import select_type_parameters, tracking_lines
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
@@ -71,8 +72,9 @@ exit 0
 """
 
 
-def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str = "pmix") -> str:
-    """The cluster's slurm.conf."""
+def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str = "pmix",
+                      job_limits: bool = False) -> str:
+    """The cluster's slurm.conf (`job_limits`: Slurm's job cgroups, services/slurm_cgroup.py)."""
     ctl = spec.controller
     lines = [
         "# slurm.conf written by vhpc; compute nodes join as dynamic nodes (slurmd -Z)",
@@ -93,12 +95,10 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         f"SlurmdLogFile={paths.log}/slurmd.%n.log",
         "SlurmctldDebug=info",
         "SlurmdDebug=info",
-        # The node cgroup is vhpc's, not Slurm's: track by /proc, no task cgroups.
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
+        *tracking_lines(spec, job_limits),
         f"JobAcctGatherType={slurmdbd.job_acct_gather(spec)}",
         "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core",
+        f"SelectTypeParameters={select_type_parameters(job_limits)}",
         f"MpiDefault={mpi_default}",
         "ReturnToService=2",
         f"MaxNodeCount={spec.max_nodes}",

@@ -1,0 +1,73 @@
+"""Per-job cgroups for Slurm: the slurm.conf plugin lines and cgroup.conf (pure).
+
+With job limits on, every node has a cgroup namespace rooted at its own cgroup and its
+own mounts of the v1 hierarchies Slurm uses (runtime/cgroups.py JOB_CONTROLLERS_V1), so
+slurmd's `task/cgroup` and `proctrack/cgroup` make `slurm/uid_U/job_J/step_S` below the
+node's cgroup: `--mem`, `--mem-per-cpu` and `--cpus-per-task` are enforced per job, an
+over-eager job is OOM-killed in its own cgroup while the node and its other jobs live on.
+Without them (cgroup v2 hosts, see docs/architecture.md) Slurm tracks jobs by /proc.
+"""
+
+from __future__ import annotations
+
+from vhpc.spec.model import ClusterSpec
+from vhpc.spec.sizes import MIB
+
+#: The cgroup version whose hierarchies vhpc mounts into nodes for Slurm. On v2 the node
+#: cgroup holds the node's daemons, and v2's no-internal-processes rule would need them
+#: moved to a leaf first (and Slurm 22.05's v2 plugin a systemd-like scope layout).
+JOB_LIMITS_CGROUP_VERSION = 1
+
+
+def job_limits_on(cgroup_version: int) -> bool:
+    """Whether jobs get their own cgroups on a host with this cgroup version."""
+    return cgroup_version == JOB_LIMITS_CGROUP_VERSION
+
+
+def tracking_lines(spec: ClusterSpec, job_limits: bool) -> list[str]:
+    """slurm.conf's ProctrackType and TaskPlugin lines (and, with job limits, the
+    default memory of a job that asks for none)."""
+    if not job_limits:
+        return [
+            # The node cgroup is vhpc's, not Slurm's: track by /proc, no task cgroups.
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+        ]
+    lines = [
+        # Job cgroups below the node's own (its cgroup namespace): limits per job.
+        "ProctrackType=proctrack/cgroup",
+        "TaskPlugin=task/cgroup",
+    ]
+    default = default_mem_per_cpu(spec)
+    return [*lines, f"DefMemPerCPU={default}"] if default else lines
+
+
+def select_type_parameters(job_limits: bool) -> str:
+    """Memory is a consumable resource when jobs have limits: Slurm gives task/cgroup the
+    job's allocated memory (with CR_Core it allocates none, and the cgroup is unlimited)."""
+    return "CR_Core_Memory" if job_limits else "CR_Core"
+
+
+def default_mem_per_cpu(spec: ClusterSpec) -> int:
+    """MB a CPU of a job that asks for no memory gets: the leanest compute node's share, so
+    such jobs pack one a CPU as they did before memory was consumable (0: no computes).
+
+    Without it a job would claim a whole node's memory (Slurm's default)."""
+    shares = [n.memory // MIB // n.cpus for n in spec.computes if n.cpus]
+    return max(1, min(shares)) if shares else 0
+
+
+def render_cgroup_conf() -> str:
+    """cgroup.conf, next to slurm.conf: v1 hierarchies already mounted in every node."""
+    return "\n".join([
+        "# cgroup.conf written by vhpc: /sys/fs/cgroup/<hierarchy> in a node is its own",
+        "# subtree (a cgroup namespace); Slurm's job cgroups go below it",
+        "CgroupPlugin=cgroup/v1",
+        "CgroupMountpoint=/sys/fs/cgroup",
+        "CgroupAutomount=no",
+        "ConstrainCores=yes",
+        "ConstrainRAMSpace=yes",
+        "AllowedRAMSpace=100",
+        "ConstrainSwapSpace=no",
+        "ConstrainDevices=no",
+    ]) + "\n"

@@ -1,0 +1,112 @@
+"""Per-job cgroups: Slurm's plugin lines and cgroup.conf, a node's own cgroup mounts and
+namespace, and node cgroups that count, kill and remove the job cgroups below them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vhpc.runtime.cgroups import CgroupV1, job_cgroup_mounts, read_v1
+from vhpc.runtime.namespaces import NsPaths, join_cgroup_argv, render_fstab
+from vhpc.services import slurm, slurm_cgroup
+from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
+from vhpc.spec.paths import ClusterPaths
+from vhpc.spec.sizes import MIB
+
+GOLDEN = Path(__file__).parent / "golden"
+HOST = HostFacts(online_cpus=(0, 1), mem_total=24 * 1024 * MIB)
+SPEC = build_spec(ClusterOptions(name="lab", nodes=2), HOST)
+PATHS = ClusterPaths(Path("/var/lib/vhpc/lab"))
+
+
+def test_cgroup_conf_matches_golden() -> None:
+    assert slurm_cgroup.render_cgroup_conf() == (GOLDEN / "cgroup.conf").read_text()
+
+
+def test_job_limits_only_on_cgroup_v1() -> None:
+    assert slurm_cgroup.job_limits_on(1)
+    assert not slurm_cgroup.job_limits_on(2)
+
+
+def test_slurm_conf_with_job_limits_uses_cgroup_plugins_and_consumable_memory() -> None:
+    lines = slurm.render_slurm_conf(SPEC, PATHS, job_limits=True).splitlines()
+    assert "ProctrackType=proctrack/cgroup" in lines
+    assert "TaskPlugin=task/cgroup" in lines
+    # memory must be consumable: with CR_Core Slurm allocates none and the cgroup is unlimited
+    assert "SelectTypeParameters=CR_Core_Memory" in lines
+    assert "DefMemPerCPU=125" in lines  # the default 125M one-CPU node's whole memory
+    plain = slurm.render_slurm_conf(SPEC, PATHS).splitlines()
+    assert "ProctrackType=proctrack/linuxproc" in plain
+    assert "TaskPlugin=task/none" in plain
+    assert "SelectTypeParameters=CR_Core" in plain
+    assert not any(line.startswith("DefMemPerCPU") for line in plain)
+
+
+def test_default_memory_per_cpu_is_the_leanest_compute_share() -> None:
+    spec = build_spec(ClusterOptions(name="lab", nodes=2, cpus=2, memory="300M"), HOST)
+    assert slurm_cgroup.default_mem_per_cpu(spec) == 150
+
+
+def test_node_mounts_its_own_cgroup_tree_over_a_private_tmpfs(tmp_path: Path) -> None:
+    for c in ("memory", "cpuset", "freezer", "pids"):
+        (tmp_path / c).mkdir()
+    fstab = render_fstab(job_cgroup_mounts(tmp_path)).splitlines()
+    # the host's hierarchy on the same mount point would be refused (EBUSY): a tmpfs first
+    assert fstab[0] == f"vhpc-cgroup {tmp_path} tmpfs mode=755,size=64k,nosuid,nodev,noexec 0 0"
+    assert fstab[1:] == [
+        f"vhpc-cgroup {tmp_path}/{c} cgroup {c},nosuid,nodev,noexec,X-mount.mkdir 0 0"
+        for c in ("memory", "cpuset", "freezer")]  # cpuacct absent here; pids is vhpc's
+    assert job_cgroup_mounts(tmp_path / "none") == []
+
+
+def test_cgroup_namespace_is_made_and_entered_from_inside_the_node_cgroup(
+        tmp_path: Path) -> None:
+    ns = NsPaths.under(tmp_path, "compute0")
+    assert ns.all() == [tmp_path / f"compute0.{k}"
+                        for k in ("net", "uts", "ipc", "mnt", "cgroup", "pid")]
+    assert not any(a.startswith("--cgroup") for a in ns.nsenter_args())  # an older node
+    ns.cgroup.touch()
+    assert f"--cgroup={ns.cgroup}" in ns.nsenter_args(pid=False)
+    # its root is the cgroup of the process that makes (or enters) it: join first
+    assert join_cgroup_argv([Path("/cg/memory/x/cgroup.procs")]) == [
+        "/bin/sh", "-c", 'echo $$ > /cg/memory/x/cgroup.procs; exec "$@"', "vhpc-node"]
+
+
+def _job_tree(root: Path) -> Path:
+    """A v1 memory hierarchy with a node cgroup and Slurm's job cgroups below it."""
+    node = root / "memory" / "vhpc-lab" / "n0"
+    step = node / "slurm_n0" / "uid_1000" / "job_7" / "step_0"
+    step.mkdir(parents=True)
+    (node / "cgroup.procs").write_text("10\n")
+    (step / "cgroup.procs").write_text("20\n21\n")
+    return node
+
+
+def test_v1_pids_include_the_job_cgroups(tmp_path: Path) -> None:
+    _job_tree(tmp_path)
+    assert CgroupV1(tmp_path).pids("vhpc-lab/n0") == [10, 20, 21]
+
+
+def test_v1_remove_goes_depth_first_through_job_cgroups(tmp_path: Path) -> None:
+    node = _job_tree(tmp_path)
+    for f in node.rglob("cgroup.procs"):  # cgroupfs dirs hold no real files
+        f.unlink()
+    CgroupV1(tmp_path).remove(node)
+    assert not node.exists()
+    assert (tmp_path / "memory" / "vhpc-lab").exists()  # the parent is the caller's
+
+
+def test_v1_procs_files_skip_a_hierarchy_the_node_was_not_made_in(tmp_path: Path) -> None:
+    for c in ("memory", "freezer"):
+        (tmp_path / c).mkdir()
+    (tmp_path / "memory" / "vhpc-lab" / "n0").mkdir(parents=True)
+    assert CgroupV1(tmp_path).procs_files("vhpc-lab/n0") == [
+        tmp_path / "memory" / "vhpc-lab" / "n0" / "cgroup.procs"]
+
+
+def test_v1_process_count_is_hierarchical(tmp_path: Path) -> None:
+    node = _job_tree(tmp_path)
+    pids = tmp_path / "pids" / "vhpc-lab" / "n0"
+    pids.mkdir(parents=True)
+    (pids / "pids.current").write_text("3\n")
+    assert read_v1({"memory": node, "pids": pids}).nprocs == 3
+    assert read_v1({"memory": node}).nprocs == 1  # no pids hierarchy: the node's own
