@@ -63,6 +63,7 @@ class NodeStatus(Model):
     oom_kills: int = 0
     cpu_seconds: float = 0.0
     slurm_state: str
+    gres: str = Field(default="", description="Slurm GRES of the node, e.g. gpu:a100:2")
     pids: list[int] = []
     services: list[Daemon] = []
     cpu_percent: float | None = Field(default=None,
@@ -147,6 +148,8 @@ class AddNodesRequest(Model):
     cpus: int | None = Field(default=None, ge=1, le=4096)
     cpuset: str | None = Field(default=None, max_length=256)
     features: list[str] = Field(default=[], max_length=64)
+    gpus: str = Field(default="", max_length=48,
+                      description="fake GPUs of each new node: 2 or a100:2 (default none)")
     wait: bool = Field(default=True, description="return once the nodes are idle in Slurm")
 
 

@@ -412,14 +412,16 @@ class Cluster:
 
     def add_node(self, name: str | None = None, *, memory: str | None = None,
                  cpus: int | None = None, cpuset: str | None = None,
-                 features: Sequence[str] = (), wait: bool = True) -> NodeInfo:
+                 features: Sequence[str] = (), wait: bool = True,
+                 gpus: str | int = "") -> NodeInfo:
         """Add a compute node to the running cluster; return its record once it is idle.
 
         ``name`` defaults to the next free ``computeN``; the options are those of
-        ``vhpc node add`` (``memory="250M"``, ``cpus=1``, ``cpuset="0"``, ``features=[...]``).
+        ``vhpc node add`` (``memory="250M"``, ``cpus=1``, ``cpuset="0"``, ``features=[...]``,
+        ``gpus="a100:2"``).
         """
         added = self.client.add_nodes([name] if name else [], 0, memory,
-                                      cpus, cpuset, list(features), wait)
+                                      cpus, cpuset, list(features), wait, gpus=str(gpus))
         if len(added) != 1:
             raise VhpcError(f"adding a node to cluster {self.name!r} returned "
                             f"{len(added)} records")

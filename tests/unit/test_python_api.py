@@ -164,7 +164,7 @@ class FakeClient:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def add_nodes(self, *args: Any) -> Any:
+    def add_nodes(self, *args: Any, **kwargs: Any) -> Any:
         self.calls.append(("add", *args))
         raise NoSuchNodeError("no node compute9", fix="'vhpc node ls' lists them")
 

@@ -42,6 +42,8 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 @click.option("--pids-max", type=int, default=None,
               help="Most tasks (processes and threads) a compute node may hold "
                    "[default: 1024].")
+@click.option("--gpus", default="", metavar="N|TYPE:N",
+              help="Fake GPUs per compute node, e.g. 2 or a100:2 (Slurm GRES gpu).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the status as JSON when up, with the API token.")
 @click.option("--listen", default=None, metavar="ADDR:PORT",
@@ -57,7 +59,7 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: str | None,
        subnet: str | None, overcommit: bool, partition: str, max_nodes: int | None,
        as_json: bool, listen: str | None, graphite: str | None, syslog: str | None,
-       sample_interval: float, pids_max: int | None) -> None:
+       sample_interval: float, pids_max: int | None, gpus: str) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
     from vhpc.web.listen import parse_listen
 
@@ -68,6 +70,7 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
     options = ClusterOptions(name=obj["cluster"], nodes=nodes, memory=memory, cpus=cpus,
                              cpuset=cpuset, subnet=subnet, overcommit=overcommit,
                              partition=partition, max_nodes=max_nodes, pids_max=pids_max,
+                             gpus=gpus,
                              extra=tuple((k, v) for k, v in extra.items() if v))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(),

@@ -26,8 +26,9 @@ def status_table(status: dict[str, Any], console: Console) -> None:
         f"dashboard {status['dashboard']}"
     )
     table = Table(box=None, header_style="bold")
-    for col in ("NODE", "ROLE", "IP", "CPUS", "MEM USED/LIMIT", "OOM", "SLURM", "PIDS",
-                "DAEMONS"):
+    with_gres = any(n.get("gres") for n in nodes)  # a GRES column only when a node has GPUs
+    for col in ("NODE", "ROLE", "IP", "CPUS", "MEM USED/LIMIT", "OOM", "SLURM",
+                *(("GRES",) if with_gres else ()), "PIDS", "DAEMONS"):
         table.add_column(col)
     for n in nodes:
         daemons = " ".join(
@@ -37,7 +38,8 @@ def status_table(status: dict[str, Any], console: Console) -> None:
         oom = str(n["oom_kills"]) if n["oom_kills"] == 0 else f"[red]{n['oom_kills']}[/]"
         table.add_row(n["name"], n["role"], n["ip"], n["cpuset"],
                       f"{mib(n['memory_usage'])}/{mib(n['memory_limit'])}", oom,
-                      n["slurm_state"], str(len(n["pids"])), daemons)
+                      n["slurm_state"], *((n.get("gres") or "-",) if with_gres else ()),
+                      str(len(n["pids"])), daemons)
     console.print(table)
     if status.get("jobs"):
         jobs = Table(box=None, header_style="bold")

@@ -41,7 +41,7 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
-from vhpc.services import dnsmasq, etcd, files, munge, slurm
+from vhpc.services import dnsmasq, etcd, files, gres, munge, slurm
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import job_limits_on, render_cgroup_conf
 from vhpc.services.slurm_client import SlurmClient, SlurmView
@@ -320,9 +320,18 @@ class Cluster:
 
     def start_computes(self, nodes: Iterable[NodeSpec]) -> None:
         """slurmd on each compute node (they register as dynamic nodes)."""
+        nodes = list(nodes)
+        self.write_gres_conf(nodes)
         for node in nodes:
             self.supervisor.start(slurm.slurmd(self.spec, self.paths, node),
                                   self.target(node.name))
+
+    def write_gres_conf(self, adding: list[NodeSpec]) -> None:
+        """gres.conf for the cluster's nodes and those being added, before their slurmd
+        starts (it reads its GPU devices there)."""
+        names = {n.name for n in adding}
+        nodes = [n for n in self.spec.nodes if n.name not in names] + adding
+        write_atomic(gres.gres_conf_file(self.paths), gres.render_gres_conf(nodes))
 
     def wait_idle(self, names: list[str], timeout: float) -> None:
         """Wait until every named node is idle in Slurm."""
@@ -402,6 +411,7 @@ class Cluster:
                 "cpu_seconds": round(stats.cpu_ns / 1e9, 3),
                 "slurm_state": slurm_states.get(node.name, "-" if node.role is not
                                                 NodeRole.COMPUTE else "unknown"),
+                "gres": gres.node_gres(node),
                 "pids": self.runtime.cgroup_pids(group),
                 "services": [d.to_dict() for d in daemons],
             })

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vhpc.cluster.ledger import Kind, Ledger
-from vhpc.runtime import Runtime
+from vhpc.runtime import Runtime, devices
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NODE_PATH, NodeTarget
 from vhpc.services import etcd
+from vhpc.spec import gpus
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -27,6 +28,8 @@ PRIVATE_DIRS = ("tmp", "var-tmp", "run")
 #: (the host's), so these names must differ from the host's for the mount to happen.
 SHM_SOURCE = "vhpc-shm"
 PROC_SOURCE = "vhpc-proc"
+DEVPTS_SOURCE = "vhpc-devpts"  # a GPU node's own /dev (private_dev_mounts)
+MQUEUE_SOURCE = "vhpc-mqueue"
 
 
 def cgroup_group(cluster: str, node: str) -> str:
@@ -65,6 +68,7 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int) -> list[Mount]
     private = paths.node_dir(node.name)
     mounts = [
         Mount("/proc", PROC_SOURCE, "proc", "nosuid,nodev,noexec"),
+        *private_dev_mounts(paths, node),
         Mount("/tmp", str(private / "tmp")),
         Mount("/var/tmp", str(private / "var-tmp")),
         Mount("/run", str(private / "run")),
@@ -78,6 +82,19 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int) -> list[Mount]
         Mount("/home", str(paths.home)),
     ]
     return mounts
+
+
+def private_dev_mounts(paths: ClusterPaths, node: NodeSpec) -> list[Mount]:
+    """A node with fake GPUs gets its own /dev (runtime/devices.py), with its own devpts
+    and message queues; before /dev/shm, which is mounted inside it. Others keep the host's."""
+    if node.gpus <= 0:
+        return []
+    return [
+        Mount("/dev", str(paths.node_dir(node.name) / "dev")),
+        Mount("/dev/pts", DEVPTS_SOURCE, "devpts", "newinstance,ptmxmode=0666,mode=0620,"
+              "nosuid,noexec"),
+        Mount("/dev/mqueue", MQUEUE_SOURCE, "mqueue", "nosuid,nodev,noexec"),
+    ]
 
 
 def prepare_private_dirs(paths: ClusterPaths, node: NodeSpec) -> None:
@@ -94,6 +111,9 @@ def prepare_private_dirs(paths: ClusterPaths, node: NodeSpec) -> None:
         inner.parent.mkdir(parents=True, exist_ok=True)
         inner.touch()
     (paths.slurm_spool / node.name).mkdir(parents=True, exist_ok=True)
+    if node.gpus > 0:
+        devices.make_dev_dir(base / "dev", devices.node_dev_entries(
+            gpus.device_names(node.gpus)))
 
 
 def node_target(spec: ClusterSpec, paths: ClusterPaths, node: str,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vhpc.services import slurmdbd
+from vhpc.services import gres, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, tracking_lines
 from vhpc.spec.model import ClusterSpec, NodeSpec
@@ -98,6 +98,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         *tracking_lines(spec, job_limits),
         f"JobAcctGatherType={slurmdbd.job_acct_gather(spec)}",
         "SelectType=select/cons_tres",
+        f"GresTypes={gres.GRES_TYPES}",  # fake GPUs (services/gres.py: gres.conf)
         f"SelectTypeParameters={select_type_parameters(job_limits)}",
         f"MpiDefault={mpi_default}",
         "ReturnToService=2",
@@ -135,6 +136,8 @@ def dynamic_node_conf(spec: ClusterSpec, node: NodeSpec) -> str:
     ]
     if node.features:
         parts.append(f"Feature={','.join(node.features)}")
+    if node.gpus > 0:
+        parts.append(f"Gres={gres.node_gres(node)}")
     return " ".join(parts)
 
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError, UserError
-from vhpc.spec import addressing, bounds, placement
+from vhpc.spec import addressing, bounds, gpus, placement
 from vhpc.spec.load import (
     COMPUTE_PREFIX,
     DEFAULT_NODE_MEMORY,
@@ -43,6 +43,7 @@ class AddRequest:
     cpus: int | None = None
     cpuset: str | None = None
     features: tuple[str, ...] = ()
+    gpus: str | int = ""  # fake GPUs of each new node: 2 or "a100:2" (`node add --gpus`)
 
 
 def next_names(spec: ClusterSpec, count: int) -> list[str]:
@@ -146,11 +147,13 @@ def plan_add(spec: ClusterSpec, request: AddRequest, facts: HostFacts) -> tuple[
     memory = _memory(spec, request)
     bounds.check_cpus(request.cpus)
     features = bounds.check_features(request.features)
+    gpu_count, gpu_type = gpus.parse_gpus(request.gpus)
     names = _names(spec, request, count)
     slots = addressing.free_compute_slots(spec.subnet, {n.slot for n in spec.nodes},
                                           len(names))
     cpusets = _cpusets(spec, request, facts, len(names))
-    added = tuple(NodeSpec(name, NodeRole.COMPUTE, slot, cpuset, memory, features)
+    added = tuple(NodeSpec(name, NodeRole.COMPUTE, slot, cpuset, memory, features,
+                           gpus=gpu_count, gpu_type=gpu_type)
                   for name, slot, cpuset in zip(names, slots, cpusets, strict=True))
     check_host_memory(spec.with_nodes(spec.nodes + added), facts)
     return added

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError
-from vhpc.spec import addressing, bounds, endpoints, ids, placement, users
+from vhpc.spec import addressing, bounds, endpoints, gpus, ids, placement, users
 from vhpc.spec.model import (
     DEFAULT_PIDS_MAX,
     MAX_PIDS_MAX,
@@ -68,6 +68,7 @@ class ClusterOptions:
     pids_max: int | None = None  # pids.max of each compute node (None: DEFAULT_PIDS_MAX)
     users: tuple[str, ...] = ()  # extra cluster users, "name:account" each (`up --users`)
     accounting: bool = True  # MariaDB + slurmdbd in a `db` node (`up --no-accounting`: False)
+    gpus: str | int = ""  # fake GPUs of every compute node: 2 or "a100:2" (`up --gpus`)
 
 
 def check_cluster_name(name: str) -> None:
@@ -159,6 +160,7 @@ def check_options(options: ClusterOptions,
     bounds.check_partition(options.partition)
     users.parse_users(options.users)
     bounds.check_features(options.features)
+    gpus.parse_gpus(options.gpus)
     if options.pids_max is not None:
         bounds.check_int(options.pids_max, "--pids-max", MIN_PIDS_MAX, MAX_PIDS_MAX,
                          "tasks, threads included, a node may hold")
@@ -201,9 +203,10 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
     if options.accounting:
         services += (NodeSpec(DB_NAME, NodeRole.DB, addressing.DB_SLOT, online, DB_MEMORY),)
     features = bounds.check_features(options.features)
+    gpu_count, gpu_type = gpus.parse_gpus(options.gpus)
     computes = tuple(
         NodeSpec(f"{COMPUTE_PREFIX}{i}", NodeRole.COMPUTE, addressing.FIRST_COMPUTE_SLOT + i,
-                 cpusets[i], memory, features)
+                 cpusets[i], memory, features, gpus=gpu_count, gpu_type=gpu_type)
         for i in range(options.nodes)
     )
     capacity = min(addressing.compute_capacity(subnet), bounds.MAX_COMPUTE_NODES)

@@ -1,0 +1,49 @@
+"""Slurm GRES for fake GPUs: gres.conf rendered from the spec (pure, tested as text).
+
+Compute nodes are dynamic (`slurmd -Z`), so no node is in slurm.conf: each GPU node
+registers its count with `--conf "... Gres=gpu:a100:2"` (services/slurm.py) and finds its
+devices in gres.conf, one `NodeName=` line per GPU node (slurmd reads only its own
+line). `AutoDetect=off`: there is no NVML to ask. The devices are in the node's own /dev
+(cluster/node.py), where slurmd checks that each `File=` exists when it starts.
+
+The file lives next to slurm.conf (Slurm reads it from there) in the directory every
+node mounts, so a rewrite for nodes added at run time reaches every node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from vhpc.spec import gpus
+from vhpc.spec.model import NodeRole, NodeSpec
+from vhpc.spec.paths import ClusterPaths
+
+#: The GRES types slurm.conf declares (`GresTypes=`).
+GRES_TYPES = "gpu"
+
+
+def gres_conf_file(paths: ClusterPaths) -> Path:
+    """gres.conf, next to slurm.conf."""
+    return paths.slurm_etc / "gres.conf"
+
+
+def render_gres_conf(nodes: Iterable[NodeSpec]) -> str:
+    """gres.conf for these nodes: one line per compute node with GPUs, in name order."""
+    lines = [
+        "# gres.conf written by vhpc: fake GPUs, character devices with /dev/null's",
+        "# numbers in each GPU node's own /dev (nothing is behind them)",
+        "AutoDetect=off",
+    ]
+    for node in sorted(nodes, key=lambda n: n.name):
+        if node.role is not NodeRole.COMPUTE or node.gpus <= 0:
+            continue
+        kind = f" Type={node.gpu_type}" if node.gpu_type else ""
+        lines.append(f"NodeName={node.name} Name=gpu{kind} "
+                     f"File={gpus.device_files(node.gpus)}")
+    return "\n".join(lines) + "\n"
+
+
+def node_gres(node: NodeSpec) -> str:
+    """The node's GRES as Slurm writes it (gpu:a100:2), or "" without GPUs."""
+    return gpus.gres(node.gpus, node.gpu_type)
