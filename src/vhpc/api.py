@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from vhpc.errors import ClusterStateError, ServiceUnavailableError
 from vhpc.models import (
     AddNodesRequest,
+    AddUserRequest,
     Event,
     Health,
     Job,
@@ -25,6 +26,8 @@ from vhpc.models import (
     Phase,
     Progress,
     Status,
+    UserInfo,
+    UserList,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +85,14 @@ class ManagerAPI(Protocol):
 
     def down(self) -> list[str]:
         """Tear the cluster down; leftovers."""
+        ...
+
+    def users(self) -> UserList:
+        """The cluster's users (the default one first) and whether accounting is on."""
+        ...
+
+    def add_user(self, request: AddUserRequest) -> UserInfo:
+        """Add a cluster user (passwd, home, Slurm association) at run time."""
         ...
 
     def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:
@@ -200,6 +211,29 @@ class ClusterAPI:
         observer, self.observer = self.observer, None
         if observer is not None:
             observer.stop()
+
+    # -- users (cluster/user_admin.py) ------------------------------------------------
+    def users(self) -> UserList:
+        """The cluster's users (the default one first) and whether accounting is on."""
+        from vhpc.cluster.user_admin import all_users
+        from vhpc.services.slurmdbd import db_node
+
+        spec, home = self.cluster.spec, self.cluster.paths.home
+        return UserList(users=[UserInfo(name=u.name, account=u.account, uid=u.uid,
+                                        home=str(home / u.name), default=u.name == spec.user)
+                               for u in all_users(spec)],
+                        accounting=db_node(spec) is not None)
+
+    def add_user(self, request: AddUserRequest) -> UserInfo:
+        """Add a cluster user (passwd, home, Slurm association) at run time."""
+        from vhpc.cluster.user_admin import add_user
+
+        if self.phase is not Phase.READY:
+            raise ClusterStateError(f"cluster {self.name!r} is {self.phase.value}: "
+                                    "users can be added once it is ready")
+        user = add_user(self.cluster, request.name, request.account, request.new_account)
+        return UserInfo(name=user.name, account=user.account, uid=user.uid,
+                        home=str(self.cluster.paths.home / user.name))
 
     # -- nodes at run time (cluster/inventory.py) -------------------------------------
     def _inventory(self) -> Inventory:

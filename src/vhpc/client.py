@@ -23,6 +23,7 @@ from vhpc.models import (
     API_PREFIX,
     AddNodesRequest,
     AddNodesResult,
+    AddUserRequest,
     DownResult,
     ErrorBody,
     Event,
@@ -37,6 +38,8 @@ from vhpc.models import (
     NodeList,
     RemoveNodesResult,
     Status,
+    UserInfo,
+    UserList,
 )
 from vhpc.spec.paths import ClusterPaths
 
@@ -159,6 +162,18 @@ class ManagerClient:
             features=features or [], wait=wait, gpus=gpus)
         return self.call(AddNodesResult, "POST", "/nodes", content=body.model_dump_json(),
                          headers={"content-type": "application/json"}, timeout=600.0).added
+
+    def users(self) -> UserList:
+        """The cluster's users and whether accounting is on."""
+        return self.call(UserList, "GET", "/users")
+
+    def add_user(self, name: str, account: str = "default",
+                 new_account: bool = False) -> UserInfo:
+        """Add a cluster user at run time (checked by the manager)."""
+        body = AddUserRequest.model_construct(name=name, account=account,
+                                              new_account=new_account)
+        return self.call(UserInfo, "POST", "/users", content=body.model_dump_json(),
+                         headers={"content-type": "application/json"}, timeout=120.0)
 
     def remove_nodes(self, names: list[str], drain: bool = False) -> list[str]:
         """Remove compute nodes (waiting for their jobs with `drain`); returns leftovers."""

@@ -368,11 +368,16 @@ def login_of(spec: ClusterSpec, user: str | None) -> UserLogin | None:
     """The login of `user` inside the cluster (None = root)."""
     if user in (None, "root"):
         return None
-    if user != spec.user:
-        raise UserError(f"unknown user {user!r}: the cluster's user is {spec.user!r} "
-                        "(or omit --user for root)")
-    home = str(ClusterPaths.of(spec.name).home / spec.user)
-    return UserLogin(spec.user, spec.user_uid, spec.user_uid, home)
+    homes = ClusterPaths.of(spec.name).home
+    if user == spec.user:
+        return UserLogin(spec.user, spec.user_uid, spec.user_uid, str(homes / spec.user))
+    other = next((u for u in spec.users if u.name == user), None)
+    if other is None:
+        known = ", ".join([spec.user, *(u.name for u in spec.users)])
+        raise UserError(f"unknown user {user!r}: the cluster's users are {known} "
+                        "(or omit --user for root)",
+                        fix=f"add one with 'vhpc -c {spec.name} user add NAME --account A'")
+    return UserLogin(other.name, other.uid, other.uid, str(homes / other.name))
 
 
 def exec_argv(name: str, node: str, command: list[str], user: str | None) -> list[str]:

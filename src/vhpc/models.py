@@ -242,3 +242,28 @@ class ErrorBody(Model):
     """The body of every error response (4xx and 5xx)."""
 
     error: ErrorDetail
+
+class UserInfo(Model):
+    """A cluster user: login name, Slurm account, uid (= gid), home in the shared /home."""
+
+    name: str
+    account: str
+    uid: int
+    home: str
+    default: bool = Field(default=False, description="the cluster's default user (cluser)")
+
+
+class UserList(Model):
+    """GET /api/v1/users: the cluster's users and whether accounting (slurmdbd) is on."""
+
+    users: list[UserInfo]
+    accounting: bool
+
+
+class AddUserRequest(Model):
+    """POST /api/v1/users: a user to add at run time, in an existing Slurm account (or a
+    new one, with `new_account`)."""
+
+    name: str = Field(min_length=1, max_length=32)
+    account: str = Field(default="default", min_length=1, max_length=32)
+    new_account: bool = False

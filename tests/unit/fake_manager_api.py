@@ -12,6 +12,7 @@ from vhpc.client import ManagerClient
 from vhpc.errors import BootError, ClusterStateError
 from vhpc.models import (
     AddNodesRequest,
+    AddUserRequest,
     Event,
     Health,
     Job,
@@ -22,6 +23,8 @@ from vhpc.models import (
     Phase,
     Progress,
     Status,
+    UserInfo,
+    UserList,
 )
 from vhpc.spec.grow import NodeExistsError, NoSuchNodeError
 from vhpc.web.app import create_app
@@ -121,6 +124,15 @@ class FakeManagerAPI:
         self.phase = Phase.STOPPING
         self.stopped = True
         return []
+
+    def users(self) -> UserList:
+        return UserList(users=[UserInfo(name="cluser", account="default", uid=2000,
+                                        home="/home/cluser", default=True)], accounting=True)
+
+    def add_user(self, request: AddUserRequest) -> UserInfo:
+        self.calls.append(("add_user", request.name, request.account))
+        return UserInfo(name=request.name, account=request.account, uid=2001,
+                        home=f"/home/{request.name}")
 
     def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:
         self.calls.append(("metrics", metric, since, node))

@@ -14,6 +14,7 @@ from vhpc.cli.errors import run_cli
 from vhpc.cli.output import err_console, out_console, plain, print_json, say, waiting
 from vhpc.cli.render import status_table
 from vhpc.errors import ClusterStateError
+from vhpc.services import host_clients
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
@@ -44,6 +45,11 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
                    "[default: 1024].")
 @click.option("--gpus", default="", metavar="N|TYPE:N",
               help="Fake GPUs per compute node, e.g. 2 or a100:2 (Slurm GRES gpu).")
+@click.option("--users", default="", metavar="NAME:ACCOUNT,...",
+              help="Cluster users besides cluser and their Slurm accounts, "
+                   "e.g. alice:physics,bob:chem.")
+@click.option("--no-accounting", is_flag=True,
+              help="No db node (MariaDB + slurmdbd): no sacct, sreport, fair share.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the status as JSON when up, with the API token.")
 @click.option("--listen", default=None, metavar="ADDR:PORT",
@@ -59,7 +65,8 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: str | None,
        subnet: str | None, overcommit: bool, partition: str, max_nodes: int | None,
        as_json: bool, listen: str | None, graphite: str | None, syslog: str | None,
-       sample_interval: float, pids_max: int | None, gpus: str) -> None:
+       sample_interval: float, pids_max: int | None, gpus: str, users: str,
+       no_accounting: bool) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
     from vhpc.web.listen import parse_listen
 
@@ -70,7 +77,8 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
     options = ClusterOptions(name=obj["cluster"], nodes=nodes, memory=memory, cpus=cpus,
                              cpuset=cpuset, subnet=subnet, overcommit=overcommit,
                              partition=partition, max_nodes=max_nodes, pids_max=pids_max,
-                             gpus=gpus,
+                             gpus=gpus, users=(users,) if users else (),
+                             accounting=not no_accounting,
                              extra=tuple((k, v) for k, v in extra.items() if v))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(),
@@ -179,6 +187,8 @@ def env(obj: dict[str, str]) -> None:
     paths = ClusterPaths.of(spec.name)
     click.echo(f"export SLURM_CONF={paths.slurm_conf}")
     click.echo(f"export VHPC_CLUSTER={spec.name}")
+    if host_clients.wrapper_dir(paths).is_dir():  # squeue & co. name the cluster's users
+        click.echo(host_clients.render_path_export(paths))
     click.echo(f"# then: sinfo; sbatch --chdir {paths.home / spec.user} job.sh")
 
 
@@ -228,9 +238,11 @@ from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
 from vhpc.cli.completion import completion_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
 from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
+from vhpc.cli.user_cmds import user_group  # noqa: E402
 
 for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_cmd):
     cli.add_command(command)
+cli.add_command(user_group)
 
 
 def read_token(cluster: str, strict: bool = False) -> str:

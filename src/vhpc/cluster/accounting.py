@@ -9,6 +9,7 @@ so the records must exist first. The steps are serial by nature: ~1 s of the boo
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from vhpc.cluster import privacy
 from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.errors import BootError, UserError
-from vhpc.services import files, mariadb, slurmdbd
+from vhpc.services import files, host_clients, mariadb, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.model import ClusterSpec, UserSpec
@@ -33,7 +34,9 @@ WAITED = frozenset({"mariadbd", "slurmdbd"})
 
 
 def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
-    """my.cnf, slurmdbd.conf (0600, root) and the datadir copied from the template."""
+    """The host-side client wrappers; my.cnf, slurmdbd.conf (0600, root) and the datadir
+    copied from the template."""
+    write_host_clients(paths)
     node = slurmdbd.db_node(spec)
     if node is None:
         return
@@ -46,6 +49,22 @@ def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
     os.chown(slurmdbd.conf_file(paths), 0, 0)
     mariadb.copy_template(mariadb.ensure_template(mariadb.server_version()), data)
     mariadb.host_socket(paths, node.name).parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_host_clients(paths: ClusterPaths) -> None:
+    """Wrappers of the host's Slurm viewers that name the cluster's users (if nss_wrapper
+    is installed; services/host_clients.py)."""
+    library = host_clients.find_library()
+    if library is None:
+        return
+    out = host_clients.wrapper_dir(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o755)
+    for program in host_clients.WRAPPED:
+        real = shutil.which(program, path="/usr/local/bin:/usr/bin:/bin")
+        if real is not None:
+            write_atomic(out / program,
+                         host_clients.render_wrapper(program, real, library, paths), 0o755)
 
 
 def make_home(home: Path, uid: int) -> None:

@@ -34,6 +34,7 @@ from vhpc.web.auth import MAX_BODY, Guard
 from vhpc.web.errors import install_error_handlers
 from vhpc.web.listen import TcpAccess
 from vhpc.web.observe_routes import MAX_AGE, add_observe_routes
+from vhpc.web.user_routes import add_user_routes
 
 STATIC = Path(__file__).parent / "static"
 NodeName = Annotated[str, Query(min_length=1, max_length=64)]
@@ -100,6 +101,7 @@ def create_app(api: ManagerAPI, access: TcpAccess, on_down: Callable[[], None],
         return NodeActionResult(name=name, action="start")
 
     add_observe_routes(app, api)
+    add_user_routes(app, api)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Any:
