@@ -198,3 +198,10 @@ def test_nvidia_smi_in_a_job_without_gpus_lists_none(tmp_path: Path) -> None:
     assert code == nvidia_smi.EXIT_NO_DEVICES and "No devices were found" in text
     code, text = _smi(["-L"], {"SLURM_JOB_ID": "7", "SLURM_STEP_GPUS": "0"}, tmp_path)
     assert code == 0 and text.startswith("GPU 0: ")
+
+
+def test_simulated_gpu_uuids_differ_by_node_index_and_cluster() -> None:
+    uuids = {nvidia_smi.make_gpu(i, "", host, cluster).uuid
+             for i in (0, 1) for host in ("a", "b") for cluster in ("x", "y")}
+    assert len(uuids) == 8
+    assert nvidia_smi.make_gpu(0, "", "a", "x") == nvidia_smi.make_gpu(0, "", "a", "x")

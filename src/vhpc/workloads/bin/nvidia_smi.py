@@ -72,9 +72,9 @@ def gpu_type(host: str, gres_conf: Path) -> str:
     return ""
 
 
-def make_gpu(index: int, kind: str, host: str) -> Gpu:
-    """The simulated GPU `index` of `host` (its UUID is stable for a node name)."""
-    digest = hashlib.sha1(f"vhpc:{host}:{index}".encode()).hexdigest()
+def make_gpu(index: int, kind: str, host: str, cluster: str = "") -> Gpu:
+    """The simulated GPU `index` of `host` (its UUID is stable for a cluster and node)."""
+    digest = hashlib.sha1(f"vhpc:{cluster}:{host}:{index}".encode()).hexdigest()
     uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
     model = f"NVIDIA {kind.upper()}" if kind else "Simulated GPU"
     return Gpu(index, f"{model} ({SIMULATED})", uuid, f"00000000:{index + 1:02X}:00.0",
@@ -86,7 +86,8 @@ def gpus_of(env: dict[str, str], dev: Path = Path("/dev")) -> list[Gpu]:
     host = env.get("SLURMD_NODENAME") or socket.gethostname()
     conf_dir = Path(env["SLURM_CONF"]).parent if env.get("SLURM_CONF") else Path("/etc/slurm")
     kind = gpu_type(host, conf_dir / "gres.conf")
-    return [make_gpu(i, kind, host) for i in visible_indexes(env, dev)]
+    cluster = env.get("SLURM_CLUSTER_NAME", "")
+    return [make_gpu(i, kind, host, cluster) for i in visible_indexes(env, dev)]
 
 
 def render_list(gpus: list[Gpu]) -> str:
