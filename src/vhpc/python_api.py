@@ -26,14 +26,14 @@ import shlex
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
 from vhpc import control
 from vhpc.client import ManagerClient
 from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
-from vhpc.models import Event, LogLine, MetricSeries, NodeInfo, Status
+from vhpc.models import Event, LogLine, MetricSeries, NodeInfo, Status, UserInfo
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.load import CONTROLLER_NAME, DEFAULT_NODE_MEMORY, ClusterOptions
@@ -170,6 +170,7 @@ class Cluster:
                  cpuset: str | None = None, subnet: str | None = None,
                  overcommit: bool = False, partition: str = "vhpc",
                  max_nodes: int | None = None, options: ClusterOptions | None = None,
+                 users: Sequence[str] = (), accounting: bool = True,
                  boot_timeout: float = 600.0,
                  progress: control.ProgressFn | None = None) -> None:
         """Describe a cluster; ``options`` (a full ClusterOptions) overrides the keywords.
@@ -181,6 +182,9 @@ class Cluster:
             name=name or default_name(), nodes=nodes, memory=memory, cpus=cpus,
             cpuset=cpuset, subnet=subnet, overcommit=overcommit, partition=partition,
             max_nodes=max_nodes)
+        if users or not accounting:  # `up --users alice:physics`, `up --no-accounting`
+            self.options = replace(self.options, users=tuple(users) or self.options.users,
+                                   accounting=accounting and self.options.accounting)
         self.boot_timeout = boot_timeout
         self.progress = progress
         self.owned = False  # True once this object booted the cluster (it tears it down)
@@ -366,15 +370,25 @@ class Cluster:
     def _write_job_script(self, text: str, user: str) -> Path:
         login = control.login_of(self.spec, user)
         uid, gid = (login.uid, login.gid) if login else (0, 0)
-        jobs = self.home / ".vhpc-jobs"
+        owner = login.uid if login else self.spec.user_uid
+        jobs = (Path(login.home) if login else self.home) / ".vhpc-jobs"  # the user's home
         if not jobs.exists():
             jobs.mkdir(mode=0o755)
-            os.chown(jobs, self.spec.user_uid, self.spec.user_uid)
+            os.chown(jobs, owner, owner)
         path = jobs / f"job-{int(time.time())}-{os.getpid()}-{next(_counter)}.sh"
         path.write_text(text)
         os.chown(path, uid, gid)
         path.chmod(0o755)
         return path
+
+    def users(self) -> list[UserInfo]:
+        """The cluster's users (the default one first), their accounts, uids and homes."""
+        return self.client.users().users
+
+    def add_user(self, name: str, account: str = "default",
+                 new_account: bool = False) -> UserInfo:
+        """Add a cluster user in a Slurm account (``new_account``: make the account)."""
+        return self.client.add_user(name, account, new_account)
 
     def job(self, job: int) -> dict[str, str]:
         """``scontrol show job`` of one job as a dict (JobState, ExitCode, NodeList...)."""

@@ -5,6 +5,7 @@ the shared /home, and the user's association in slurmdbd.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,9 +47,16 @@ def add_user(cluster: Cluster, name: str, account: str, new_account: bool = Fals
                                           Path("/etc/group").read_text())
         taken = {u.uid for u in all_users(spec)}
         (user,) = users_mod.assign_users([(name, account)], spec.cluster_id, host_ids, taken)
-        accounting.add_users(spec, cluster.slurm, [user])  # refused there: nothing made
         new = replace(spec, users=(*spec.users, user))
+        # passwd first: slurmctld resolves the user's uid when slurmdbd sends it the new
+        # association, and an association whose user it cannot resolve never matches
         write_user_files(cluster, new)
+        try:
+            accounting.add_users(spec, cluster.slurm, [user])
+        except BaseException:
+            write_user_files(cluster, spec)  # as it was: nothing half-made
+            shutil.rmtree(cluster.paths.home / user.name, ignore_errors=True)
+            raise
         cluster.set_spec(new)
     cluster.events.emit("user_added", f"user {name} added (account {account}, uid {user.uid})")
     return user

@@ -66,6 +66,7 @@ aria_pagecache_buffer_size=1M
 max_connections=32
 table_open_cache=256
 innodb_lock_wait_timeout=900
+log_warnings=1
 """
 
 
