@@ -111,6 +111,18 @@ def test_cpus_per_task_pins_the_job(cluster: str) -> None:
     assert two.stdout.split()[-1] in ("0-1", "0,1"), two.stdout
 
 
+def test_a_node_pinned_to_a_later_host_cpu_binds_its_jobs_there(cluster: str) -> None:
+    # Slurm maps a node's CPU i to the i-th CPU it finds: without the node's own topology a
+    # node pinned to host CPU 1 bound its jobs to CPU 0, and its cpuset refused them
+    vhpc("-c", NAME, "node", "add", "compute9", "--cpuset", "1", "--memory", "200M",
+         timeout=180)
+    out = vhpc("-c", NAME, "exec", "slurm", "--user", "cluser", "--", "srun", "-w",
+               "compute9", "-c1", "grep", "Cpus_allowed_list", "/proc/self/status",
+               check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "1"
+
+
 def test_the_node_counts_its_jobs_memory_and_down_removes_job_cgroups(cluster: str) -> None:
     hold = "b = b'x' * (40 << 20); import time; time.sleep(600)"
     job = sbatch("--mem=80M", "--wrap", f"python3 -c \"{hold}\"")

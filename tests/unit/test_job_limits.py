@@ -14,7 +14,7 @@ from vhpc.spec.sizes import MIB
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = HostFacts(online_cpus=(0, 1), mem_total=24 * 1024 * MIB)
-SPEC = build_spec(ClusterOptions(name="lab", nodes=2), HOST)
+SPEC = build_spec(ClusterOptions(name="lab", nodes=2, memory="125M"), HOST)
 PATHS = ClusterPaths(Path("/var/lib/vhpc/lab"))
 
 
@@ -110,3 +110,27 @@ def test_v1_process_count_is_hierarchical(tmp_path: Path) -> None:
     (pids / "pids.current").write_text("3\n")
     assert read_v1({"memory": node, "pids": pids}).nprocs == 3
     assert read_v1({"memory": node}).nprocs == 1  # no pids hierarchy: the node's own
+
+
+def _pus(xml: str) -> list[tuple[str, str]]:
+    """(os_index, cpuset) of every PU, in document order."""
+    import re
+
+    return re.findall(r'type="PU" os_index="(\d+)" cpuset="([^"]+)"', xml)
+
+
+def test_topology_puts_the_nodes_cpus_first_with_every_os_index_below_the_count() -> None:
+    # hwloc orders PUs by cpuset; Slurm maps abstract CPU i to the i-th PU's OS index
+    assert _pus(slurm_cgroup.render_topology((3, 5), 1 << 30)) == [
+        ("3", "0x00000001"), ("5", "0x00000002"), ("0", "0x00000004"), ("1", "0x00000008"),
+        ("2", "0x00000010"), ("4", "0x00000020")]
+    assert _pus(slurm_cgroup.render_topology((0,), 1 << 30)) == [("0", "0x00000001")]
+    many = slurm_cgroup.render_topology((40,), 1 << 30)
+    assert 'cpuset="0x000001ff,0xffffffff"' in many  # 41 PUs: two 32-bit words
+    assert _pus(many)[0] == ("40", "0x00000001")
+
+
+def test_slurmd_reads_its_nodes_topology() -> None:
+    daemon = slurm.slurmd(SPEC, PATHS, SPEC.computes[0])
+    assert daemon.env["HWLOC_XMLFILE"] == str(
+        PATHS.slurm_spool / SPEC.computes[0].name / "vhpc-topology.xml")

@@ -43,7 +43,12 @@ from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
 from vhpc.services import dnsmasq, etcd, files, gres, munge, slurm
 from vhpc.services.base import DaemonSpec
-from vhpc.services.slurm_cgroup import job_limits_on, render_cgroup_conf
+from vhpc.services.slurm_cgroup import (
+    job_limits_on,
+    render_cgroup_conf,
+    render_topology,
+    topology_file,
+)
 from vhpc.services.slurm_client import SlurmClient, SlurmView
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
@@ -219,6 +224,9 @@ class Cluster:
                 self.runtime.create_cgroup(group, format_cpulist(node.cpuset), node.memory,
                                            self.spec.pids_max_of(node))
             nodes_mod.prepare_private_dirs(self.paths, node)
+            if node.role is NodeRole.COMPUTE:  # its slurmd's CPUs (services/slurm_cgroup.py)
+                write_atomic(topology_file(self.paths, node.name),
+                             render_topology(node.cpuset, node.memory))
             ns = NsPaths.under(self.paths.ns_dir, node.name)
             for path in ns.all():
                 self.ledger.add(Kind.NAMESPACE, path, node.name)

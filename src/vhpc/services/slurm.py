@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vhpc.services import gres, slurmdbd
 from vhpc.services.base import DaemonSpec
-from vhpc.services.slurm_cgroup import select_type_parameters, tracking_lines
+from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
@@ -160,4 +160,4 @@ def slurmd(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> DaemonSpec
     argv = ("slurmd", "-D", "-f", str(paths.slurm_conf), "-N", node.name,
             "-Z", "--conf", dynamic_node_conf(spec, node))
     return DaemonSpec("slurmd", node.name, argv, console_log(paths, "slurmd", node.name),
-                      {"SLURM_CONF": str(paths.slurm_conf)})
+                      {"SLURM_CONF": str(paths.slurm_conf), **slurmd_env(paths, node.name)})

@@ -10,7 +10,11 @@ Without them (cgroup v2 hosts, see docs/architecture.md) Slurm tracks jobs by /p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 from vhpc.spec.model import ClusterSpec
+from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
 
 #: The cgroup version whose hierarchies vhpc mounts into nodes for Slurm. On v2 the node
@@ -71,3 +75,58 @@ def render_cgroup_conf() -> str:
         "ConstrainSwapSpace=no",
         "ConstrainDevices=no",
     ]) + "\n"
+
+
+def topology_file(paths: ClusterPaths, node: str) -> Path:
+    """The hwloc topology a node's slurmd reads (HWLOC_XMLFILE): its CPUs first."""
+    return paths.slurm_spool / node / "vhpc-topology.xml"
+
+
+def slurmd_env(paths: ClusterPaths, node: str) -> dict[str, str]:
+    """slurmd's environment for its node's topology (slurmstepd inherits it)."""
+    return {"HWLOC_XMLFILE": str(topology_file(paths, node))}
+
+
+def render_topology(cpus: tuple[int, ...], memory: int) -> str:
+    """An hwloc XML machine whose first PUs are the node's CPUs, in order.
+
+    Slurm 22.05 (slurmd's xcpuinfo) maps a node's abstract CPU i to the OS index of the
+    i-th PU in hwloc's order, and keeps the identity for PUs whose OS index is not below
+    the PU count: a node pinned to host CPU 1 would bind its jobs to CPU 0, which its
+    cpuset refuses. Here PU i has cpuset bit i (hwloc orders by cpuset) and the OS index
+    of the node's i-th CPU; the host's other CPUs below the highest follow, so every OS
+    index is below the PU count. Only task/cgroup's core binding reads it.
+    """
+    order = [*cpus, *(c for c in range(max(cpus, default=0) + 1) if c not in cpus)]
+    every = _mask(range(len(order)))
+    one = _mask([0])
+    sets = f'nodeset="{one}" complete_nodeset="{one}"'
+    cores = "".join(
+        f'      <object type="Core" os_index="{os_index}" cpuset="{_mask([i])}" '
+        f'complete_cpuset="{_mask([i])}" {sets}>\n'
+        f'        <object type="PU" os_index="{os_index}" cpuset="{_mask([i])}" '
+        f'complete_cpuset="{_mask([i])}" {sets}/>\n'
+        "      </object>\n"
+        for i, os_index in enumerate(order))
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE topology SYSTEM "hwloc2.dtd">\n'
+        '<topology version="2.0">\n'
+        f'  <object type="Machine" os_index="0" cpuset="{every}" complete_cpuset="{every}" '
+        f'allowed_cpuset="{every}" {sets} allowed_nodeset="{one}">\n'
+        f'    <object type="Package" os_index="0" cpuset="{every}" '
+        f'complete_cpuset="{every}" {sets}>\n'
+        f'      <object type="NUMANode" os_index="0" cpuset="{every}" '
+        f'complete_cpuset="{every}" {sets} local_memory="{memory}"/>\n'
+        f"{cores}"
+        "    </object>\n"
+        "  </object>\n"
+        "</topology>\n"
+    )
+
+
+def _mask(bits: Iterable[int]) -> str:
+    """An hwloc bitmap: 32-bit words in hex, most significant first, comma-separated."""
+    value = sum(1 << b for b in set(bits))
+    words = [(value >> shift) & 0xFFFFFFFF for shift in range(0, max(value.bit_length(), 1), 32)]
+    return ",".join(f"0x{w:08x}" for w in reversed(words))
