@@ -7,13 +7,15 @@ only the GPUs decide whether a third one runs.
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import STATE_ROOT, leftovers, status, vhpc
+from tests.integration.helpers import STATE_ROOT, VHPC, leftovers, status, vhpc
 
 pytestmark = pytest.mark.privileged
 NAME = "hhgpu"
@@ -149,3 +151,21 @@ def test_each_node_sees_only_its_own_devices(cluster: str) -> None:
                ).strip() == "1"
     mounts = run("compute0", "cat", "/proc/self/mounts", user=False)
     assert " /dev/pts devpts " in mounts and " /dev/shm tmpfs " in mounts
+    assert " /dev/mqueue mqueue " in mounts
+
+
+def in_a_terminal(*args: str) -> str:
+    """`vhpc ARGS` with a terminal on stdin/stdout (util-linux `script` makes one)."""
+    command = " ".join(shlex.quote(a) for a in [*VHPC, *args])
+    return subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL).stdout
+
+
+def test_terminals_work_in_a_gpu_node(cluster: str) -> None:
+    # the terminal vhpc exec passes in has its name in the node's /dev/pts (the host's)
+    assert in_a_terminal("-c", cluster, "exec", "compute0", "--", "tty").startswith(
+        "/dev/pts/")
+    # and a job step gets a new pseudo-terminal (the cluster user opens /dev/ptmx)
+    out = in_a_terminal("-c", cluster, "exec", "slurm", "--user", "cluser", "--", "srun",
+                        "-p", PARTITION, "-w", "compute0", "--pty", "tty")
+    assert out.strip().startswith("/dev/pts/"), out

@@ -28,8 +28,7 @@ PRIVATE_DIRS = ("tmp", "var-tmp", "run")
 #: (the host's), so these names must differ from the host's for the mount to happen.
 SHM_SOURCE = "vhpc-shm"
 PROC_SOURCE = "vhpc-proc"
-DEVPTS_SOURCE = "vhpc-devpts"  # a GPU node's own /dev (private_dev_mounts)
-MQUEUE_SOURCE = "vhpc-mqueue"
+MQUEUE_SOURCE = "vhpc-mqueue"  # a GPU node's own /dev (private_dev_mounts)
 
 
 def cgroup_group(cluster: str, node: str) -> str:
@@ -85,14 +84,18 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int) -> list[Mount]
 
 
 def private_dev_mounts(paths: ClusterPaths, node: NodeSpec) -> list[Mount]:
-    """A node with fake GPUs gets its own /dev (runtime/devices.py), with its own devpts
-    and message queues; before /dev/shm, which is mounted inside it. Others keep the host's."""
+    """A node with fake GPUs gets its own /dev (runtime/devices.py) and message queues;
+    before /dev/shm, which is mounted inside it. Others keep the host's /dev.
+
+    Its /dev/pts is the host's, as in every node (so the terminal `vhpc exec` passes in
+    has its name there): bound into the directory first, then carried over /dev by rbind.
+    """
     if node.gpus <= 0:
         return []
+    dev = paths.node_dir(node.name) / "dev"
     return [
-        Mount("/dev", str(paths.node_dir(node.name) / "dev")),
-        Mount("/dev/pts", DEVPTS_SOURCE, "devpts", "newinstance,ptmxmode=0666,mode=0620,"
-              "nosuid,noexec"),
+        Mount(str(dev / "pts"), "/dev/pts"),
+        Mount("/dev", str(dev), "none", "rbind"),
         Mount("/dev/mqueue", MQUEUE_SOURCE, "mqueue", "nosuid,nodev,noexec"),
     ]
 

@@ -2,8 +2,8 @@
 
 Given to nodes with fake GPUs (their `nvidia0`.. must exist in /dev for slurmd, and no
 other node or the host may see them). It holds what programs expect of /dev (null, zero,
-full, random, urandom, tty, the fd symlinks, ptmx pointing to the node's own devpts) and
-the GPU devices: character devices with /dev/null's numbers, as GPU emulators do (open,
+full, random, urandom, tty, ptmx, the fd symlinks, mount points for pts, shm and mqueue)
+and the GPU devices: character devices with /dev/null's numbers, as GPU emulators do (open,
 read and write work; nothing is behind them). The standard devices have the numbers
 Linux fixes for them (Documentation/admin-guide/devices.txt).
 """
@@ -19,13 +19,14 @@ from pathlib import Path
 NULL_DEVICE = (1, 3)
 STANDARD_DEVICES: dict[str, tuple[int, int]] = {
     "null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
-    "tty": (5, 0),
+    "tty": (5, 0), "ptmx": (5, 2),
 }
 STANDARD_LINKS = {
     "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-    "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx",
+    "stderr": "/proc/self/fd/2",
 }
-#: Mount points inside /dev: the node's devpts, /dev/shm and POSIX message queues.
+#: Mount points inside /dev: the host's devpts (ptmx opens its `pts` sibling), the node's
+#: /dev/shm and POSIX message queues.
 MOUNT_DIRS = {"pts": 0o755, "shm": 0o1777, "mqueue": 0o1777}
 
 
