@@ -19,6 +19,7 @@ from vhpc.models import (
     Event,
     Health,
     Job,
+    JobList,
     LogLine,
     MetricSeries,
     NodeInfo,
@@ -93,6 +94,10 @@ class ManagerAPI(Protocol):
 
     def add_user(self, request: AddUserRequest) -> UserInfo:
         """Add a cluster user (passwd, home, Slurm association) at run time."""
+        ...
+
+    def jobs(self, finished: bool = False, since: float = 0.0, limit: int = 500) -> JobList:
+        """Jobs, newest first: live ones; with `finished`, ended ones too."""
         ...
 
     def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:
@@ -234,6 +239,20 @@ class ClusterAPI:
         user = add_user(self.cluster, request.name, request.account, request.new_account)
         return UserInfo(name=user.name, account=user.account, uid=user.uid,
                         home=str(self.cluster.paths.home / user.name))
+
+    def jobs(self, finished: bool = False, since: float = 0.0, limit: int = 500) -> JobList:
+        """Jobs, newest first: pending and running ones from slurmctld; with `finished`,
+        ended ones too (slurmctld keeps them MinJobAge seconds; with accounting, sacct
+        has every one since `since`, a Unix time, with its MaxRSS)."""
+        from vhpc.services.jobs import read_jobs
+
+        if self.phase is not Phase.READY:
+            raise ClusterStateError(f"cluster {self.name!r} is {self.phase.value}: "
+                                    "its jobs can be listed once it is ready")
+        c = self.cluster
+        records = read_jobs(c.slurm, c.spec.accounting, finished, since, limit)
+        return JobList(jobs=[Job.model_validate(r.to_dict()) for r in records],
+                       accounting=c.spec.accounting)
 
     # -- nodes at run time (cluster/inventory.py) -------------------------------------
     def _inventory(self) -> Inventory:

@@ -29,6 +29,7 @@ from vhpc.models import (
     Event,
     EventList,
     Health,
+    JobList,
     LogLine,
     LogList,
     MetricSeries,
@@ -143,6 +144,11 @@ class ManagerClient:
         params = {k: v for k, v in {"q": q, "node": node, "service": service, "level": level,
                                     "since": since, "limit": limit}.items() if v}
         return self.call(LogList, "GET", "/logs", params=params).logs
+
+    def jobs(self, finished: bool = False, since: float = 0.0, limit: int = 500) -> JobList:
+        """Jobs, newest first: live ones; with `finished`, ended ones too."""
+        return self.call(JobList, "GET", "/jobs", timeout=90.0,
+                         params={"all": finished, "since": since, "limit": limit})
 
     def nodes(self) -> list[NodeInfo]:
         """Every node with its registry and Slurm state."""

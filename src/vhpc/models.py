@@ -74,14 +74,31 @@ class NodeStatus(Model):
 
 
 class Job(Model):
-    """One Slurm job as squeue shows it."""
+    """One Slurm job: as squeue shows it (status), or its record (GET /api/v1/jobs)."""
 
     id: str
     name: str = ""
     user: str = ""
     state: str = ""
     nodes: str = ""
-    time: str = ""
+    time: str = Field(default="", description="time used as squeue prints it (status)")
+    account: str = ""
+    partition: str = ""
+    elapsed: int = Field(default=0, description="seconds run (so far, if running)")
+    exit_code: str = Field(default="", description="code:signal, e.g. 0:0, 3:0, 0:9")
+    max_rss: int | None = Field(default=None, description="bytes, largest step "
+                                                           "(accounting only)")
+    submit: float | None = Field(default=None, description="Unix time")
+    start: float | None = None
+    end: float | None = None
+    source: str = Field(default="", description="squeue (slurmctld) or sacct (accounting)")
+
+
+class JobList(Model):
+    """GET /api/v1/jobs, newest first."""
+
+    jobs: list[Job]
+    accounting: bool = Field(default=False, description="finished jobs come from sacct")
 
 
 class Status(Model):

@@ -33,7 +33,7 @@ from types import TracebackType
 from vhpc import control
 from vhpc.client import ManagerClient
 from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
-from vhpc.models import Event, LogLine, MetricSeries, NodeInfo, Status, UserInfo
+from vhpc.models import Event, Job, LogLine, MetricSeries, NodeInfo, Status, UserInfo
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.load import CONTROLLER_NAME, DEFAULT_NODE_MEMORY, ClusterOptions
@@ -51,6 +51,11 @@ _counter = itertools.count()
 
 class JobNotFoundError(UserError):
     """slurmctld does not know the job (never submitted, or ended > MinJobAge ago)."""
+
+
+class JobRefusedError(UserError):
+    """sbatch refused the job at submission; the message is Slurm's (e.g. more nodes, CPUs
+    or memory than the cluster has: "More processors requested than permitted")."""
 
 
 class JobTimeoutError(VhpcError, TimeoutError):
@@ -363,8 +368,11 @@ class Cluster:
                           user=who, timeout=60)
         if not result.ok:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-            raise UserError(f"sbatch refused the job: {detail[-1] if detail else 'no output'}"
-                            f" (script {path}, args {shlex.join(args) or 'none'})")
+            raise JobRefusedError(
+                f"sbatch refused the job: {detail[-1] if detail else 'no output'}"
+                f" (script {path}, args {shlex.join(args) or 'none'})",
+                fix="ask for at most the nodes, CPUs and memory the cluster has "
+                    "('vhpc status'), or add nodes (Cluster.add_node)")
         return int(result.stdout.strip().split(";")[0])
 
     def _write_job_script(self, text: str, user: str) -> Path:
@@ -421,6 +429,25 @@ class Cluster:
     def cancel(self, job: int) -> None:
         """Cancel a job (scancel)."""
         self.slurm("scancel", str(job))
+
+    def jobs(self, finished: bool = False, since: float = 0.0,
+             limit: int = 500) -> list[Job]:
+        """Jobs, newest first: pending and running ones; with ``finished``, ended ones too
+        (with accounting every one since ``since``, a Unix time, with its ``max_rss``)."""
+        return self.client.jobs(finished, since, limit).jobs
+
+    def rest_url(self) -> str:
+        """The base URL of the cluster's Slurm REST API (slurmrestd), e.g.
+        ``http://10.201.0.2:6820``; requests need :meth:`slurm_token`."""
+        from vhpc.rest import rest_url
+
+        return rest_url(self.name)
+
+    def slurm_token(self, user: str | None = None, lifespan: int = 86400) -> str:
+        """A JWT for slurmrestd (headers ``X-SLURM-USER-NAME``, ``X-SLURM-USER-TOKEN``)."""
+        from vhpc.rest import slurm_token
+
+        return slurm_token(self.name, user, lifespan)
 
     # -- nodes, logs and metrics (the manager's API) ----------------------------------
 

@@ -16,6 +16,7 @@ from vhpc.models import (
     Event,
     Health,
     Job,
+    JobList,
     LogLine,
     MetricSeries,
     NodeInfo,
@@ -133,6 +134,13 @@ class FakeManagerAPI:
         self.calls.append(("add_user", request.name, request.account))
         return UserInfo(name=request.name, account=request.account, uid=2001,
                         home=f"/home/{request.name}")
+
+    def jobs(self, finished: bool = False, since: float = 0.0, limit: int = 500) -> JobList:
+        self.calls.append(("jobs", finished, since, limit))
+        done = [Job(id="1", name="done", user="cluser", state="COMPLETED", exit_code="0:0",
+                    elapsed=3, max_rss=80 << 20, source="sacct")] if finished else []
+        return JobList(jobs=[Job(id="2", name="live", user="cluser", state="RUNNING",
+                                 source="squeue"), *done][:limit], accounting=True)
 
     def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:
         self.calls.append(("metrics", metric, since, node))

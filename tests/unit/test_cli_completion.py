@@ -39,5 +39,6 @@ def test_commands_options_and_node_names_complete(monkeypatch: pytest.MonkeyPatc
     assert "completion" in complete("vhpc comp", env)
     assert complete("vhpc -c hbt exec comp", env) == ["compute0", "compute1", "compute2"]
     assert complete("vhpc -c hbt logs --node sl", env) == ["slurm"]
-    assert complete("vhpc logs --service slurm", env) == ["slurmctld", "slurmd", "slurmdbd"]
+    assert complete("vhpc logs --service slurm", env) == ["slurmctld", "slurmd", "slurmdbd",
+                                                          "slurmrestd"]
     assert complete("vhpc -c nosuch exec comp", env) == []  # no cluster: no names, no error

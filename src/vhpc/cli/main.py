@@ -150,9 +150,23 @@ def status(obj: dict[str, str], as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--slurm", "jwt", is_flag=True,
+              help="A Slurm JWT for the REST API (slurmrestd) instead of the API token.")
+@click.option("-u", "--user", default=None,
+              help="Cluster user the JWT is for [default: cluser]; implies --slurm.")
+@click.option("--lifespan", type=int, default=None,
+              help="Seconds the JWT is valid [default: 86400]; implies --slurm.")
 @click.pass_obj
-def token(obj: dict[str, str]) -> None:
-    """The cluster's API token (for the dashboard on TCP: Authorization: Bearer TOKEN)."""
+def token(obj: dict[str, str], jwt: bool, user: str | None, lifespan: int | None) -> None:
+    """The manager's API token (Authorization: Bearer TOKEN); with --slurm a JWT for
+    slurmrestd (X-SLURM-USER-TOKEN)."""
+    if jwt or user is not None or lifespan is not None:
+        from vhpc.rest import slurm_token
+        from vhpc.services.slurmrestd import DEFAULT_LIFESPAN
+
+        seconds = DEFAULT_LIFESPAN if lifespan is None else lifespan
+        click.echo(slurm_token(obj["cluster"], user, seconds))
+        return
     control.require_up(obj["cluster"])
     click.echo(read_token(obj["cluster"], strict=True))
 
@@ -180,15 +194,29 @@ def shell(obj: dict[str, str], node: str, user: str | None) -> None:
 
 
 @cli.command()
+@click.option("--jwt", is_flag=True,
+              help="Also export SLURM_JWT for slurmrestd (Slurm's clients then use it: "
+                   "host-side srun stops working).")
+@click.option("-u", "--user", default=None, help="User of the JWT [default: cluser].")
+@click.option("--lifespan", type=int, default=None,
+              help="Seconds the JWT is valid [default: 86400].")
 @click.pass_obj
-def env(obj: dict[str, str]) -> None:
+def env(obj: dict[str, str], jwt: bool, user: str | None, lifespan: int | None) -> None:
     """Shell exports so the host's sinfo/sbatch/srun talk to the cluster."""
+    from vhpc.rest import env_lines, slurm_token
+    from vhpc.services.slurmrestd import DEFAULT_LIFESPAN
+
     spec = control.load_spec(obj["cluster"])
     paths = ClusterPaths.of(spec.name)
+    jwt = jwt or user is not None or lifespan is not None
+    seconds = DEFAULT_LIFESPAN if lifespan is None else lifespan
+    token = slurm_token(spec.name, user, seconds) if jwt else None
     click.echo(f"export SLURM_CONF={paths.slurm_conf}")
     click.echo(f"export VHPC_CLUSTER={spec.name}")
     if host_clients.wrapper_dir(paths).is_dir():  # squeue & co. name the cluster's users
         click.echo(host_clients.render_path_export(paths))
+    for line in env_lines(spec.name, token, user or spec.user):
+        click.echo(line)
     click.echo(f"# then: sinfo; sbatch --chdir {paths.home / spec.user} job.sh")
 
 
@@ -236,6 +264,7 @@ def manager_status(obj: dict[str, str]) -> None:
 
 from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
 from vhpc.cli.completion import completion_cmd  # noqa: E402
+from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
 from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
 from vhpc.cli.user_cmds import user_group  # noqa: E402
@@ -243,6 +272,7 @@ from vhpc.cli.user_cmds import user_group  # noqa: E402
 for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_cmd):
     cli.add_command(command)
 cli.add_command(user_group)
+cli.add_command(jobs_cmd)
 
 
 def read_token(cluster: str, strict: bool = False) -> str:

@@ -22,7 +22,7 @@ LEVEL_CHOICES = ("debug", "info", "notice", "warning", "error", "fatal")
 # Services of the central log: the daemons vhpc runs in nodes (services/*, by DaemonSpec
 # name), the batch output of jobs, and vhpc's own events.
 LOG_SERVICES = ("dnsmasq", "etcd", "job", "mariadbd", "munged", "slurmctld", "slurmd",
-                "slurmdbd", "vhpc")
+                "slurmdbd", "slurmrestd", "vhpc")
 TOTAL_SERIES = "_total"  # the metrics series summed over every node
 
 

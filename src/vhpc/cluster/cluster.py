@@ -41,7 +41,7 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
-from vhpc.services import dnsmasq, etcd, files, gres, munge, slurm
+from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, slurm, slurmrestd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import (
     job_limits_on,
@@ -143,6 +143,7 @@ class Cluster:
             write_atomic(p.slurm_etc / "cgroup.conf", render_cgroup_conf())
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
+        jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
         accounting.prepare(self.spec, p)  # the db node's configs and datadir
 
     def record_manager(self) -> None:
@@ -280,6 +281,7 @@ class Cluster:
             out.append(dnsmasq.daemon(self.spec, self.paths, dns[0]))
         out += accounting.daemons(self.spec, self.paths)  # slurmctld needs slurmdbd first
         out.append(slurm.slurmctld(self.spec, self.paths))
+        out.append(slurmrestd.daemon(self.spec, self.paths))  # after slurmctld: its JWTs
         return out
 
     def start_services(self) -> Callable[[], None]:

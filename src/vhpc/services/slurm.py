@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vhpc.services import gres, slurmdbd
+from vhpc.services import gres, jwt_auth, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
 from vhpc.spec.model import ClusterSpec, NodeSpec
@@ -122,8 +122,18 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         "HealthCheckNodeState=ANY",
         f"PartitionName={spec.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
         *slurmdbd.slurm_conf_lines(spec, paths),  # accounting and fair share (a db node)
+        *submission_limit_lines(),
+        *jwt_auth.conf_lines(paths),  # slurmrestd's JSON Web Tokens
     ]
     return "\n".join(lines) + "\n"
+
+
+def submission_limit_lines() -> list[str]:
+    """Refuse at submission a job no partition could ever run (more nodes, CPUs or memory
+    than its nodes have), as a static site does: with dynamic nodes (MaxNodeCount leaves
+    room) Slurm would otherwise queue it forever. The partition totals follow nodes
+    joining and leaving, so adding nodes raises the ceiling."""
+    return ["EnforcePartLimits=ALL"]
 
 
 def dynamic_node_conf(spec: ClusterSpec, node: NodeSpec) -> str:

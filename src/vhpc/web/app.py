@@ -25,6 +25,7 @@ from vhpc.models import (
     ErrorBody,
     EventList,
     Health,
+    JobList,
     NodeActionResult,
     NodeList,
     RemoveNodesResult,
@@ -72,6 +73,14 @@ def create_app(api: ManagerAPI, access: TcpAccess, on_down: Callable[[], None],
         leftovers = await asyncio.to_thread(api.down)
         on_down()
         return DownResult(ok=not leftovers, leftovers=leftovers)
+
+    @app.get("/api/v1/jobs", response_model=JobList)
+    async def jobs(all: bool = Query(False, description="also finished jobs (slurmctld's "
+                                     "recent ones; every one from sacct with accounting)"),
+                   since: float = Query(0.0, ge=0, description="finished since this Unix "
+                                        "time (accounting)"),
+                   limit: int = Query(500, ge=1, le=10000)) -> JobList:
+        return await asyncio.to_thread(api.jobs, all, since, limit)
 
     @app.get("/api/v1/nodes", response_model=NodeList)
     async def nodes() -> NodeList:

@@ -13,6 +13,8 @@
  *       node omitted: every node plus "_total" (cluster sum).
  *   GET /api/v1/logs?q=&node=&service=&level=&since=&limit= -> LogList {logs: [LogLine
  *       {id, ts, node, service, level, message, kind}]}, newest first.
+ *   GET /api/v1/jobs?all=true&limit= -> JobList {accounting, jobs: [Job {id, name, user,
+ *       account, partition, state, nodes, elapsed, exit_code, max_rss, submit, start, end}]}
  *   GET /api/v1/events?since= -> EventList {events: [Event {id, ts, kind, node, level,
  *       message}]}, newest first.
  *   GET /api/v1/stream -> text/event-stream: "event: status" data = Status (with the
@@ -333,6 +335,36 @@ async function refreshEvents() {
   }
 }
 
+/* ---------- job history: GET /api/v1/jobs?all=true (sacct with accounting) ---------- */
+const fmtElapsed = (s) => {
+  const t = Math.max(0, Math.floor(s || 0));
+  const hms = [Math.floor(t / 3600) % 24, Math.floor(t / 60) % 60, t % 60]
+    .map((v) => String(v).padStart(2, "0")).join(":");
+  return t >= 86400 ? `${Math.floor(t / 86400)}-${hms}` : hms;
+};
+
+async function refreshHistory() {
+  try {
+    const data = await getJSON("/api/v1/jobs", { all: true, limit: 200 });
+    const jobs = (data.jobs || []).filter((j) => j.end);
+    $("#history tbody").replaceChildren(...jobs.map((j) =>
+      el("tr", { "data-job": j.id, class: stateClass(j.state) },
+        el("td", {}, j.id), el("td", {}, j.name), el("td", {}, j.user),
+        el("td", {}, j.account || "–"), el("td", {}, j.state),
+        el("td", {}, fmtElapsed(j.elapsed)), el("td", {}, j.exit_code || "–"),
+        el("td", {}, j.max_rss == null ? "–" : fmtBytes(j.max_rss)),
+        el("td", {}, fmtTime(j.end)), el("td", {}, j.nodes || "–"))));
+    if (!jobs.length) {
+      $("#history tbody").append(el("tr", {}, el("td", { colspan: 10, class: "meta" },
+        data.accounting ? "no finished jobs" : "no finished jobs (no accounting: " +
+        "slurmctld keeps them 5 minutes)")));
+    }
+    $("#history-count").textContent = `(${jobs.length})`;
+  } catch (err) {
+    console.warn("jobs:", err);
+  }
+}
+
 /* ---------- live updates: SSE, else polling ---------- */
 function setLive(mode) {
   const live = $("#live");
@@ -407,6 +439,8 @@ function init() {
   refreshCpu();
   state.chartTimer = setInterval(() => { refreshCharts(); refreshCpu(); }, CHART_MS);
   setInterval(refreshEvents, 30000);
+  refreshHistory();
+  setInterval(refreshHistory, 15000);
   startStream();
 }
 
