@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.fake_runtime import FakeRuntime
+from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.node import node_mounts, prepare_private_dirs
 from vhpc.errors import SpecError
 from vhpc.runtime import devices
@@ -209,3 +211,33 @@ def test_simulated_gpu_uuids_differ_by_node_index_and_cluster() -> None:
              for i in (0, 1) for host in ("a", "b") for cluster in ("x", "y")}
     assert len(uuids) == 8
     assert nvidia_smi.make_gpu(0, "", "a", "x") == nvidia_smi.make_gpu(0, "", "a", "x")
+
+
+def test_gres_conf_is_rewritten_for_nodes_being_added(tmp_path: Path) -> None:
+    spec = spec_with("a100:2")
+    cluster = Cluster(spec, ClusterPaths(tmp_path / "lab"), FakeRuntime())
+    cluster.paths.slurm_etc.mkdir(parents=True)
+    conf = gres.gres_conf_file(cluster.paths)
+    assert conf.parent == cluster.paths.slurm_conf.parent  # Slurm reads it from there
+    cluster.write_gres_conf([])
+    assert "NodeName=compute1 Name=gpu Type=a100 File=/dev/nvidia[0-1]" in conf.read_text()
+    added = replace(spec.computes[0], name="compute2", slot=12, gpus=1, gpu_type="")
+    again = replace(spec.computes[1], gpus=0, gpu_type="")  # the same name, now without GPUs
+    cluster.write_gres_conf([added, again])
+    lines = conf.read_text().splitlines()
+    assert "NodeName=compute2 Name=gpu File=/dev/nvidia0" in lines
+    assert not [x for x in lines if x.startswith("NodeName=compute1 ")]
+    assert [x for x in lines if x.startswith("NodeName=compute0 ")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod and chown need root")
+def test_a_gpu_node_dev_directory_goes_with_the_cluster(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    cluster = Cluster(spec_with(2), ClusterPaths(tmp_path / "lab"), runtime)
+    cluster.prepare_state()
+    cluster.build_network()
+    cluster.build_nodes(list(cluster.spec.nodes))
+    assert (cluster.paths.node_dir("compute1") / "dev" / "nvidia1").exists()
+    assert not (cluster.paths.node_dir("slurm") / "dev").exists()
+    assert cluster.teardown() == []
+    assert not (tmp_path / "lab").exists()
