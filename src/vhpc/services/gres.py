@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from vhpc.services import slurmdbd
 from vhpc.spec import gpus
-from vhpc.spec.model import NodeRole, NodeSpec
+from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 
 #: The GRES types slurm.conf declares (`GresTypes=`).
@@ -42,6 +43,15 @@ def render_gres_conf(nodes: Iterable[NodeSpec]) -> str:
         lines.append(f"NodeName={node.name} Name=gpu{kind} "
                      f"File={gpus.device_files(node.gpus)}")
     return "\n".join(lines) + "\n"
+
+
+def slurm_conf_lines(spec: ClusterSpec) -> list[str]:
+    """slurm.conf lines of GPUs: the GRES type, and with accounting, GPUs as a TRES (so
+    `sacct -o AllocTRES` and `sreport` count them; without slurmdbd Slurm refuses it)."""
+    lines = [f"GresTypes={GRES_TYPES}"]
+    if slurmdbd.db_node(spec) is not None:
+        lines.append("AccountingStorageTRES=gres/gpu")
+    return lines
 
 
 def node_gres(node: NodeSpec) -> str:

@@ -98,7 +98,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         *tracking_lines(spec, job_limits),
         f"JobAcctGatherType={slurmdbd.job_acct_gather(spec)}",
         "SelectType=select/cons_tres",
-        f"GresTypes={gres.GRES_TYPES}",  # fake GPUs (services/gres.py: gres.conf)
+        *gres.slurm_conf_lines(spec),  # fake GPUs (services/gres.py: gres.conf)
         f"SelectTypeParameters={select_type_parameters(job_limits)}",
         f"MpiDefault={mpi_default}",
         "ReturnToService=2",
