@@ -270,7 +270,8 @@ class ClusterAPI:
         from vhpc.spec.grow import AddRequest
 
         grow = AddRequest(tuple(request.names), request.count, request.memory, request.cpus,
-                          request.cpuset, tuple(request.features), gpus=request.gpus)
+                          request.cpuset, tuple(request.features), gpus=request.gpus,
+                          group=request.group)
         added = self._inventory().add(grow, wait=request.wait, timeout=120.0)
         names = {str(a["name"]) for a in added}
         return [n for n in self.nodes() if n.name in names]

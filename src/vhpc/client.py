@@ -157,7 +157,7 @@ class ManagerClient:
     def add_nodes(self, names: list[str] | None = None, count: int = 0,
                   memory: str | None = None, cpus: int | None = None,
                   cpuset: str | None = None, features: list[str] | None = None,
-                  wait: bool = True, gpus: str = "") -> list[NodeInfo]:
+                  wait: bool = True, gpus: str = "", group: str = "") -> list[NodeInfo]:
         """Add compute nodes; returns their records (once idle, if `wait`).
 
         The request is checked by the manager, not here, so a bad value comes back as
@@ -165,7 +165,7 @@ class ManagerClient:
         """
         body = AddNodesRequest.model_construct(
             names=names or [], count=count, memory=memory, cpus=cpus, cpuset=cpuset,
-            features=features or [], wait=wait, gpus=gpus)
+            features=features or [], wait=wait, gpus=gpus, group=group)
         return self.call(AddNodesResult, "POST", "/nodes", content=body.model_dump_json(),
                          headers={"content-type": "application/json"}, timeout=600.0).added
 

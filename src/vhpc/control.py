@@ -37,7 +37,7 @@ from vhpc.runtime import facts
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
 from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
-from vhpc.spec import ids
+from vhpc.spec import ids, shares
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths, state_root
@@ -76,6 +76,7 @@ def plan(options: ClusterOptions) -> ClusterSpec:
     """
     check_cluster_name(options.name)
     spec = build_spec(options, facts.gather(cluster_ids_in_use(exclude=options.name)))
+    shares.check_host_dirs(spec.shares, os.path.isdir)  # vhpc never makes (or deletes) them
     return spec
 
 

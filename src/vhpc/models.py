@@ -64,6 +64,10 @@ class NodeStatus(Model):
     cpu_seconds: float = 0.0
     slurm_state: str
     gres: str = Field(default="", description="Slurm GRES of the node, e.g. gpu:a100:2")
+    group: str = Field(default="", description="node group of the cluster file ('' = none)")
+    partitions: list[str] = Field(default=[], description="Slurm partitions it is in")
+    features: list[str] = Field(default=[], description="Slurm features")
+    rack: str = Field(default="", description="rack (topology.conf switch)")
     pids: list[int] = []
     services: list[Daemon] = []
     cpu_percent: float | None = Field(default=None,
@@ -145,6 +149,9 @@ class NodeInfo(Model):
     state: str = Field(description="registry state: up, stopped, lost, draining")
     slurm_state: str = "unknown"
     reason: str = ""
+    group: str = Field(default="", description="node group of the cluster file ('' = none)")
+    partitions: list[str] = Field(default=[], description="Slurm partitions it is in")
+    rack: str = Field(default="", description="rack (topology.conf switch)")
 
 
 class NodeList(Model):
@@ -167,6 +174,9 @@ class AddNodesRequest(Model):
     features: list[str] = Field(default=[], max_length=64)
     gpus: str = Field(default="", max_length=48,
                       description="fake GPUs of each new node: 2 or a100:2 (default none)")
+    group: str = Field(default="", max_length=32,
+                       description="node group: new nodes <group>N with its memory, CPUs, "
+                                   "GPUs, features, rack and partitions")
     wait: bool = Field(default=True, description="return once the nodes are idle in Slurm")
 
 

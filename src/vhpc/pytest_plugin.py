@@ -34,17 +34,18 @@ MARKER = "vhpc"
 # ini name -> (help, default)
 INI = {
     "vhpc_nodes": ("compute nodes of the vhpc_cluster fixture's cluster (default 2)", ""),
-    "vhpc_memory": ("memory limit per compute node (default 125M)", ""),
+    "vhpc_memory": ("memory limit per compute node (default 1G, capped to the host)", ""),
     "vhpc_cpus": ("CPUs per compute node (default 1, round-robin over the host's)", ""),
     "vhpc_partition": ("Slurm partition name (default vhpc)", ""),
-    "vhpc_spec": ("TOML file of cluster options (nodes, memory, cpus, cpuset, subnet, "
-                  "overcommit, partition, max_nodes, features), relative to the rootdir", ""),
+    "vhpc_spec": ("cluster file (TOML, as for vhpc up -f: [cluster], [[nodes]], "
+                  "[[partitions]], [[shares]]), relative to the rootdir", ""),
     "vhpc_name": ("cluster name (default pt<pid>); later configurations add -2, -3...", ""),
     "vhpc_attach": ("name of a running cluster to use instead of booting one", ""),
 }
 DEFAULTS: dict[str, Any] = {"nodes": 2}  # small: tests share the host
 OPTION_FIELDS = ("nodes", "memory", "cpus", "cpuset", "subnet", "overcommit", "partition",
-                 "max_nodes", "features")
+                 "max_nodes", "features", "pids_max", "users", "accounting", "gpus", "groups",
+                 "partitions", "shares", "rack_size")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,25 +61,27 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the marker."""
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(nodes=2, memory='125M', spec=None, **options): options of the cluster "
+        f"{MARKER}(nodes=2, memory='1G', spec=None, **options): options of the cluster "
         "the vhpc_cluster fixture gives this test (ClusterOptions fields; spec= a TOML file)",
     )
 
 
 def read_spec_file(path: Path) -> dict[str, Any]:
-    """Cluster options from a TOML file (top level or a [cluster] table)."""
-    import tomllib
+    """Cluster options from a cluster file (`vhpc up -f`'s, spec/sitefile.py): the keys
+    it sets, as ClusterOptions fields (its name is not used: the plugin names clusters)."""
+    import dataclasses
+
+    from vhpc.errors import SpecError
+    from vhpc.spec.load import ClusterOptions
+    from vhpc.spec.sitefile import read_site
 
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise pytest.UsageError(f"vhpc: cannot read cluster spec {path}: {err}") from None
-    table = data.get("cluster", data)
-    unknown = sorted(set(table) - set(OPTION_FIELDS))
-    if unknown:
-        raise pytest.UsageError(f"vhpc: unknown keys in {path}: {', '.join(unknown)} "
-                                f"(known: {', '.join(OPTION_FIELDS)})")
-    return dict(table)
+        options = read_site(path)
+    except SpecError as err:
+        raise pytest.UsageError(f"vhpc: {err.message}") from None
+    default = ClusterOptions()
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+            if f.name != "name" and getattr(options, f.name) != getattr(default, f.name)}
 
 
 def ini_options(config: pytest.Config) -> dict[str, Any]:

@@ -36,7 +36,8 @@ from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
 from vhpc.models import Event, Job, LogLine, MetricSeries, NodeInfo, Status, UserInfo
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
-from vhpc.spec.load import CONTROLLER_NAME, DEFAULT_NODE_MEMORY, ClusterOptions
+from vhpc.spec import sitefile
+from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -170,23 +171,29 @@ class Cluster:
     attached with :meth:`attach` is left running.
     """
 
-    def __init__(self, name: str | None = None, nodes: int = 2,
-                 memory: str | int = DEFAULT_NODE_MEMORY, *, cpus: int | None = None,
+    def __init__(self, name: str | None = None, nodes: int | None = None,
+                 memory: str | int | None = None, *, cpus: int | None = None,
                  cpuset: str | None = None, subnet: str | None = None,
-                 overcommit: bool = False, partition: str = "vhpc",
+                 overcommit: bool = False, partition: str | None = None,
                  max_nodes: int | None = None, options: ClusterOptions | None = None,
                  users: Sequence[str] = (), accounting: bool = True,
+                 file: str | os.PathLike[str] | None = None,
                  boot_timeout: float = 600.0,
                  progress: control.ProgressFn | None = None) -> None:
         """Describe a cluster; ``options`` (a full ClusterOptions) overrides the keywords.
 
+        ``file`` is a cluster file (``vhpc up -f``, spec/sitefile.py); keywords given
+        with it override the file. Without one: 2 nodes, memory 1G capped to the host.
         ``progress(step, done, total)`` is called as the boot goes; the steps are also
         logged (logger ``vhpc.control``, INFO).
         """
-        self.options = options or ClusterOptions(
-            name=name or default_name(), nodes=nodes, memory=memory, cpus=cpus,
-            cpuset=cpuset, subnet=subnet, overcommit=overcommit, partition=partition,
-            max_nodes=max_nodes)
+        given = {"nodes": nodes, "memory": memory, "cpus": cpus, "cpuset": cpuset,
+                 "subnet": subnet, "overcommit": overcommit or None,
+                 "partition": partition, "max_nodes": max_nodes}
+        self.options = options or (
+            sitefile.merge(sitefile.read_site(file, name, default_name()), **given)
+            if file is not None else sitefile.merge(
+                ClusterOptions(name=name or default_name(), nodes=2), **given))
         if users or not accounting:  # `up --users alice:physics`, `up --no-accounting`
             self.options = replace(self.options, users=tuple(users) or self.options.users,
                                    accounting=accounting and self.options.accounting)

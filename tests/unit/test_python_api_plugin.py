@@ -38,7 +38,7 @@ pytest_plugin.ClusterPool._start = fake_start
 
 def test_plugin_registers_marker_ini_options_and_flag(pytester: pytest.Pytester) -> None:
     markers = pytester.runpytest_subprocess("--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.vhpc(nodes=2, memory='125M'*"])
+    markers.stdout.fnmatch_lines(["@pytest.mark.vhpc(nodes=2, memory='1G'*"])
     help_ = pytester.runpytest_subprocess("--help")
     help_.stdout.fnmatch_lines(["*--vhpc-attach=NAME*", "*vhpc_nodes*", "*vhpc_spec*"])
 

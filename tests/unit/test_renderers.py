@@ -15,7 +15,7 @@ from vhpc.spec.sizes import MIB
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = HostFacts(online_cpus=(0, 1), mem_total=24 * 1024 * MIB)
-SPEC = build_spec(ClusterOptions(name="lab", nodes=2, features=("gpu",)), HOST)
+SPEC = build_spec(ClusterOptions(name="lab", nodes=2, memory="125M", features=("gpu",)), HOST)
 PATHS = ClusterPaths(Path("/var/lib/vhpc/lab"))
 
 

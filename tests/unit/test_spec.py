@@ -21,7 +21,7 @@ def test_default_spec_has_controller_dns_and_round_robin_computes() -> None:
     assert [n.name for n in spec.nodes] == ["slurm", "dns", "db", "compute0", "compute1",
                                             "compute2", "compute3"]
     assert [n.cpuset for n in spec.computes] == [(0,), (1,), (0,), (1,)]
-    assert all(n.memory == 125 * MIB for n in spec.computes)
+    assert all(n.memory == 1024 * MIB for n in spec.computes)  # 1G: a workflow tool's worker
     assert spec.subnet == ipaddress.IPv4Network("10.201.0.0/24")
     assert str(spec.ip_of(spec.controller)) == "10.201.0.2"
     assert str(spec.ip_of(spec.computes[0])) == "10.201.0.10"
@@ -96,3 +96,16 @@ def test_cpulist_roundtrip() -> None:
 
 def test_round_robin_with_several_cpus_per_node() -> None:
     assert placement.round_robin(3, 2, (0, 1, 2, 3)) == [(0, 1), (2, 3), (0, 1)]
+
+
+def test_default_node_memory_is_capped_so_the_default_cluster_fits_a_small_host() -> None:
+    small = HostFacts(online_cpus=(0,), mem_total=2 * 1024 * MIB)
+    spec = build_spec(ClusterOptions(nodes=4), small)
+    # half of what the service nodes (960M) leave, over 4 nodes
+    assert {n.memory for n in spec.computes} == {136 * MIB}
+    tiny = HostFacts(online_cpus=(0,), mem_total=64 * MIB)
+    assert build_spec(ClusterOptions(nodes=4, overcommit=True), tiny).computes[0].memory \
+        == 16 * MIB  # never below what slurmd needs
+    # the seed's 125M is one flag away, and a given size is never capped
+    assert build_spec(ClusterOptions(nodes=4, memory="125M"), small).node_memory == 125 * MIB
+    assert build_spec(ClusterOptions(nodes=1, memory="1000M"), small).node_memory == 1000 * MIB

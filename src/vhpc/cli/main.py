@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vhpc import control
+from vhpc.cli import site_cmds
 from vhpc.cli.completion import node_names
 from vhpc.cli.errors import run_cli
 from vhpc.cli.output import err_console, out_console, plain, print_json, say, waiting
@@ -31,8 +32,16 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 
 
 @cli.command()
+@click.option("-f", "--file", "site_file", default=None, metavar="FILE",
+              help="Cluster file (TOML: [cluster], [[nodes]], [[partitions]], [[shares]]); "
+                   "flags given too override it.")
+@click.option("--share", "shares", multiple=True, metavar="HOST[:PATH]",
+              help="Bind-mount host directory HOST read-write into every node at PATH "
+                   "(default: the same path); repeatable.")
 @click.option("-n", "--nodes", default=4, show_default=True, help="Compute nodes.")
-@click.option("--memory", default="125M", show_default=True, help="Memory limit per node.")
+@click.option("--memory", default=None,
+              help="Memory limit per node (a hard cap) [default: 1G, less if the host is "
+                   "small; the seed's was 125M].")
 @click.option("--cpus", type=int, default=None, help="CPUs per node (round-robin; default 1).")
 @click.option("--cpuset", default=None, help="Explicit CPU list for every node, e.g. 0-1.")
 @click.option("--subnet", default=None, help="Cluster subnet (default: a free 10.201.x.0/24).")
@@ -62,7 +71,8 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 @click.option("--sample-interval", type=click.FloatRange(0.2, 3600), default=5.0,
               show_default=True, help="Seconds between metric samples.")
 @click.pass_obj
-def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: str | None,
+def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], nodes: int,
+       memory: str | None, cpus: int | None, cpuset: str | None,
        subnet: str | None, overcommit: bool, partition: str, max_nodes: int | None,
        as_json: bool, listen: str | None, graphite: str | None, syslog: str | None,
        sample_interval: float, pids_max: int | None, gpus: str, users: str,
@@ -80,6 +90,7 @@ def up(obj: dict[str, str], nodes: int, memory: str, cpus: int | None, cpuset: s
                              gpus=gpus, users=(users,) if users else (),
                              accounting=not no_accounting,
                              extra=tuple((k, v) for k, v in extra.items() if v))
+    options = site_cmds.up_options(click.get_current_context(), site_file, shares, options)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True,
@@ -267,11 +278,13 @@ from vhpc.cli.completion import completion_cmd  # noqa: E402
 from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
 from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
+from vhpc.cli.site_cmds import spec_group  # noqa: E402
 from vhpc.cli.user_cmds import user_group  # noqa: E402
 
 for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_cmd):
     cli.add_command(command)
 cli.add_command(user_group)
+cli.add_command(spec_group)
 cli.add_command(jobs_cmd)
 
 

@@ -42,12 +42,15 @@ def node_group() -> None:
 @click.option("--features", default="", help="Slurm features, e.g. a,b.")
 @click.option("--gpus", default="", metavar="N|TYPE:N",
               help="Fake GPUs per new node, e.g. 2 or a100:2 (Slurm GRES gpu).")
+@click.option("--group", default="", metavar="GROUP",
+              help="A node of the cluster file's group GROUP (named GROUPn): its memory, "
+                   "CPUs, GPUs, features, rack and partitions, unless given here.")
 @click.option("--no-wait", is_flag=True, help="Return before the nodes are idle in Slurm.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new records as JSON.")
 @click.pass_obj
 def add(obj: dict[str, str], names: tuple[str, ...], count: int | None, memory: str | None,
         cpus: int | None, cpuset: str | None, features: str, no_wait: bool,
-        as_json: bool, gpus: str) -> None:
+        as_json: bool, gpus: str, group: str) -> None:
     """Add compute nodes: vhpc node add compute4 compute5 | vhpc node add --count 12"""
     if count is not None:
         check_add_count(count)  # --count 0 is refused here; 0 below means "not given"
@@ -58,7 +61,7 @@ def add(obj: dict[str, str], names: tuple[str, ...], count: int | None, memory: 
     with waiting(f"adding {what}" + ("" if no_wait else ", until idle in Slurm")):
         added = plain(client.add_nodes(list(names), count, memory, cpus, cpuset,
                                        [f for f in features.split(",") if f],
-                                       wait=not no_wait, gpus=gpus))
+                                       wait=not no_wait, gpus=gpus, group=group))
     if as_json:
         print_json(added)
         return

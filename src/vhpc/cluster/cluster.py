@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vhpc.atomic import write_atomic
-from vhpc.cluster import accounting, privacy, recovery
+from vhpc.cluster import accounting, privacy, recovery, site_files
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster import operations as ops
 from vhpc.cluster.events import EventBus
@@ -138,6 +138,8 @@ class Cluster:
         self.write_hosts()
         write_atomic(p.etc / "resolv.conf", files.render_resolv_conf(self.spec))
         job_limits = job_limits_on(self.runtime.cgroup_version)
+        site_files.make_share_points(self.spec, self.ledger)
+        site_files.write_topology(self.spec, p)
         write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p, job_limits=job_limits))
         if job_limits:  # next to slurm.conf, where slurmd looks for it
             write_atomic(p.slurm_etc / "cgroup.conf", render_cgroup_conf())
@@ -233,7 +235,8 @@ class Cluster:
                 self.ledger.add(Kind.NAMESPACE, path, node.name)
             init = self.runtime.create_namespaces(
                 ns, node.name, self.paths.ns_dir,
-                nodes_mod.node_mounts(self.paths, node, node.memory) + self._job_cgroup_mounts(),
+                nodes_mod.node_mounts(self.paths, node, node.memory, self.spec.shares)
+                + self._job_cgroup_mounts(),
                 self.runtime.cgroup_procs_files(group))
             self.inits.record(node.name, init)  # pid 1, in the cgroup: its kill ends it too
 
@@ -422,6 +425,7 @@ class Cluster:
                 "slurm_state": slurm_states.get(node.name, "-" if node.role is not
                                                 NodeRole.COMPUTE else "unknown"),
                 "gres": gres.node_gres(node),
+                **site_files.node_site_fields(self.spec, node),
                 "pids": self.runtime.cgroup_pids(group),
                 "services": [d.to_dict() for d in daemons],
             })

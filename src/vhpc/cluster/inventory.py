@@ -27,6 +27,7 @@ from typing import Any
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster import operations as ops
 from vhpc.cluster import registry as reg
+from vhpc.cluster import site_files
 from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.operations import Operation, OpKind, SlurmControl
 from vhpc.cluster.registry import DnsFeed, HttpEtcd, NodeRecord, Registry
@@ -158,6 +159,7 @@ class Inventory:
                 "features": list(node.features), "state": record.state,
                 "slurm_state": states.get(node.name, "unknown" if compute else "-"),
                 "reason": reasons.get(node.name, ""),
+                **site_files.node_site_fields(self.cluster.spec, node),
             })
         return out
 
@@ -195,6 +197,7 @@ class Inventory:
                     raise
                 raise BootError(f"adding {len(names)} nodes failed: {err}") from err
             ops.finish(c.paths.root)
+            self._racks_changed()
             c.events.emit("node_added", f"added {_names(names)} "
                           f"({added[0].cpus} CPUs, {added[0].memory // 2**20}M each)")
         return [json.loads(record_of(c, n).to_json()) for n in added]
@@ -227,10 +230,19 @@ class Inventory:
             gone = set(names)
             c.set_spec(c.spec.with_nodes(tuple(n for n in c.spec.nodes if n.name not in gone)))
             ops.finish(c.paths.root)
+            self._racks_changed()
             c.events.emit("node_removed", f"removed {_names(names)}"
                           + (" after draining" if drain else ""))
             self._dns_settled(absent=names)
         return leftovers
+
+    def _racks_changed(self) -> None:
+        """Rewrite topology.conf after nodes came or went and have slurmctld re-read it
+        (a cluster without racks has none)."""
+        if site_files.write_topology(self.cluster.spec, self.cluster.paths):
+            result = self.slurm.run(["scontrol", "reconfigure"], check=False)
+            if result.returncode != 0:
+                log.warning("scontrol reconfigure: %s", result.stderr.strip())
 
     def _dismantle(self, names: list[str]) -> list[str]:
         """Stop a node's daemons and remove what the ledger holds of it."""

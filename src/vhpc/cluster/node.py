@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vhpc.cluster.ledger import Kind, Ledger
@@ -19,7 +19,7 @@ from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NODE_PATH, NodeTarget
 from vhpc.services import etcd
 from vhpc.spec import gpus
-from vhpc.spec.model import ClusterSpec, NodeSpec
+from vhpc.spec.model import ClusterSpec, NodeSpec, ShareSpec
 from vhpc.spec.paths import ClusterPaths
 
 PRIVATE_DIRS = ("tmp", "var-tmp", "run")
@@ -61,7 +61,8 @@ def shm_size(memory: int) -> int:
     return max(memory // 2, 1 << 20)
 
 
-def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int) -> list[Mount]:
+def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int,
+                shares: Sequence[ShareSpec] = ()) -> list[Mount]:
     """Mounts made once inside a new node, in order (run by the node's init, in its PID
     namespace, which the new /proc shows)."""
     private = paths.node_dir(node.name)
@@ -79,8 +80,15 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int) -> list[Mount]
         Mount("/etc/group", str(paths.etc / "group")),
         Mount("/etc/slurm", str(paths.slurm_etc)),
         Mount("/home", str(paths.home)),
+        *share_mounts(shares),
     ]
     return mounts
+
+
+def share_mounts(shares: Sequence[ShareSpec]) -> list[Mount]:
+    """The cluster's shared host directories, read-write at their node paths (the mount
+    points exist: site_files.make_share_points)."""
+    return [Mount(share.path, share.host) for share in shares]
 
 
 def private_dev_mounts(paths: ClusterPaths, node: NodeSpec) -> list[Mount]:

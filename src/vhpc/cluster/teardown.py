@@ -24,6 +24,8 @@ from vhpc.runtime.proc import ProcessRecord
 
 log = logging.getLogger(__name__)
 MANAGER_KEY = "manager"
+#: Ledger data of a DIRECTORY that is an (empty) mount point made for a share: rmdir only.
+MOUNTPOINT = "mountpoint"
 
 
 def process_record(entry: Entry) -> ProcessRecord:
@@ -87,13 +89,26 @@ def _remove_group(runtime: Runtime, kind: Kind,
             runtime.delete_links([e.ident for e in group])
         elif kind is Kind.DIRECTORY:
             for entry in group:
-                shutil.rmtree(entry.ident, ignore_errors=True)
+                if entry.data.get(MOUNTPOINT):  # a share's mount point: never its contents
+                    _remove_empty_dir(entry.ident)
+                else:
+                    shutil.rmtree(entry.ident, ignore_errors=True)
         else:
             return [(_remove_cgroup(runtime, e), e) for e in group]
     except (OSError, VhpcError) as err:
         log.warning("could not remove %d %s: %s", len(group), kind.value, err)
         return [(False, e) for e in group]
     return [(True, e) for e in group]
+
+
+def _remove_empty_dir(path: str) -> None:
+    """rmdir a directory vhpc made as a mount point; one that holds files is left alone."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.warning("left mount point %s in place: %s", path, err)
 
 
 def _remove_cgroup(runtime: Runtime, entry: Entry) -> bool:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError, UserError
-from vhpc.spec import addressing, bounds, gpus, placement
+from vhpc.spec import addressing, bounds, gpus, placement, site
 from vhpc.spec.load import (
     COMPUTE_PREFIX,
     DEFAULT_NODE_MEMORY,
@@ -44,6 +44,7 @@ class AddRequest:
     cpuset: str | None = None
     features: tuple[str, ...] = ()
     gpus: str | int = ""  # fake GPUs of each new node: 2 or "a100:2" (`node add --gpus`)
+    group: str = ""  # `node add --group G`: nodes G<next> with G's properties (spec/site.py)
 
 
 def next_names(spec: ClusterSpec, count: int) -> list[str]:
@@ -141,6 +142,7 @@ def plan_add(spec: ClusterSpec, request: AddRequest, facts: HostFacts) -> tuple[
     Every bound (count, names, memory, CPUs, features, room left) is checked on the raw
     request before a list of that size is built.
     """
+    request = site.group_request(spec, request)
     count = requested_count(request)
     check_subnet_room(spec, count)
     check_max_nodes(spec, count)
@@ -155,6 +157,7 @@ def plan_add(spec: ClusterSpec, request: AddRequest, facts: HostFacts) -> tuple[
     added = tuple(NodeSpec(name, NodeRole.COMPUTE, slot, cpuset, memory, features,
                            gpus=gpu_count, gpu_type=gpu_type)
                   for name, slot, cpuset in zip(names, slots, cpusets, strict=True))
+    added = site.place_in_group(spec, request.group, added)
     check_host_memory(spec.with_nodes(spec.nodes + added), facts)
     return added
 

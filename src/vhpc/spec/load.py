@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from vhpc.errors import SpecError
 from vhpc.spec import addressing, bounds, endpoints, gpus, ids, placement, users
+from vhpc.spec.groups import DEFAULT_RACK_SIZE, NodeGroup
 from vhpc.spec.model import (
     DEFAULT_PIDS_MAX,
     MAX_PIDS_MAX,
@@ -15,6 +16,8 @@ from vhpc.spec.model import (
     ClusterSpec,
     NodeRole,
     NodeSpec,
+    PartitionSpec,
+    ShareSpec,
 )
 from vhpc.spec.sizes import MIB, format_size, parse_size
 
@@ -22,7 +25,12 @@ from vhpc.spec.sizes import MIB, format_size, parse_size
 # registers and `srun hostname` runs at 6 MiB; at 4 MiB the node's processes are
 # OOM-killed. 16 MiB leaves room for slurmstepd, a shell and a small job step.
 MIN_NODE_MEMORY = 16 * MIB
-DEFAULT_NODE_MEMORY = "125M"
+#: A node's memory unless --memory says: enough for a Python worker of a workflow tool,
+#: capped (default_node_memory) so the default cluster fits the host. The seed had 125M.
+DEFAULT_NODE_MEMORY = "1G"
+#: The share of the host's memory the nodes of a cluster get by default (the rest is the
+#: host's and the service nodes').
+DEFAULT_HOST_SHARE = 0.5
 CONTROLLER_MEMORY = 512 * MIB
 DNS_MEMORY = 256 * MIB
 #: mariadbd (~60 MB RSS with vhpc's small buffers) + slurmdbd (~5 MB), with headroom
@@ -56,7 +64,7 @@ class ClusterOptions:
 
     name: str = "vhpc"
     nodes: int = 4
-    memory: str | int = DEFAULT_NODE_MEMORY
+    memory: str | int | None = None  # None: DEFAULT_NODE_MEMORY capped to the host
     cpus: int | None = None
     cpuset: str | None = None
     subnet: str | None = None
@@ -68,6 +76,11 @@ class ClusterOptions:
     pids_max: int | None = None  # pids.max of each compute node (None: DEFAULT_PIDS_MAX)
     users: tuple[str, ...] = ()  # extra cluster users, "name:account" each (`up --users`)
     accounting: bool = True  # MariaDB + slurmdbd in a `db` node (`up --no-accounting`: False)
+    # A site (cluster file, spec/sitefile.py): node groups replace the `nodes` alike ones.
+    groups: tuple[NodeGroup, ...] = ()
+    partitions: tuple[PartitionSpec, ...] = ()  # () = one partition `partition`, all nodes
+    shares: tuple[ShareSpec, ...] = ()  # host directories bind-mounted into every node
+    rack_size: int = DEFAULT_RACK_SIZE  # nodes per default rack (r1, r2...)
     gpus: str | int = ""  # fake GPUs of every compute node: 2 or "a100:2" (`up --gpus`)
 
 
@@ -101,6 +114,18 @@ def check_memory(memory: int, what: str) -> None:
             f"{what}: memory {format_size(memory)} is below the {format_size(MIN_NODE_MEMORY)} "
             f"slurmd needs to start: use --memory {format_size(MIN_NODE_MEMORY)} or more"
         )
+
+
+def default_node_memory(options: ClusterOptions, facts: HostFacts) -> int:
+    """DEFAULT_NODE_MEMORY, or less when the nodes would take more than DEFAULT_HOST_SHARE of
+    what the host has beside the service nodes (never below MIN_NODE_MEMORY): a hard
+    cgroup cap either way."""
+    count = sum(g.count for g in options.groups) if options.groups else options.nodes
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        count = 1  # the count's own check says what is wrong
+    services = CONTROLLER_MEMORY + DNS_MEMORY + (DB_MEMORY if options.accounting else 0)
+    fair = int(max(0, facts.mem_total - services) * DEFAULT_HOST_SHARE) // count // MIB * MIB
+    return max(MIN_NODE_MEMORY, min(parse_size(DEFAULT_NODE_MEMORY), fair))
 
 
 def check_host_memory(spec: ClusterSpec, facts: HostFacts) -> None:
@@ -150,8 +175,11 @@ def check_options(options: ClusterOptions,
             and options.nodes < 1:
         raise SpecError(f"-n {options.nodes}: a cluster needs at least one compute node (-n 1)")
     bounds.check_compute_count(options.nodes)
-    memory = parse_size(options.memory)
-    check_memory(memory, "--memory")
+    if options.memory is None:
+        memory = default_node_memory(options, facts)
+    else:
+        memory = parse_size(options.memory)
+        check_memory(memory, "--memory")
     bounds.check_cpus(options.cpus)
     if options.cpuset is not None:
         placement.parse_cpulist(options.cpuset)
@@ -235,8 +263,17 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         users=extra_users,
         pids_max=DEFAULT_PIDS_MAX if options.pids_max is None else options.pids_max,
     )
+    if options.groups or options.partitions or options.shares:
+        spec = _apply_site(spec, options, facts)
     check_host_memory(spec, facts)
     return spec
+
+
+def _apply_site(spec: ClusterSpec, options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
+    """The options' node groups, partitions and shares (spec/site.py builds on this module)."""
+    from vhpc.spec.site import apply_site
+
+    return apply_site(spec, options, facts)
 
 
 def compute_cpusets(options: ClusterOptions, facts: HostFacts, count: int,
