@@ -8,6 +8,7 @@ so the records must exist first. The steps are serial by nature: ~1 s of the boo
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -20,11 +21,13 @@ from vhpc.cluster import privacy
 from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.errors import BootError, UserError
-from vhpc.services import files, host_clients, mariadb, slurmdbd
+from vhpc.services import db_template, files, host_clients, mariadb, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.model import ClusterSpec, UserSpec
 from vhpc.spec.paths import ClusterPaths
+
+log = logging.getLogger(__name__)
 
 MARIADB_TIMEOUT = 60.0
 SLURMDBD_TIMEOUT = 60.0
@@ -47,7 +50,7 @@ def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
     write_atomic(slurmdbd.conf_file(paths), slurmdbd.render_slurmdbd_conf(spec, paths, node),
                  slurmdbd.CONF_MODE)
     os.chown(slurmdbd.conf_file(paths), 0, 0)
-    mariadb.copy_template(mariadb.ensure_template(mariadb.server_version()), data)
+    mariadb.copy_template(db_template.ensure_template(), data)
     mariadb.host_socket(paths, node.name).parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -90,15 +93,20 @@ def wait_ready(spec: ClusterSpec, paths: ClusterPaths, client: SlurmClient,
     node = slurmdbd.db_node(spec)
     if node is None:
         return
+    start = time.monotonic()
     if daemon.name == "mariadbd":
         sock = mariadb.host_socket(paths, node.name)
         _wait(lambda: mariadb.answers(sock), MARIADB_TIMEOUT, "MariaDB to answer",
               daemon, supervised)
+        log.info("mariadbd answered in %.2fs", time.monotonic() - start)
     elif daemon.name == "slurmdbd":
         address = (str(spec.ip_of(node)), slurmdbd.SLURMDBD_PORT)
         _wait(lambda: _port_open(address), SLURMDBD_TIMEOUT, "slurmdbd to answer",
               daemon, supervised)
+        answered = time.monotonic()
         run_sacctmgr(client, slurmdbd.bootstrap_script(spec), "registering the cluster")
+        log.info("slurmdbd answered in %.2fs; cluster, QOS, accounts and users registered "
+                 "in %.2fs", answered - start, time.monotonic() - answered)
 
 
 def add_users(spec: ClusterSpec, client: SlurmClient, users: list[UserSpec]) -> None:

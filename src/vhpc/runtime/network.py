@@ -26,6 +26,7 @@ def create_bridge(name: str, address: ipaddress.IPv4Interface) -> None:
     run_command(["ip", "-batch", "-"], input=(
         f"addr add {address} dev {name}\n"
         f"link set {name} up\n"
+        f"{quickack_route(address, name)}\n"
     ))
     # Nodes reach the host, and nothing beyond it: no forwarding of what enters the bridge.
     Path(f"/proc/sys/net/ipv4/conf/{name}/forwarding").write_text("0\n")
@@ -47,7 +48,16 @@ def node_batch(v: VethSpec) -> str:
         "link set lo up\n"
         "link set eth0 up\n"
         f"route add default via {v.gateway}\n"
+        f"{quickack_route(v.address, 'eth0')}\n"
     )
+
+
+def quickack_route(address: ipaddress.IPv4Interface, dev: str) -> str:
+    """The subnet's route with delayed ACKs off: Slurm writes an RPC's length and body
+    separately (Nagle), so each reply waited for a 40 ms delayed ACK; with `quickack` a
+    sacctmgr or squeue round trip takes ~1 ms instead of ~44 ms."""
+    return (f"route replace {address.network} dev {dev} proto kernel scope link "
+            f"src {address.ip} quickack 1")
 
 
 def create_veths(veths: list[VethSpec]) -> None:
