@@ -88,7 +88,8 @@ def test_veth_batches() -> None:
         "link set vhabcdn10 master vhabcd-lab up\n")
     assert network.node_batch(veth).splitlines() == [
         "addr add 10.201.0.10/24 dev eth0", "link set lo up", "link set eth0 up",
-        "route add default via 10.201.0.1"]
+        "route add default via 10.201.0.1",
+        "route replace 10.201.0.0/24 dev eth0 proto kernel scope link src 10.201.0.10 quickack 1"]
 
 
 def test_node_argv_joins_cgroup_enters_namespaces_and_drops_to_user() -> None:
