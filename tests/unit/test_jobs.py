@@ -17,6 +17,7 @@ from vhpc.services.jobs import (
     parse_sacct,
     parse_squeue_json,
     sacct_argv,
+    select,
 )
 
 USERS = {"1879048192": "cluser", "1879048193": "alice"}
@@ -98,6 +99,17 @@ def test_merge_keeps_slurmctld_while_running_and_accounting_after() -> None:
     merged = merge(live, done)
     assert [(j.id, j.source) for j in merged] == [
         ("10", "sacct"), ("3", "squeue"), ("2", "sacct"), ("1", "sacct")]
+
+
+def test_selection_keeps_live_jobs_and_the_finished_since_a_time() -> None:
+    jobs = [JobRecord("4", state="RUNNING", submit=50.0),
+            JobRecord("3", state="COMPLETED", end=120.0),
+            JobRecord("2", state="FAILED", end=90.0),
+            JobRecord("1", state="CANCELLED", submit=95.0)]  # never started: no end
+    assert [j.id for j in select(jobs, False, 0.0, 10)] == ["4"]
+    assert [j.id for j in select(jobs, True, 0.0, 10)] == ["4", "3", "2", "1"]
+    assert [j.id for j in select(jobs, True, 100.0, 10)] == ["4", "3"]
+    assert [j.id for j in select(jobs, True, 93.0, 2)] == ["4", "3"]
 
 
 def test_sacct_asks_every_user_parsable_since_a_time() -> None:

@@ -9,6 +9,7 @@ from the cluster's passwd: the host's clients know only the host's users.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ SACCT_FIELDS = ("JobIDRaw", "JobName", "UID", "User", "Account", "Partition", "S
                 "NodeList", "ElapsedRaw", "ExitCode", "MaxRSS", "Submit", "Start", "End")
 LIVE_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING",
                          "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"})
+log = logging.getLogger(__name__)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -165,7 +167,16 @@ def read_jobs(client: SlurmClient, accounting: bool, finished: bool = False,
         result = run_command(sacct_argv(since), check=False, timeout=60, env=env)
         if result.returncode == 0:
             done = parse_sacct(result.stdout, users)
-    jobs = merge(live, done)
+        else:  # slurmdbd down or restarting: the live part still answers
+            log.warning("sacct failed (exit %d): %s", result.returncode,
+                        result.stderr.strip()[-200:])
+    return select(merge(live, done), finished, since, limit)
+
+
+def select(jobs: list[JobRecord], finished: bool, since: float,
+           limit: int) -> list[JobRecord]:
+    """Live jobs; with `finished`, also those that ended at `since` or later; at most
+    `limit`, in the given order."""
     if not finished:
-        jobs = [j for j in jobs if j.live]
-    return jobs[:limit]
+        return [j for j in jobs if j.live][:limit]
+    return [j for j in jobs if j.live or (j.end or j.submit or 0.0) >= since][:limit]
