@@ -99,3 +99,35 @@ def test_env_exports_the_url_and_the_token_only_when_asked(
         "export SLURM_JWT=eyJh.eyJl.sig",
         "export VHPC_SLURM_USER=alice",
     ]
+
+
+def test_cli_token_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.unit.cli_fakes import install, run_vhpc
+    from vhpc.runtime.hostops import CommandResult
+
+    install(monkeypatch, tmp_path)
+    asked: list[list[str]] = []
+
+    def scontrol(argv: list[str], **kwargs: object) -> CommandResult:
+        asked.append(argv)
+        env = kwargs.get("env")
+        assert isinstance(env, dict) and "SLURM_JWT" not in env  # minted over munge
+        return CommandResult(argv, 0, "SLURM_JWT=eyJh.eyJl.sig\n", "")
+
+    monkeypatch.setattr(rest, "run_command", scontrol)
+    monkeypatch.setenv("SLURM_JWT", "a-stale-token")
+    env = run_vhpc("-c", "hbt", "env")
+    assert "export VHPC_SLURMRESTD_URL=http://10.201.0.2:6820\n" in env.stdout
+    assert "SLURM_JWT" not in env.stdout and asked == []
+    token = run_vhpc("-c", "hbt", "token", "--user", "cluser", "--lifespan", "60")
+    assert (token.code, token.stdout) == (0, "eyJh.eyJl.sig\n")
+    assert asked[-1] == ["scontrol", "token", "username=cluser", "lifespan=60"]
+    jwt = run_vhpc("-c", "hbt", "env", "--jwt")
+    assert "export SLURM_JWT=eyJh.eyJl.sig\nexport VHPC_SLURM_USER=cluser\n" in jwt.stdout
+    assert asked[-1][-1] == f"lifespan={slurmrestd.DEFAULT_LIFESPAN}"
+    bad = run_vhpc("-c", "hbt", "token", "--slurm", "--user", "bob")
+    assert bad.code == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
+    assert "unknown user 'bob'" in bad.stderr
+    zero = run_vhpc("-c", "hbt", "token", "--lifespan", "0")
+    assert zero.code == 2 and "--lifespan 0: give seconds from 1" in zero.stderr
+    assert len(asked) == 2  # the refused ones never ran scontrol
