@@ -220,3 +220,22 @@ def test_find_line_finds_keys_in_the_right_table() -> None:
     assert find_line(text, ("nodes", 0, "count")) == 3  # not given: the table's header
     assert find_line(text, ("cluster", "count")) == 2
     assert find_line(text, ("partitions", 0, "name")) is None
+
+
+def test_node_add_group_copies_the_groups_properties_rack_and_partitions(tmp_path: Path) -> None:
+    from vhpc.spec.grow import AddRequest, plan_add
+
+    spec = build_spec(read_site(write(tmp_path, UNI)), HOST)
+    (gpu2,) = plan_add(spec, AddRequest(group="gpu"), HOST)
+    assert (gpu2.name, gpu2.group, gpu2.memory, gpu2.cpus, gpu2.gpus, gpu2.rack) == (
+        "gpu2", "gpu", 2048 * MIB, 2, 2, "r2")
+    assert gpu2.features == ("gpu",)
+    grown = spec.with_nodes((*spec.nodes, gpu2))
+    assert grown.partitions_of(gpu2) == ("gpu", "debug")
+    assert "gpu2" in next(p for p in grown.partitions if p.name == "debug").nodes
+    two = plan_add(spec, AddRequest(group="cpu", count=2, memory="256M"), HOST)
+    assert [(n.name, n.memory, n.features) for n in two] == [
+        ("cpu8", 256 * MIB, ("cpu", "intel", "avx512")),
+        ("cpu9", 256 * MIB, ("cpu", "intel", "avx512"))]
+    with pytest.raises(SpecError, match="has no node group 'fpga'"):
+        plan_add(spec, AddRequest(group="fpga"), HOST)

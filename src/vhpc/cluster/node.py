@@ -68,6 +68,9 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int,
     private = paths.node_dir(node.name)
     mounts = [
         Mount("/proc", PROC_SOURCE, "proc", "nosuid,nodev,noexec"),
+        # Before the node's private /tmp, /var/tmp and /run hide the host's: a share of
+        # the host's /tmp/work is bound from the host's /tmp.
+        *share_mounts(shares),
         *private_dev_mounts(paths, node),
         Mount("/tmp", str(private / "tmp")),
         Mount("/var/tmp", str(private / "var-tmp")),
@@ -80,7 +83,6 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int,
         Mount("/etc/group", str(paths.etc / "group")),
         Mount("/etc/slurm", str(paths.slurm_etc)),
         Mount("/home", str(paths.home)),
-        *share_mounts(shares),
     ]
     return mounts
 

@@ -101,7 +101,7 @@ def group_request(spec: ClusterSpec, request: AddRequest) -> AddRequest:
                              _bounded_count(count)))
     return replace(
         request, names=names, count=0,
-        memory=template.memory if request.memory is None else request.memory,
+        memory=f"{template.memory // 1024}K" if request.memory is None else request.memory,
         cpus=template.cpus if request.cpus is None and request.cpuset is None
         else request.cpus,
         features=tuple(dict.fromkeys((*template.features, *request.features))),
