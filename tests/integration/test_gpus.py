@@ -77,6 +77,10 @@ def test_a_job_asking_for_two_gpus_sees_both(cluster: str) -> None:
     for node in ("compute0", "compute1"):
         env = env_of(run("slurm", "srun", "-p", PARTITION, "-w", node, "--gres=gpu:2", "env"))
         assert env["CUDA_VISIBLE_DEVICES"] == "0,1", node
+    job = env["SLURM_JOB_ID"]
+    # accounting (on by default) counts GPUs as a TRES
+    wait_for(lambda: "gres/gpu=2" in run("slurm", "sacct", "-X", "-n", "-j", job, "-o",
+                                        "AllocTRES%80"), 60, "the job's GPUs in sacct")
 
 
 def test_more_gpus_than_a_node_has_is_refused_at_submission(cluster: str) -> None:
