@@ -5,7 +5,7 @@
  * this directory. "since" is always an age in seconds.
  *
  *   GET /api/v1/status  -> Status {cluster, phase, progress, nodes: [NodeStatus {name, role,
- *       ip, cpuset, memory_limit, memory_usage, oom_kills, slurm_state, services: [Daemon
+ *       ip, cpuset, memory_limit, memory_usage, oom_kills, slurm_state, gres, services: [Daemon
  *       {name, state, pid, restarts}], cpu_percent?}], jobs: [Job {id, name, user, state,
  *       nodes, time}]}
  *   GET /api/v1/metrics?node=&metric=memory|cpu|rx|tx&since=600
@@ -144,6 +144,8 @@ function nodeCard(n) {
     el("div", { class: "name" }, n.name),
     el("div", { class: "meta" }, `${n.role || ""} · ${n.ip || ""} · cpus ${n.cpuset || "–"}`),
     el("div", { class: "meta" }, `slurm: ${n.slurm_state || "–"} · CPU ${fmtPct(cpu)}`),
+    n.gres ? el("div", { class: "meta", title: "Slurm GRES (fake GPUs)" }, `gres ${n.gres}`)
+      : null,
     el("div", { class: `bar${frac > 0.9 ? " hot" : ""}`,
       title: `memory ${fmtBytes(n.memory_usage)} of ${fmtBytes(n.memory_limit)}` },
       el("div", { style: `width:${(frac * 100).toFixed(1)}%` })),
