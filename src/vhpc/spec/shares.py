@@ -55,7 +55,8 @@ def check_share(share: ShareSpec) -> ShareSpec:
     """A share with normalized paths; refuses system directories on either side."""
     host = _normal(share.host, "share host directory", "/srv/data")
     path = _normal(share.path or share.host, "share path", "/data")
-    system = _under(host, SYSTEM_DIRS) or _under("/var/lib/vhpc", (host,))
+    holds_state = _under("/var/lib/vhpc", (host,)) is not None  # e.g. /var, /var/lib
+    system = _under(host, SYSTEM_DIRS) or ("/var/lib/vhpc" if holds_state else None)
     if system is not None:
         raise SpecError(f"share host directory {host!r}: {system} is a system "
                         "or vhpc directory: share a directory of your own, e.g. /srv/data")
