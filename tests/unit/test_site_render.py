@@ -119,7 +119,8 @@ def test_share_flag_form() -> None:
     ("/var/lib/vhpc/other", "/data", "/var/lib/vhpc is a system"),
     ("/var", "/data", "/var/lib/vhpc is a system"),  # it holds every cluster's state
     ("/srv/a", "/etc", "would cover /etc"),
-    ("/srv/a", "/tmp/x", "would cover /tmp"),
+    ("/srv/a", "/tmp", "would cover /tmp"),
+    ("/srv/a", "/var/tmp", "would cover /var"),
     ("/srv/a", "/home", "would cover /home"),
     ("/srv/a", "/run/x", "would cover /run"),
     ("/srv/a", "/dev/x", "would cover /dev"),
@@ -129,6 +130,29 @@ def test_share_flag_form() -> None:
 def test_bad_shares_are_refused(host: str, path: str, message: str) -> None:
     with pytest.raises(SpecError, match=message.replace(".", r"\.")):
         check_share(ShareSpec(host, path))
+
+
+def test_a_share_may_lie_inside_a_nodes_own_tmp() -> None:
+    assert check_share(ShareSpec("/tmp/work", "/tmp/work")) == ShareSpec("/tmp/work",
+                                                                         "/tmp/work")
+    assert check_share(ShareSpec("/srv/a", "/var/tmp/a")).path == "/var/tmp/a"
+
+
+def test_share_mounts_come_before_the_private_dirs_and_tmp_ones_go_inside_them() -> None:
+    from vhpc.cluster.node import node_mounts
+
+    shares = (ShareSpec("/tmp/work", "/tmp/work"), ShareSpec("/srv/data", "/data"))
+    node = SPEC.node("cpu0")
+    mounts = node_mounts(PATHS, node, node.memory, shares)
+    targets = [m.target for m in mounts]
+    private = "/var/lib/vhpc/uni/nodes/cpu0/tmp"
+    assert targets.index(private + "/work") < targets.index("/tmp")
+    assert targets.index("/data") < targets.index("/tmp")
+    tmp = mounts[targets.index("/tmp")]
+    assert tmp.fstab_line() == f"{private} /tmp none rbind 0 0"
+    assert mounts[targets.index("/var/tmp")].fstab_line().endswith(" bind 0 0")
+    assert mounts[targets.index(private + "/work")].fstab_line() == (
+        f"/tmp/work {private}/work none bind,X-mount.mkdir 0 0")
 
 
 def test_good_shares_are_normalized_and_may_not_hide_each_other() -> None:

@@ -176,7 +176,7 @@ BAD = [
      ["line 5", "priority_tier -1", "0 to 65533"]),
     ("relative share", '[[shares]]\nhost = "data"\n', ["line 2", "not an absolute path"]),
     ("system share", '[[shares]]\nhost = "/etc"\n', ["/etc is a system"]),
-    ("share over /tmp", '[[shares]]\nhost = "/srv/x"\npath = "/tmp/x"\n',
+    ("share over /tmp", '[[shares]]\nhost = "/srv/x"\npath = "/tmp"\n',
      ["line 3", "would cover /tmp", "/data"]),
     ("two shares at one path",
      '[[shares]]\nhost = "/srv/a"\npath = "/data"\n[[shares]]\nhost = "/srv/b"\n'

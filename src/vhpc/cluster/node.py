@@ -70,10 +70,11 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int,
         Mount("/proc", PROC_SOURCE, "proc", "nosuid,nodev,noexec"),
         # Before the node's private /tmp, /var/tmp and /run hide the host's: a share of
         # the host's /tmp/work is bound from the host's /tmp.
-        *share_mounts(shares),
+        *share_mounts(paths, node, shares),
         *private_dev_mounts(paths, node),
-        Mount("/tmp", str(private / "tmp")),
-        Mount("/var/tmp", str(private / "var-tmp")),
+        # rbind: a share at /tmp/work was bound inside the private directory just above
+        Mount("/tmp", str(private / "tmp"), *_rbind_if(shares, "/tmp")),
+        Mount("/var/tmp", str(private / "var-tmp"), *_rbind_if(shares, "/var/tmp")),
         Mount("/run", str(private / "run")),
         Mount("/dev/shm", SHM_SOURCE, "tmpfs", f"mode=1777,nosuid,nodev,size={shm_size(memory)}"),
         Mount("/run/munge", str(paths.munge_dir), mkdir=True),
@@ -87,10 +88,41 @@ def node_mounts(paths: ClusterPaths, node: NodeSpec, memory: int,
     return mounts
 
 
-def share_mounts(shares: Sequence[ShareSpec]) -> list[Mount]:
-    """The cluster's shared host directories, read-write at their node paths (the mount
-    points exist: site_files.make_share_points)."""
-    return [Mount(share.path, share.host) for share in shares]
+#: Node directories that are the node's own (PRIVATE_DIRS): a share inside one is bound
+#: into the node's private directory, which is then mounted there with its submounts.
+PRIVATE_SHARE_ROOTS = {"/tmp": "tmp", "/var/tmp": "var-tmp"}
+
+
+def _private_root(path: str) -> str | None:
+    return next((root for root in PRIVATE_SHARE_ROOTS if path.startswith(root + "/")), None)
+
+
+def _rbind_if(shares: Sequence[ShareSpec], root: str) -> tuple[str, str]:
+    """A private directory's mount: `rbind` when a share lies inside it, else a bind."""
+    if any(_private_root(s.path) == root for s in shares):
+        return ("none", "rbind")
+    return ("bind", "")
+
+
+def share_mounts(paths: ClusterPaths, node: NodeSpec,
+                 shares: Sequence[ShareSpec]) -> list[Mount]:
+    """The cluster's shared host directories, read-write at their node paths. A path in
+    the host's tree has its mount point made by site_files.make_share_points; one inside
+    the node's own /tmp or /var/tmp is bound into the node's private directory."""
+    out = []
+    for share in shares:
+        root = _private_root(share.path)
+        if root is None:
+            out.append(Mount(share.path, share.host))
+        else:
+            inside = paths.node_dir(node.name) / PRIVATE_SHARE_ROOTS[root]
+            out.append(Mount(str(inside) + share.path[len(root):], share.host, mkdir=True))
+    return out
+
+
+def is_private_share(share: ShareSpec) -> bool:
+    """Whether a share's node path is inside a node's own /tmp or /var/tmp."""
+    return _private_root(share.path) is not None
 
 
 def private_dev_mounts(paths: ClusterPaths, node: NodeSpec) -> list[Mount]:

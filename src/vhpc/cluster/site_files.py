@@ -15,6 +15,7 @@ from typing import Any
 
 from vhpc.atomic import write_atomic
 from vhpc.cluster.ledger import Kind, Ledger
+from vhpc.cluster.node import is_private_share
 from vhpc.cluster.teardown import MOUNTPOINT
 from vhpc.services import slurm_site
 from vhpc.spec.model import ClusterSpec, NodeSpec
@@ -33,6 +34,8 @@ def missing_dirs(path: Path) -> list[Path]:
 def make_share_points(spec: ClusterSpec, ledger: Ledger) -> None:
     """Make (and record) the missing mount points of the cluster's shares."""
     for share in spec.shares:
+        if is_private_share(share):  # made in each node's private /tmp (cluster/node.py)
+            continue
         missing = missing_dirs(Path(share.path))
         for made in missing:  # deepest first: teardown removes them in this order
             ledger.add(Kind.DIRECTORY, str(made), "", **{MOUNTPOINT: True})

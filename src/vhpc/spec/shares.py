@@ -26,6 +26,10 @@ NODE_RESERVED = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32"
                  "/var/lib/vhpc", "/var/tmp")
 
 
+#: A node's own directories: a share may lie inside one (/tmp/work), in every node's copy.
+NODE_PRIVATE = ("/tmp", "/var/tmp")
+
+
 def parse_share(text: str) -> ShareSpec:
     """`HOST[:PATH]` (the CLI form) as a ShareSpec; PATH defaults to HOST."""
     bounds.check_text(text, "--share", 2 * MAX_PATH + 1)
@@ -60,7 +64,8 @@ def check_share(share: ShareSpec) -> ShareSpec:
     if system is not None:
         raise SpecError(f"share host directory {host!r}: {system} is a system "
                         "or vhpc directory: share a directory of your own, e.g. /srv/data")
-    reserved = _under(path, NODE_RESERVED)
+    private = any(path.startswith(root + "/") for root in NODE_PRIVATE)
+    reserved = None if private else _under(path, NODE_RESERVED)
     if reserved is not None or _under("/var/lib/vhpc", (path,)) is not None:
         shown = reserved or path
         raise SpecError(f"share path {path!r} would cover {shown} inside the nodes (the "
