@@ -36,7 +36,7 @@ from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
 from vhpc.models import Event, Job, LogLine, MetricSeries, NodeInfo, Status, UserInfo
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
-from vhpc.spec import sitefile
+from vhpc.spec import shares, sitefile
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
@@ -371,6 +371,7 @@ class Cluster:
             text = "#!/bin/bash\n" + text
         path = self._write_job_script(text, who)
         workdir = str(chdir or self.home)
+        self._warn_invisible(workdir)
         result = self.run(["sbatch", "--parsable", f"--chdir={workdir}", *args, str(path)],
                           user=who, timeout=60)
         if not result.ok:
@@ -381,6 +382,13 @@ class Cluster:
                 fix="ask for at most the nodes, CPUs and memory the cluster has "
                     "('vhpc status'), or add nodes (Cluster.add_node)")
         return int(result.stdout.strip().split(";")[0])
+
+    def _warn_invisible(self, directory: str) -> None:
+        """Warn (with the fix) when the nodes do not see `directory` at that path."""
+        message = shares.invisible_dir_warning(
+            os.path.abspath(directory), self.spec.shares, str(self.paths.home), self.name)
+        if message is not None:
+            warnings.warn(message, stacklevel=3)
 
     def _write_job_script(self, text: str, user: str) -> Path:
         login = control.login_of(self.spec, user)

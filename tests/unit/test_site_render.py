@@ -176,3 +176,17 @@ def test_where_nodes_see_a_host_directory() -> None:
     assert visible_path(home + "/cluser", shares, home) == home + "/cluser"
     assert visible_path("/tmp/work", shares, home) is None
     assert visible_path("/srv/database", shares, home) is None  # not under /srv/data
+
+
+def test_a_directory_the_nodes_do_not_see_gets_a_warning_with_the_fix() -> None:
+    from vhpc.spec.shares import invisible_dir_warning
+
+    home = "/var/lib/vhpc/uni/home"
+    shares = (ShareSpec("/tmp/work", "/tmp/work"), ShareSpec("/srv/data", "/data"))
+    assert invisible_dir_warning("/tmp/work/run1", shares, home, "uni") is None
+    assert invisible_dir_warning(home + "/cluser", shares, home, "uni") is None
+    lost = invisible_dir_warning("/root/project", shares, home, "uni")
+    assert lost is not None and "the nodes do not see it" in lost
+    assert "couldn't chdir" in lost and "'vhpc up --share /root/project'" in lost
+    moved = invisible_dir_warning("/srv/data/x", shares, home, "uni")
+    assert moved is not None and "the nodes see it as /data/x" in moved

@@ -229,6 +229,7 @@ def env(obj: dict[str, str], jwt: bool, user: str | None, lifespan: int | None) 
     for line in env_lines(spec.name, token, user or spec.user):
         click.echo(line)
     click.echo(f"# then: sinfo; sbatch --chdir {paths.home / spec.user} job.sh")
+    site_cmds.warn_invisible_cwd(spec, paths)
 
 
 @cli.command()

@@ -4,17 +4,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from vhpc import control
-from vhpc.cli.output import out_console, print_json
+from vhpc.cli.output import out_console, print_json, say
 from vhpc.spec import shares as share_spec
 from vhpc.spec import sitefile
 from vhpc.spec.load import ClusterOptions
 from vhpc.spec.model import ClusterSpec
+from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
 from vhpc.spec.sizes import format_size
 
@@ -41,6 +43,17 @@ def up_options(ctx: click.Context, file: str | None, shares: tuple[str, ...],
     said: dict[str, Any] = {f: getattr(flags, f) for f in UP_FIELDS if _given(ctx, f)}
     merged = sitefile.merge(options, shares=given_shares or None, **said)
     return sitefile.merge(merged, extra=flags.extra)
+
+
+def warn_invisible_cwd(spec: ClusterSpec, paths: ClusterPaths) -> None:
+    """On stderr: the fix when the host's current directory is not where nodes see it."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return
+    warning = share_spec.invisible_dir_warning(cwd, spec.shares, str(paths.home), spec.name)
+    if warning is not None:
+        say(f"# warning: {warning}")
 
 
 @click.group(name="spec")

@@ -104,3 +104,17 @@ def visible_path(cwd: str, shares: Sequence[ShareSpec], home: str) -> str | None
         if _under(cwd, (share.host,)) is not None:
             return share.path + cwd[len(share.host):]
     return None
+
+
+def invisible_dir_warning(directory: str, shares: Sequence[ShareSpec], home: str,
+                          cluster: str) -> str | None:
+    """The warning for a host directory the nodes do not see at the same path (a job
+    submitted from it fails with "couldn't chdir"), with the fix; None when they do."""
+    seen = visible_path(directory, shares, home)
+    if seen == directory:
+        return None
+    where = f"the nodes see it as {seen}" if seen else "the nodes do not see it"
+    return (f"{directory} is not shared with cluster {cluster!r} at the same path ({where}): "
+            f"a job submitted from here fails with \"couldn't chdir\"; submit from "
+            f"{home} or a share, give sbatch --chdir, or boot with "
+            f"'vhpc up --share {directory}'")
