@@ -33,7 +33,7 @@ def run_in(node: str, *cmd: str, timeout: float = 300) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def program() -> Iterator[dict[str, str]]:
     """A booted cluster; yields the paths of gemm_block_mpi and gemm.sh in its nodes."""
-    vhpc("-c", CLUSTER, "up", "-n", str(NODES), timeout=300)
+    vhpc("-c", CLUSTER, "up", "-n", str(NODES), "--memory", "125M", timeout=300)
     try:
         found = run_in("slurm", "sh", "-c", "command -v gemm_block_mpi && command -v gemm.sh")
         paths = found.stdout.split()

@@ -84,7 +84,7 @@ def clusters() -> Iterator[dict[str, dict[str, int]]]:
     """Clusters A (pids.max 128) and B, 2 nodes each; removed with nothing left behind."""
     for name in (A, B):
         vhpc("-c", name, "clean", "--force", check=False)
-    vhpc("-c", A, "up", "-n", "2", "--pids-max", str(PIDS_MAX))
+    vhpc("-c", A, "up", "-n", "2", "--pids-max", str(PIDS_MAX), "--memory", "125M")
     inits: dict[str, dict[str, int]] = {}
     try:
         vhpc("-c", B, "up", "-n", "2")

@@ -21,7 +21,7 @@ def cluster4() -> Iterator[str]:
     """A 4-node cluster, removed afterwards; asserts nothing of it is left."""
     name = "it2a"
     vhpc("-c", name, "clean", check=False)
-    vhpc("-c", name, "up", "-n", "4")
+    vhpc("-c", name, "up", "-n", "4", "--memory", "125M")  # the seed's nodes
     try:
         yield name
     finally:
