@@ -9,6 +9,7 @@ so the throwaway mariadbd and slurmdbd listen on a loopback no one else sees.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -37,8 +38,10 @@ def slurm_version() -> str:
 
 
 def template_dir(mariadb_version: str, slurm: str) -> Path:
-    """Where the datadir of these versions is kept."""
-    return state_root() / ".templates" / f"mariadb-{mariadb_version}-slurmdbd-{slurm}"
+    """Where the datadir of these versions (and of this server config: InnoDB's file
+    sizes must match the datadir) is kept."""
+    digest = hashlib.sha1(mariadb.render_config(Path("/")).encode()).hexdigest()[:8]
+    return state_root() / ".templates" / f"mariadb-{mariadb_version}-slurmdbd-{slurm}-{digest}"
 
 
 def render_slurmdbd_conf(work: Path) -> str:

@@ -69,6 +69,7 @@ innodb_lock_wait_timeout=900
 innodb_flush_log_at_trx_commit=0
 innodb_doublewrite=0
 innodb_file_per_table=OFF
+innodb_fast_shutdown=2  # the datadir goes with the cluster: no flush at `down`
 log_warnings=1
 """
 
