@@ -35,8 +35,16 @@ def test_a_ready_cluster_shows_no_boot_step_and_a_booting_one_does(
 def test_env_events_and_manager_status_are_data(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     install(monkeypatch, tmp_path)
+    home = tmp_path / "hbt" / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(home)  # nodes see the cluster home: no warning about the directory
     env = run_vhpc("-c", "hbt", "env")
     assert env.stdout.startswith(f"export SLURM_CONF={tmp_path}/hbt/") and env.stderr == ""
+    monkeypatch.chdir(tmp_path)  # the nodes do not see it: a warning on stderr, with the fix
+    warned = run_vhpc("-c", "hbt", "env")
+    assert warned.stdout == env.stdout
+    assert warned.stderr.startswith(f"# warning: {tmp_path} is not shared with cluster 'hbt'")
+    assert warned.stderr.endswith(f"'vhpc up --share {tmp_path}'\n")  # one line
     events = run_vhpc("-c", "hbt", "events")
     assert "node_added: compute1 joined" in events.stdout and events.stderr == ""
     assert json.loads(run_vhpc("-c", "hbt", "events", "--json").stdout)[0]["kind"] == \

@@ -96,3 +96,17 @@ def test_up_flags_override_the_file_and_shares_add_up(tmp_path: Path) -> None:
 def test_site_cmds_knows_every_up_field() -> None:
     fields = set(ClusterOptions.__dataclass_fields__)
     assert set(site_cmds.UP_FIELDS) <= fields
+
+
+def test_status_table_shows_group_partitions_and_features_only_when_some_node_has_them(
+        ) -> None:
+    from vhpc.cli.render import site_cells, site_columns
+
+    site = [{"group": "gpu", "partitions": ["gpu", "debug"], "features": ["gpu", "nvlink"]},
+            {"group": "", "partitions": [], "features": []}]
+    columns = site_columns(site)
+    assert columns == ("GROUP", "PARTITIONS", "FEATURES")
+    assert site_cells(site[0], columns) == ["gpu", "gpu,debug", "gpu,nvlink"]
+    assert site_cells(site[1], columns) == ["-", "-", "-"]
+    plain = [{"group": "", "partitions": ["vhpc"], "features": []}]
+    assert site_columns(plain) == ("PARTITIONS",)

@@ -27,7 +27,8 @@ def status_table(status: dict[str, Any], console: Console) -> None:
     )
     table = Table(box=None, header_style="bold")
     with_gres = any(n.get("gres") for n in nodes)  # a GRES column only when a node has GPUs
-    for col in ("NODE", "ROLE", "IP", "CPUS", "MEM USED/LIMIT", "OOM", "SLURM",
+    site = site_columns(nodes)
+    for col in ("NODE", "ROLE", *site, "IP", "CPUS", "MEM USED/LIMIT", "OOM", "SLURM",
                 *(("GRES",) if with_gres else ()), "PIDS", "DAEMONS"):
         table.add_column(col)
     for n in nodes:
@@ -36,7 +37,7 @@ def status_table(status: dict[str, Any], console: Console) -> None:
             for d in n["services"]
         )
         oom = str(n["oom_kills"]) if n["oom_kills"] == 0 else f"[red]{n['oom_kills']}[/]"
-        table.add_row(n["name"], n["role"], n["ip"], n["cpuset"],
+        table.add_row(n["name"], n["role"], *site_cells(n, site), n["ip"], n["cpuset"],
                       f"{mib(n['memory_usage'])}/{mib(n['memory_limit'])}", oom,
                       n["slurm_state"], *((n.get("gres") or "-",) if with_gres else ()),
                       str(len(n["pids"])), daemons)
@@ -49,6 +50,20 @@ def status_table(status: dict[str, Any], console: Console) -> None:
             jobs.add_row(j.get("id", ""), j.get("name", ""), j.get("user", ""),
                          j.get("state", ""), j.get("time", ""), j.get("nodes", ""))
         console.print(jobs)
+
+
+def site_columns(nodes: list[dict[str, Any]]) -> tuple[str, ...]:
+    """GROUP, PARTITIONS and FEATURES columns, each only when some node has one."""
+    wanted = (("GROUP", "group"), ("PARTITIONS", "partitions"), ("FEATURES", "features"))
+    return tuple(col for col, key in wanted if any(n.get(key) for n in nodes))
+
+
+def site_cells(node: dict[str, Any], columns: tuple[str, ...]) -> list[str]:
+    """A node's cells of the site columns ('-' for none)."""
+    cells = {"GROUP": node.get("group") or "-",
+             "PARTITIONS": ",".join(node.get("partitions") or []) or "-",
+             "FEATURES": ",".join(node.get("features") or []) or "-"}
+    return [cells[col] for col in columns]
 
 
 def phase_text(status: dict[str, Any]) -> str:

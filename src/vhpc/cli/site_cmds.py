@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from vhpc import control
-from vhpc.cli.output import out_console, print_json, say
+from vhpc.cli.output import out_console, print_json
 from vhpc.spec import shares as share_spec
 from vhpc.spec import sitefile
 from vhpc.spec.load import ClusterOptions
@@ -53,7 +53,7 @@ def warn_invisible_cwd(spec: ClusterSpec, paths: ClusterPaths) -> None:
         return
     warning = share_spec.invisible_dir_warning(cwd, spec.shares, str(paths.home), spec.name)
     if warning is not None:
-        say(f"# warning: {warning}")
+        click.echo(f"# warning: {warning}", err=True)  # one line, never wrapped
 
 
 @click.group(name="spec")
