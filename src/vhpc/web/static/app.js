@@ -5,7 +5,8 @@
  * this directory. "since" is always an age in seconds.
  *
  *   GET /api/v1/status  -> Status {cluster, phase, progress, nodes: [NodeStatus {name, role,
- *       ip, cpuset, memory_limit, memory_usage, oom_kills, slurm_state, gres, services: [Daemon
+ *       ip, cpuset, memory_limit, memory_usage, oom_kills, slurm_state, gres, group,
+ *       partitions, features, rack, services: [Daemon
  *       {name, state, pid, restarts}], cpu_percent?}], jobs: [Job {id, name, user, state,
  *       nodes, time}]}
  *   GET /api/v1/metrics?node=&metric=memory|cpu|rx|tx&since=600
@@ -146,6 +147,8 @@ function nodeCard(n) {
     el("div", { class: "meta" }, `slurm: ${n.slurm_state || "–"} · CPU ${fmtPct(cpu)}`),
     n.gres ? el("div", { class: "meta", title: "Slurm GRES (fake GPUs)" }, `gres ${n.gres}`)
       : null,
+    (n.features || []).length ? el("div", { class: "meta", title: "Slurm features" +
+      (n.rack ? `; rack ${n.rack}` : "") }, `features ${n.features.join(",")}`) : null,
     el("div", { class: `bar${frac > 0.9 ? " hot" : ""}`,
       title: `memory ${fmtBytes(n.memory_usage)} of ${fmtBytes(n.memory_limit)}` },
       el("div", { style: `width:${(frac * 100).toFixed(1)}%` })),
@@ -153,9 +156,30 @@ function nodeCard(n) {
     el("div", {}, ...services));
 }
 
+/* Nodes grouped by the partitions they are in (service nodes first), once each; a cluster
+ * whose compute nodes all share one partition list keeps one flat grid. */
+function nodeGroups(nodes) {
+  const groups = new Map();
+  for (const n of nodes) {
+    const key = (n.partitions || []).join(", ");
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(n);
+  }
+  return [...groups.entries()].sort((a, b) => (a[0] === "" ? -1 : b[0] === "" ? 1 : 0));
+}
+
 function renderNodes(nodes) {
   const box = $("#nodes");
-  box.replaceChildren(...nodes.map(nodeCard));
+  const groups = nodeGroups(nodes);
+  if (groups.filter(([key]) => key).length <= 1) {
+    box.replaceChildren(...nodes.map(nodeCard));
+  } else {
+    box.replaceChildren(...groups.map(([key, members]) =>
+      el("div", { class: "pgroup", "data-partitions": key },
+        el("h3", {}, key ? `partition ${key}` : "service nodes",
+          el("span", { class: "meta" }, ` (${members.length})`)),
+        el("div", { class: "grid" }, ...members.map(nodeCard)))));
+  }
   $("#node-count").textContent = `(${nodes.length})`;
 }
 
