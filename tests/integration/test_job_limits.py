@@ -81,6 +81,42 @@ def test_a_job_over_its_memory_is_killed_alone(cluster: str) -> None:
     slurm("scancel", survivor)
 
 
+def accounting_on() -> bool:
+    conf = vhpc("-c", NAME, "exec", "slurm", "--", "scontrol", "show", "config").stdout
+    return "accounting_storage/slurmdbd" in conf
+
+
+def sacct(job: str) -> dict[str, tuple[str, str]]:
+    """JobID -> (State, MaxRSS) of a job and its steps, from slurmdbd."""
+    out = slurm("sacct", "-n", "-P", "-j", job, "-o", "JobID,State,MaxRSS")
+    return {f[0]: (f[1], f[2]) for f in (line.split("|") for line in out.split())}
+
+
+def test_sacct_reports_the_oom_and_the_max_rss(cluster: str) -> None:
+    if not accounting_on():
+        pytest.skip("the cluster has no accounting")
+    hog = srun("--mem=30M", "python3", "-c", HOG)
+    assert hog.returncode != 0
+    # holds 40 MB for longer than JobAcctGatherFrequency, so a sample sees it
+    held = srun("--mem=80M", "python3", "-c",
+                "import time; b = b'x' * (40 << 20); time.sleep(7)")
+    assert held.returncode == 0, held.stderr
+    jobs = slurm("squeue", "-h", "-t", "all", "-o", "%i %T").split("\n")
+    oom = max(int(line.split()[0]) for line in jobs if line.endswith(" OUT_OF_MEMORY"))
+    done = max(int(line.split()[0]) for line in jobs if line.endswith(" COMPLETED"))
+
+    def recorded() -> bool:
+        steps = {**sacct(str(oom)), **sacct(str(done))}
+        return f"{oom}.0" in steps and f"{done}.0" in steps and steps[f"{done}.0"][1] != ""
+
+    assert wait_for(recorded, 60), (sacct(str(oom)), sacct(str(done)))
+    assert sacct(str(oom))[str(oom)][0] == "OUT_OF_MEMORY"
+    max_rss = sacct(str(done))[f"{done}.0"][1]
+    assert max_rss.endswith(("K", "M")), max_rss
+    kb = float(max_rss[:-1]) * (1024 if max_rss.endswith("M") else 1)
+    assert kb >= 40 * 1024, max_rss
+
+
 def test_mem_per_cpu_is_the_jobs_limit_too(cluster: str) -> None:
     hog = srun("--mem-per-cpu=40M", "-c1", "python3", "-c", HOG)
     assert hog.returncode != 0 and "survived" not in hog.stdout
