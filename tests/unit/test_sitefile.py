@@ -239,3 +239,18 @@ def test_node_add_group_copies_the_groups_properties_rack_and_partitions(tmp_pat
         ("cpu9", 256 * MIB, ("cpu", "intel", "avx512"))]
     with pytest.raises(SpecError, match="has no node group 'fpga'"):
         plan_add(spec, AddRequest(group="fpga"), HOST)
+
+
+def test_the_python_api_reads_the_same_file_and_keywords_override_it(tmp_path: Path) -> None:
+    from vhpc.python_api import Cluster
+
+    path = write(tmp_path, UNI)
+    site = Cluster(file=path)
+    assert site.name == "uni" and [g.name for g in site.options.groups] == ["cpu", "gpu"]
+    assert Cluster(file=path, name="hgpy").name == "hgpy"
+    assert Cluster(file=path, memory="300M", cpus=2).options.memory == "300M"
+    plain = Cluster(name="hgplain")
+    assert (plain.options.nodes, plain.options.memory, plain.options.partition) == (
+        2, None, "vhpc")  # memory None: 1G capped to the host
+    unnamed = Cluster(file=write(tmp_path, '[[nodes]]\ngroup = "cpu"\n'))
+    assert unnamed.name.startswith("py")  # a fresh name, as without a file
