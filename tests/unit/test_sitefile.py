@@ -254,3 +254,13 @@ def test_the_python_api_reads_the_same_file_and_keywords_override_it(tmp_path: P
         2, None, "vhpc")  # memory None: 1G capped to the host
     unnamed = Cluster(file=write(tmp_path, '[[nodes]]\ngroup = "cpu"\n'))
     assert unnamed.name.startswith("py")  # a fresh name, as without a file
+
+
+def test_cluster_gpus_are_the_groups_default_and_partition_flag_conflicts(
+        tmp_path: Path) -> None:
+    text = '[cluster]\ngpus = "v100:1"\n[[nodes]]\ngroup = "a"\n[[nodes]]\ngroup = "b"\ngpus = 2\n'
+    spec = build_spec(read_site(write(tmp_path, text)), HOST)
+    assert [(n.name, n.gpus, n.gpu_type) for n in spec.computes] == [
+        ("a0", 1, "v100"), ("b0", 2, "")]
+    with pytest.raises(SpecError, match="has \\[\\[partitions\\]\\]"):
+        merge(read_site(write(tmp_path, UNI)), partition="batch")

@@ -36,7 +36,7 @@ def group_nodes(options: ClusterOptions, facts: HostFacts,
         memory = default_memory if group.memory is None else parse_size(group.memory)
         check_memory(memory, f"{what}: memory")
         per_node = bounds.check_cpus(group.cpus if group.cpus is not None else options.cpus)
-        gpu_count, gpu_type = gpus.parse_gpus(group.gpus, f"{what}: gpus")
+        gpu_count, gpu_type = gpus.parse_gpus(group.gpus or options.gpus, f"{what}: gpus")
         features = groups.group_features(group)
         for i in range(group.count):
             name = f"{group.name}{i}"

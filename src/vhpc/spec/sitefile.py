@@ -309,6 +309,9 @@ def merge(options: ClusterOptions, **given: Any) -> ClusterOptions:
     if "nodes" in said and options.groups:
         raise SpecError("-n counts alike nodes, but the cluster file has [[nodes]] groups: "
                         "change the groups' count in the file instead")
+    if "partition" in said and options.partitions:
+        raise SpecError("--partition names the one partition of alike nodes, but the cluster "
+                        "file has [[partitions]]: rename them in the file instead")
     if "shares" in said:
         said["shares"] = options.shares + tuple(said["shares"])
     return dataclasses.replace(options, **said)
