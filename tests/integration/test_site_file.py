@@ -121,6 +121,32 @@ def test_a_bad_file_is_one_line_and_makes_nothing(tmp_path: Path) -> None:
     assert not (STATE_ROOT / "hgbad").exists()
 
 
+BAD_FILES = [  # (file text, what the error says); each names the cluster hgbad
+    ('[[nodes]]\ngroup = "cpu"\ncount = "2"\n', "count: '2' has the wrong type"),
+    ('[[nodes]]\ngroup = "cpu"\nmemory = "900G"\n', "but the host has"),
+    ('[[shares]]\nhost = "/nonexistent/hgbad"\n', "does not exist"),
+    ('[[shares]]\nhost = "/etc"\n', "/etc is a system"),
+    ('[[nodes]]\ngroup = "cpu"\n[[partitions]]\nname = "p"\nnodes = ["gpu"]\n',
+     "no [[nodes]] table defines"),
+    ('[cluster]\nsubnet = "8.8.8.0/24"\n', "8.8.8.0/24"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+def test_bad_files_leave_nothing_behind(tmp_path: Path, text: str, expected: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[cluster]\nname = "hgbad"\n' + text if "[cluster]" not in text
+                   else text.replace("[cluster]\n", '[cluster]\nname = "hgbad"\n'))
+    links = {p.name for p in Path("/sys/class/net").iterdir()}
+    result = vhpc("up", "-f", str(bad), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
+    assert result.stderr.startswith(f"vhpc: {bad}:")
+    assert not (STATE_ROOT / "hgbad").exists()
+    assert {p.name for p in Path("/sys/class/net").iterdir()} <= links
+    assert not Path("/nonexistent").exists()
+
+
 def test_partitions_features_and_gres_in_sinfo(cluster: str) -> None:
     summary = host("sinfo", "-h", "-o", "%P %l %D %N").stdout.split("\n")
     assert "cpu* 1-00:00:00 2 cpu[0-1]" in summary

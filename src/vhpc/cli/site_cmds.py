@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -12,6 +14,7 @@ from click.core import ParameterSource
 
 from vhpc import control
 from vhpc.cli.output import out_console, print_json
+from vhpc.errors import SpecError
 from vhpc.spec import shares as share_spec
 from vhpc.spec import sitefile
 from vhpc.spec.load import ClusterOptions
@@ -42,7 +45,21 @@ def up_options(ctx: click.Context, file: str | None, shares: tuple[str, ...],
     options = sitefile.read_site(file, name)
     said: dict[str, Any] = {f: getattr(flags, f) for f in UP_FIELDS if _given(ctx, f)}
     merged = sitefile.merge(options, shares=given_shares or None, **said)
-    return sitefile.merge(merged, extra=flags.extra)
+    merged = sitefile.merge(merged, extra=flags.extra)
+    with naming_file(file):  # what the host refuses (memory, subnet, shares), with the file
+        control.plan(merged)
+    return merged
+
+
+@contextmanager
+def naming_file(file: str) -> Iterator[None]:
+    """A SpecError raised inside names the cluster file it came from."""
+    try:
+        yield
+    except SpecError as err:
+        if err.message.startswith(f"{file}:"):
+            raise
+        raise SpecError(f"{file}: {err.message}", fix=err.fix) from None
 
 
 def warn_invisible_cwd(spec: ClusterSpec, paths: ClusterPaths) -> None:
@@ -67,14 +84,8 @@ def spec_group() -> None:
 def check_cmd(file: str, as_json: bool) -> None:
     """Validate FILE against this host without booting; print its nodes and partitions."""
     options = sitefile.read_site(file)
-    try:
+    with naming_file(file):  # a host-dependent check (memory, subnet, shares)
         spec = control.plan(options)
-    except Exception as err:  # a host-dependent check (memory, subnet): name the file
-        from vhpc.errors import SpecError
-
-        if isinstance(err, SpecError):
-            raise SpecError(f"{file}: {err.message}", fix=err.fix) from None
-        raise
     if as_json:
         print_json(spec_document(spec))
         return
