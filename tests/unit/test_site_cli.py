@@ -110,3 +110,17 @@ def test_status_table_shows_group_partitions_and_features_only_when_some_node_ha
     assert site_cells(site[1], columns) == ["-", "-", "-"]
     plain = [{"group": "", "partitions": ["vhpc"], "features": []}]
     assert site_columns(plain) == ("PARTITIONS",)
+
+
+def test_the_pytest_plugin_reads_a_cluster_file_with_the_same_parser(tmp_path: Path) -> None:
+    from vhpc.pytest_plugin import read_spec_file
+
+    options = read_spec_file(EXAMPLES / "university.toml")
+    assert "name" not in options  # the plugin names its clusters
+    assert [g.name for g in options["groups"]] == ["cpu", "bigmem", "gpu"]
+    assert [p.name for p in options["partitions"]] == ["cpu", "gpu", "debug"]
+    ClusterOptions(name="hgplug", **options)  # what the plugin boots
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cluster]\nnodez = 2\n")
+    with pytest.raises(pytest.UsageError, match=r"line 2 \[cluster\] nodez: unknown key"):
+        read_spec_file(bad)
