@@ -264,3 +264,13 @@ def test_cluster_gpus_are_the_groups_default_and_partition_flag_conflicts(
         ("a0", 1, "v100"), ("b0", 2, "")]
     with pytest.raises(SpecError, match="has \\[\\[partitions\\]\\]"):
         merge(read_site(write(tmp_path, UNI)), partition="batch")
+
+
+def test_node_add_without_a_group_on_a_site_of_groups_is_refused(tmp_path: Path) -> None:
+    from vhpc.spec.grow import AddRequest, plan_add
+
+    spec = build_spec(read_site(write(tmp_path, UNI)), HOST)
+    with pytest.raises(SpecError, match=r"give --group \(cpu, gpu\)"):
+        plan_add(spec, AddRequest(count=1), HOST)
+    flat = build_spec(ClusterOptions(name="lab", nodes=1), HOST)
+    assert [n.name for n in plan_add(flat, AddRequest(count=1), HOST)] == ["compute1"]

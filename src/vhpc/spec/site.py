@@ -93,6 +93,10 @@ def group_request(spec: ClusterSpec, request: AddRequest) -> AddRequest:
     """`node add --group G`: the request with G's memory, CPUs, GPUs, features and names
     (`G<next>`) wherever the request itself says nothing."""
     if not request.group:
+        if spec.partitions and all(p.groups for p in spec.partitions):
+            known = ", ".join(sorted({n.group for n in spec.computes if n.group}))
+            raise SpecError(f"cluster {spec.name!r} has partitions of node groups: a node "
+                            f"outside them would be in none: give --group ({known})")
         return request
     template = add_group_defaults(spec, request.group)
     count = request.count or (0 if request.names else 1)
