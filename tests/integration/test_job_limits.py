@@ -29,6 +29,11 @@ def node_cgroup(hierarchy: str) -> Path:
     return V1 / hierarchy / f"vhpc-{NAME}" / NODE
 
 
+def node_oom_kills() -> int:
+    """The node's OOM kills as `vhpc status` shows them."""
+    return int(next(n["oom_kills"] for n in status(NAME)["nodes"] if n["name"] == NODE))
+
+
 def srun(*args: str) -> subprocess.CompletedProcess[str]:
     return vhpc("-c", NAME, "exec", "slurm", "--user", "cluser", "--", "srun", "-w", NODE,
                 *args, check=False, timeout=120)
@@ -66,6 +71,7 @@ def cluster() -> Iterator[str]:
 def test_a_job_over_its_memory_is_killed_alone(cluster: str) -> None:
     survivor = sbatch("--mem=30M", "-c1", "--wrap", "sleep 600")
     assert wait_for(lambda: job_field(survivor, "JobState") == "RUNNING", 60)
+    kills_before = node_oom_kills()
     hog = srun("--mem=30M", "-c1", "python3", "-c", HOG)
     assert hog.returncode != 0
     assert "survived" not in hog.stdout
@@ -78,6 +84,8 @@ def test_a_job_over_its_memory_is_killed_alone(cluster: str) -> None:
     assert state in ("mixed", "idle", "allocated"), state
     oom = (node_cgroup("memory") / "memory.oom_control").read_text()
     assert "oom_kill 0" in oom.splitlines()
+    # ...yet vhpc counts it in the node (v1 counts it only in the job's cgroup, now gone)
+    assert node_oom_kills() == kills_before + 1
     slurm("scancel", survivor)
 
 

@@ -134,3 +134,54 @@ def test_slurmd_reads_its_nodes_topology() -> None:
     daemon = slurm.slurmd(SPEC, PATHS, SPEC.computes[0])
     assert daemon.env["HWLOC_XMLFILE"] == str(
         PATHS.slurm_spool / SPEC.computes[0].name / "vhpc-topology.xml")
+
+
+def test_gemm_finds_the_tightest_limit_above_its_job_cgroup(tmp_path: Path) -> None:
+    from vhpc.workloads.bin.gemm_mpi import memory_limit
+
+    node = tmp_path / "memory"  # the node's own mount: its cgroup is the root
+    task = node / "slurm_c0" / "uid_1" / "job_3" / "step_0" / "task_0"
+    task.mkdir(parents=True)
+    (node / "memory.limit_in_bytes").write_text(f"{125 << 20}\n")
+    (node / "slurm_c0" / "uid_1" / "job_3" / "memory.limit_in_bytes").write_text(
+        f"{100 << 20}\n")
+    (task / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # unlimited
+    proc = tmp_path / "cgroup"
+    proc.write_text("4:memory:/slurm_c0/uid_1/job_3/step_0/task_0\n")
+    assert memory_limit(str(tmp_path), str(proc)) == 100 << 20
+
+
+KILL = ("6,2001,3460074298,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),"
+        "cpuset=step_0,mems_allowed=0,oom_memcg=/vhpc-lab/n0,task_memcg=/vhpc-lab/n0/"
+        "slurm_n0/uid_1/job_3/step_0/task_0,task=gemm_block_mpi,pid=12065,uid=1\n")
+
+
+def test_oom_victim_cgroup_is_read_from_the_kernel_record() -> None:
+    from vhpc.runtime.oom_log import oom_victim_cgroup
+
+    assert oom_victim_cgroup(KILL) == "/vhpc-lab/n0/slurm_n0/uid_1/job_3/step_0/task_0"
+    assert oom_victim_cgroup("6,2002,1,-;Memory cgroup stats for /vhpc-lab/n0:") is None
+
+
+def test_job_oom_kills_count_in_their_node_from_when_the_log_is_opened(
+        tmp_path: Path) -> None:
+    from vhpc.runtime.oom_log import KernelOomLog
+
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text(KILL)  # before the reader started: another cluster's, say
+    ooms = KernelOomLog(kmsg)
+    ooms.start()
+    with kmsg.open("a") as f:
+        f.write(KILL + KILL.replace("/n0", "/n1") + "6,2003,1,-;unrelated\n")
+    assert ooms.below("vhpc-lab/n0") == 1
+    assert ooms.below("vhpc-lab/n1") == 1
+    assert ooms.below("vhpc-lab/n") == 0  # a prefix of a name is not its cgroup
+    assert ooms.below("vhpc-lab/n0/slurm_n0/uid_1/job_3/step_0/task_0") == 0  # its own
+    assert KernelOomLog(tmp_path / "none").below("vhpc-lab/n0") == 0
+    # read_v1: the node's own kills (memory.oom_control) plus those below it
+    mem = tmp_path / "memory" / "vhpc-lab" / "n0"
+    mem.mkdir(parents=True)
+    (mem / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    stats = read_v1({"memory": mem}, ooms, memory_root=tmp_path / "memory")
+    assert stats.oom_kills == 3
+    assert read_v1({"memory": mem}, ooms, memory_root=tmp_path / "elsewhere").oom_kills == 2

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from vhpc.errors import VhpcError
 from vhpc.runtime.namespaces import Mount
+from vhpc.runtime.oom_log import KERNEL_OOMS, KernelOomLog
 
+SYS_FS_CGROUP = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpuset", "cpuacct", "pids", "freezer")
 #: v1 hierarchies mounted inside a node for Slurm's cgroup plugins (task/cgroup: memory
 #: and cpuset; proctrack/cgroup: freezer; jobacct_gather/cgroup: cpuacct).
@@ -133,6 +135,8 @@ class CgroupV1(CgroupDriver):
 
     def __init__(self, root: Path = Path("/sys/fs/cgroup")) -> None:
         self.root = root
+        if root == SYS_FS_CGROUP:  # job processes' OOM kills, from now on (oom_log.py)
+            KERNEL_OOMS.start()
 
     def _dir(self, controller: str, group: str) -> Path:
         return self.root / controller / group
@@ -180,7 +184,8 @@ class CgroupV1(CgroupDriver):
         return sorted(seen)
 
     def stats(self, group: str) -> CgroupStats:
-        return read_v1({c: self._dir(c, group) for c in V1_CONTROLLERS})
+        return read_v1({c: self._dir(c, group) for c in V1_CONTROLLERS},
+                       memory_root=self.root / "memory")
 
 
 class CgroupV2(CgroupDriver):
@@ -316,8 +321,13 @@ def _count_lines(path: Path) -> int | None:
     return None if text is None else sum(1 for line in text.splitlines() if line.strip())
 
 
-def read_v1(dirs: Mapping[str, Path]) -> CgroupStats:
-    """Counters from cgroup v1 controller directories (``{"memory": ..., "cpuacct": ...}``)."""
+def read_v1(dirs: Mapping[str, Path], kernel_ooms: KernelOomLog = KERNEL_OOMS,
+            memory_root: Path = SYS_FS_CGROUP / "memory") -> CgroupStats:
+    """Counters from cgroup v1 controller directories (``{"memory": ..., "cpuacct": ...}``).
+
+    OOM kills: the cgroup's own, plus those of processes in cgroups below it (a node's
+    Slurm jobs) that `kernel_ooms` saw, when the memory directory is under `memory_root`.
+    """
     mem = dirs.get("memory")
     cpu = dirs.get("cpuacct") or dirs.get("cpu,cpuacct") or dirs.get("cpu")
     cpu_ns = (_int(cpu / "cpuacct.usage") if cpu is not None else None) or 0
@@ -332,11 +342,21 @@ def read_v1(dirs: Mapping[str, Path]) -> CgroupStats:
         mem_bytes=_int(mem / "memory.usage_in_bytes") or 0,
         mem_limit=limit if limit is not None and limit < _V1_UNLIMITED else None,
         mem_peak=_int(mem / "memory.max_usage_in_bytes"),
-        oom_kills=_keyed(mem / "memory.oom_control", "oom_kill") or 0,
+        oom_kills=(_keyed(mem / "memory.oom_control", "oom_kill") or 0)
+        + _kills_below(mem, kernel_ooms, memory_root),
         failcnt=_int(mem / "memory.failcnt"),
         cpu_ns=cpu_ns,
         nprocs=nprocs,
     )
+
+
+def _kills_below(mem: Path, kernel_ooms: KernelOomLog, memory_root: Path) -> int:
+    """OOM kills the kernel logged for cgroups below `mem` (v1 counts them only there)."""
+    try:
+        group = mem.relative_to(memory_root)
+    except ValueError:
+        return 0
+    return kernel_ooms.below(str(group)) if group.parts else 0
 
 
 def read_v2(path: Path) -> CgroupStats:

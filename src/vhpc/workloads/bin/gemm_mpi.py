@@ -322,28 +322,35 @@ def _options_or_exit(world: Any, argv: list[str]) -> tuple[Options, tuple[int, i
 
 def memory_limit(cgroup_root: str = "/sys/fs/cgroup",
                  proc_cgroup: str = "/proc/self/cgroup") -> int | None:
-    """This process's cgroup memory limit (the node's, in vhpc), None if unlimited/unknown."""
+    """This process's cgroup memory limit, None if unlimited/unknown: the tightest of its
+    cgroup and their ancestors (a Slurm job's cgroups sit below the node's, in vhpc)."""
     try:
         with open(proc_cgroup) as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    candidate = None
+    found: tuple[str, str, str] | None = None  # (hierarchy root, path, limit file)
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if "memory" in controllers.split(","):  # cgroup v1 memory hierarchy
-            candidate = f"{cgroup_root}/memory{path}/memory.limit_in_bytes"
+            found = (f"{cgroup_root}/memory", path, "memory.limit_in_bytes")
             break
         if controllers == "":  # the cgroup v2 line
-            candidate = f"{cgroup_root}{path}/memory.max"
-    if candidate is None:
+            found = (cgroup_root, path, "memory.max")
+    if found is None:
         return None
-    try:
-        with open(candidate) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return None if text == "max" or int(text) >= 1 << 62 else int(text)
+    base, path, name = found
+    limits = []
+    parts = [p for p in path.split("/") if p]
+    for depth in range(len(parts), -1, -1):
+        try:
+            with open("/".join([base, *parts[:depth], name])) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text != "max" and int(text) < 1 << 62:
+            limits.append(int(text))
+    return min(limits, default=None)
 
 
 def warn_if_too_big(world: Any, opts: Options, grid: tuple[int, int]) -> None:
