@@ -185,3 +185,14 @@ def test_job_oom_kills_count_in_their_node_from_when_the_log_is_opened(
     stats = read_v1({"memory": mem}, ooms, memory_root=tmp_path / "memory")
     assert stats.oom_kills == 3
     assert read_v1({"memory": mem}, ooms, memory_root=tmp_path / "elsewhere").oom_kills == 2
+
+
+def test_a_node_gets_a_cgroup_namespace_only_with_cgroup_mounts_of_its_own(
+        tmp_path: Path) -> None:
+    from vhpc.runtime.namespaces import Mount, kinds_made
+
+    plain = [Mount("/proc", "vhpc-proc", "proc")]
+    assert kinds_made(plain) == ["net", "uts", "ipc", "mnt", "pid"]
+    (tmp_path / "memory").mkdir()
+    assert kinds_made(plain + job_cgroup_mounts(tmp_path)) == [
+        "net", "uts", "ipc", "mnt", "cgroup", "pid"]

@@ -155,12 +155,15 @@ def is_mountpoint(path: Path) -> bool:
 def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
            cgroup_procs: list[Path], timeout: float = 30.0) -> ProcessRecord:
     """Create and pin the namespaces of one node, set it up; return its init's identity."""
-    for p in ns.all():
-        p.touch()
+    kinds = kinds_made(mounts)
+    pins = [(kind, path) for kind, path in zip(NS_KINDS, ns.all(), strict=True)
+            if kind in kinds]
+    for _, path in pins:
+        path.touch()
     fstab = ns.mnt.with_suffix(".fstab")
     fstab.write_text(render_fstab(mounts))
     argv = [*join_cgroup_argv(cgroup_procs),
-            "unshare", "--net", "--uts", "--ipc", "--mount", "--cgroup",
+            "unshare", *(f"--{UNSHARE_FLAG.get(k, k)}" for k in kinds if k != "pid"),
             "--propagation", "private", "--", "/bin/sh", "-c",
             setup_script(hostname, ns_dir, fstab)]
     try:
@@ -170,7 +173,7 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
                                     close_fds=True)
         try:
             _wait_ready(init, argv, timeout)
-            for kind, path in zip(NS_KINDS, ns.all(), strict=True):
+            for kind, path in pins:
                 pidns.pin(init.pid, kind, path)
             record = record_of(init.pid)
             if record is None:
@@ -182,6 +185,18 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
     finally:
         fstab.unlink(missing_ok=True)
     return record
+
+
+#: unshare(1)'s option for a namespace kind, where it differs from the kind's name
+UNSHARE_FLAG = {"mnt": "mount"}
+
+
+def kinds_made(mounts: list[Mount]) -> list[str]:
+    """The namespaces a new node gets, in NS_KINDS order: a cgroup namespace only when the
+    node mounts cgroup filesystems of its own, which then show its subtree (elsewhere
+    /proc/self/cgroup would name paths that the host's cgroup mount does not have)."""
+    cgroup = any(m.fstype in ("cgroup", "cgroup2") for m in mounts)
+    return [k for k in NS_KINDS if k != "cgroup" or cgroup]
 
 
 def revive_script(cgroup_procs: list[Path] | tuple[Path, ...], node_pins: Path) -> str:
