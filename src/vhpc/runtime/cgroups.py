@@ -8,9 +8,10 @@ removes it. Roots are injectable, so v2 is unit-tested against a temporary direc
 laid out like a cgroup2 mount.
 
 Per-job limits (docs/architecture.md): on v1 Slurm makes job cgroups below a node's
-(`<node>/slurm/uid_U/job_J/step_S`, through the node's cgroup namespace and its own mounts
-of the `JOB_CONTROLLERS_V1` hierarchies), so killing, counting and removing a node's
-cgroup covers its descendants: `pids` walks them, `remove` goes depth-first.
+(`<node>/slurm_<node>/uid_U/job_J/step_S`, through the node's cgroup namespace and its
+own mounts of the `JOB_CONTROLLERS_V1` hierarchies), so killing, counting and removing a
+node's cgroup covers its descendants: `pids` walks them, `remove` goes depth-first, and
+the OOM kills of their processes come from the kernel log (runtime/oom_log.py).
 """
 
 from __future__ import annotations
