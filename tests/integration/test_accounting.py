@@ -137,18 +137,25 @@ def test_sprio_shows_the_factors_of_a_pending_job(cluster: str) -> None:
     busy = [as_user("bob", "sbatch", "--parsable", "-w", node, "--wrap", "sleep 60").stdout
             .strip() for node in ("compute0", "compute1")]
     try:
+        def running() -> bool:
+            out = on_host(cluster, "squeue", "-h", "-j", ",".join(busy), "-o", "%T")
+            return out.stdout.split() == ["RUNNING", "RUNNING"]
+
+        assert wait_for(running, 60)  # or the waiting job, of higher priority, goes first
         waiting = as_user("alice", "sbatch", "--parsable", "--qos", "debug", "--wrap",
                           "true").stdout.strip()
         assert waiting
+        found: dict[str, list[str]] = {}
 
         def listed() -> bool:
-            out = on_host(cluster, "sprio", "-h", "-o", "%i %Q %q")
-            return any(line.split()[0] == waiting for line in out.stdout.splitlines())
+            out = on_host(cluster, "sprio", "-h", "-o", "%i %Y %Q %F")
+            found.update({ln.split()[0]: ln.split()[1:] for ln in out.stdout.splitlines()})
+            return waiting in found
 
         assert wait_for(listed, 30)
-        line = next(ln for ln in on_host(cluster, "sprio", "-h", "-o", "%i %Y %q").stdout
-                    .splitlines() if ln.split()[0] == waiting)
-        assert int(line.split()[1]) > 0  # the debug QOS weighs in
+        priority, qos, fairshare = (int(x) for x in found[waiting])
+        assert qos == 10000  # the debug QOS: the highest, times PriorityWeightQOS
+        assert fairshare > 0 and priority >= qos + fairshare
     finally:
         on_host(cluster, "scancel", *busy)
 

@@ -99,8 +99,12 @@ class Cluster:
             # compute nodes are made.
             self.build_nodes([n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE])
             self.supervisor.start_thread()
-            later = self.start_services()
-            self.build_nodes(list(self.spec.computes))
+            # The compute nodes are made while the service daemons start (with accounting
+            # slurmctld first waits ~0.5 s for MariaDB, slurmdbd and the cluster's records)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                building = pool.submit(self.build_nodes, list(self.spec.computes))
+                later = self.start_services()  # if it fails, the pool's exit waits for
+                building.result()              # the building before the rollback
             self.start_computes(list(self.spec.computes))
             later()  # etcd came up meanwhile
             self.wait_idle([n.name for n in self.spec.computes], timeout)
