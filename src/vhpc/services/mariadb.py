@@ -70,6 +70,9 @@ innodb_flush_log_at_trx_commit=0
 innodb_doublewrite=0
 innodb_file_per_table=OFF
 innodb_fast_shutdown=2  # the datadir goes with the cluster: no flush at `down`
+innodb_temp_data_file_path=ibtmp1:1M:autoextend  # not 12 MB written at every start
+innodb_buffer_pool_load_at_startup=OFF
+innodb_buffer_pool_dump_at_shutdown=OFF
 log_warnings=1
 """
 
