@@ -169,6 +169,8 @@ def test_a_job_with_an_unknown_account_or_qos_is_refused_with_slurms_message(
     assert foreign.returncode != 0 and "Invalid account" in foreign.stderr
     qos = as_user("bob", "sbatch", "--qos", "nosuch", "--wrap", "true")
     assert qos.returncode != 0 and "Invalid qos specification" in qos.stderr
+    too_long = as_user("bob", "sbatch", "--qos", "debug", "-t", "2:00:00", "--wrap", "true")
+    assert too_long.returncode != 0 and "Job violates accounting/QOS policy" in too_long.stderr
 
 
 def test_users_run_jobs_under_their_own_accounts(cluster: str) -> None:

@@ -43,7 +43,7 @@ def test_bootstrap_registers_cluster_qos_accounts_and_users() -> None:
     spec = lab(users=("alice:physics", "bob:chem", "carol:physics"))
     script = slurmdbd.bootstrap_script(spec).splitlines()
     assert script[:3] == ["add cluster lab", "add qos debug", "add qos long"]
-    assert "modify qos debug set Priority=1000 MaxWall=00:30:00" in script
+    assert "modify qos debug set Priority=1000 MaxWall=00:30:00 Flags=DenyOnLimit" in script
     accounts = [line.split()[2] for line in script if line.startswith("add account")]
     assert accounts == ["chem", "default", "physics"]
     assert all("QOS=normal,debug,long DefaultQOS=normal" in line

@@ -16,11 +16,12 @@ from vhpc.spec.paths import ClusterPaths
 
 SLURMDBD_PORT = 6819
 DEFAULT_ACCOUNT = "default"  # the account of the cluster's default user (cluser)
-#: QOS made at boot: name -> sacctmgr attributes. `normal` is Slurm's own, the default.
+#: QOS made at boot: name -> sacctmgr attributes. `normal` is Slurm's own, the default;
+#: DenyOnLimit refuses at submission a job over the QOS's limits (not pending forever).
 QOS = {
     "normal": "Priority=10",
-    "debug": "Priority=1000 MaxWall=00:30:00",
-    "long": "Priority=0 MaxWall=7-00:00:00",
+    "debug": "Priority=1000 MaxWall=00:30:00 Flags=DenyOnLimit",
+    "long": "Priority=0 MaxWall=7-00:00:00 Flags=DenyOnLimit",
 }
 CONF_MODE = 0o600
 
