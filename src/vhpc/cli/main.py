@@ -277,6 +277,7 @@ def manager_status(obj: dict[str, str]) -> None:
 from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
 from vhpc.cli.completion import completion_cmd  # noqa: E402
 from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
+from vhpc.cli.load_cmds import load_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
 from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
 from vhpc.cli.site_cmds import spec_group  # noqa: E402
@@ -287,6 +288,7 @@ for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_c
 cli.add_command(user_group)
 cli.add_command(spec_group)
 cli.add_command(jobs_cmd)
+cli.add_command(load_cmd)
 
 
 def read_token(cluster: str, strict: bool = False) -> str:
