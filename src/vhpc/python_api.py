@@ -40,6 +40,7 @@ from vhpc.spec import shares, sitefile
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
+from vhpc.workloads.load import LoadOptions, LoadReport
 
 # Job states after which a job never runs again (Slurm's JOB_STATE_BASE, terminal ones).
 TERMINAL_STATES = frozenset({
@@ -450,6 +451,21 @@ class Cluster:
         """Jobs, newest first: pending and running ones; with ``finished``, ended ones too
         (with accounting every one since ``since``, a Unix time, with its ``max_rss``)."""
         return self.client.jobs(finished, since, limit).jobs
+
+    def load(self, count: int | None = None, *, rate: float | None = None,
+             duration: float | None = None, seed: int = 0, mean_runtime: float = 1.0,
+             distribution: str = "exponential", fail_rate: float = 0.0,
+             oom_rate: float = 0.0, max_size: int | None = None,
+             timeout: float = 600.0) -> LoadReport:
+        """Submit a reproducible job mix (``vhpc load``), wait for it, return its report
+        (``report.total.completed``, ``.wait_p90``, ``.utilisation``, ``.partitions``)."""
+        from vhpc.load_runner import run_load
+
+        self.client  # noqa: B018 -- refuses a cluster this object has not started
+        options = LoadOptions(seed=seed, rate=rate, count=count, duration=duration,
+                              mean_runtime=mean_runtime, distribution=distribution,
+                              fail_rate=fail_rate, oom_rate=oom_rate, max_size=max_size)
+        return run_load(self.name, options, wait_timeout=timeout)
 
     def rest_url(self) -> str:
         """The base URL of the cluster's Slurm REST API (slurmrestd), e.g.
