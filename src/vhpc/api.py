@@ -17,6 +17,9 @@ from vhpc.models import (
     AddNodesRequest,
     AddUserRequest,
     Event,
+    Fault,
+    FaultKind,
+    FaultRequest,
     Health,
     Job,
     JobList,
@@ -33,6 +36,7 @@ from vhpc.models import (
 
 if TYPE_CHECKING:
     from vhpc.cluster.cluster import Cluster
+    from vhpc.cluster.fault_control import FaultController
     from vhpc.cluster.inventory import Inventory
     from vhpc.observe import Observer
 
@@ -113,6 +117,19 @@ class ManagerAPI(Protocol):
         """The Prometheus exposition text."""
         ...
 
+    def add_fault(self, request: FaultRequest) -> list[Fault]:
+        """Inject a fault (one per node for node faults); the faults made."""
+        ...
+
+    def faults(self) -> list[Fault]:
+        """The active faults, oldest first."""
+        ...
+
+    def clear_faults(self, fault_id: str | None = None, kind: FaultKind | None = None,
+                     nodes: list[str] | None = None) -> list[Fault]:
+        """Undo faults by id, or by kind and/or node (every one with none); the cleared."""
+        ...
+
     def log_cursor(self) -> int | None:
         """The newest log line's id, or None once observability stopped (down)."""
         ...
@@ -134,6 +151,7 @@ class ClusterAPI:
         self.phase = Phase.READY
         self.started = time.time()
         self.lock = threading.RLock()
+        self.fault_control: FaultController | None = None  # made on first use
 
     @property
     def name(self) -> str:
@@ -206,6 +224,7 @@ class ClusterAPI:
     def down(self) -> list[str]:
         """Stop and remove everything the cluster made; return leftovers (normally none)."""
         with self.lock:
+            self._clear_faults_before_down()
             self.phase = Phase.STOPPING
             self.inventory.stop(revoke=True)
             self.stop_observer()  # before teardown removes its state directory
@@ -287,6 +306,50 @@ class ClusterAPI:
     def start_node(self, name: str, wait: bool = True) -> None:
         """Start a stopped node; back to idle."""
         self._inventory().start_node(name, wait=wait)
+
+    # -- faults (cluster/fault_control.py) ----------------------------------------------
+    def _faults(self) -> FaultController:
+        from vhpc.cluster.fault_control import FaultController
+
+        if self.fault_control is None:
+            self.fault_control = FaultController.for_cluster(self.cluster)
+        return self.fault_control
+
+    def add_fault(self, request: FaultRequest) -> list[Fault]:
+        """Inject a fault (one per node for node faults); the faults made."""
+        from vhpc.cluster.faults import FaultKind as Kind
+        from vhpc.cluster.faults import FaultSpec
+
+        if self.phase is not Phase.READY:
+            raise ClusterStateError(f"cluster {self.name!r} is {self.phase.value}: "
+                                    "faults can be injected once it is ready")
+        spec = FaultSpec(Kind(request.kind.value), tuple(request.nodes), tuple(request.peers),
+                         request.percent, request.rate, request.delay_ms, request.daemon)
+        return [Fault.model_validate(f.to_dict()) for f in self._faults().add(spec)]
+
+    def faults(self) -> list[Fault]:
+        """The active faults, oldest first."""
+        return [Fault.model_validate(f.to_dict()) for f in self._faults().active()]
+
+    def clear_faults(self, fault_id: str | None = None, kind: FaultKind | None = None,
+                     nodes: list[str] | None = None) -> list[Fault]:
+        """Undo faults by id, or by kind and/or node (every one with none); the cleared."""
+        from vhpc.cluster.faults import FaultKind as Kind
+
+        cleared = self._faults().clear(fault_id, Kind(kind.value) if kind else None,
+                                       nodes or ())
+        return [Fault.model_validate(f.to_dict()) for f in cleared]
+
+    def _clear_faults_before_down(self) -> None:
+        """Thaw, heal and unshape before teardown (teardown would cope, but slower)."""
+        if self.fault_control is None and not (self.cluster.paths.root / "faults.json").exists():
+            return
+        try:
+            self._faults().clear_all()
+        except Exception as err:  # teardown removes what is left by the ledger
+            import logging
+
+            logging.getLogger(__name__).warning("clearing faults before down: %s", err)
 
     # -- observability (vhpc.observe) --------------------------------------------------
     def metrics(self, metric: str, since: float, node: str | None) -> list[MetricSeries]:

@@ -24,10 +24,13 @@ from vhpc.models import (
     AddNodesRequest,
     AddNodesResult,
     AddUserRequest,
+    ClearFaultsResult,
     DownResult,
     ErrorBody,
     Event,
     EventList,
+    Fault,
+    FaultList,
     Health,
     JobList,
     LogLine,
@@ -195,6 +198,26 @@ class ManagerClient:
         """Start a stopped node again."""
         self.call(NodeActionResult, "POST", f"/nodes/{name}/start", params={"wait": wait},
                   timeout=120.0)
+
+    def add_fault(self, kind: str, nodes: list[str] | None = None,
+                  peers: list[str] | None = None, percent: float | None = None,
+                  rate: str = "", delay_ms: int | None = None, daemon: str = "") -> list[Fault]:
+        """Inject a fault (partition, loss, rate, delay, freeze, kill); the faults made
+        (one per node for node faults). Checked by the manager (one-line errors)."""
+        body = {"kind": kind, "nodes": nodes or [], "peers": peers or [], "percent": percent,
+                "rate": rate, "delay_ms": delay_ms, "daemon": daemon}
+        return self.call(FaultList, "POST", "/faults", json=body, timeout=120.0).faults
+
+    def list_faults(self) -> list[Fault]:
+        """The active faults, oldest first."""
+        return self.call(FaultList, "GET", "/faults").faults
+
+    def clear_faults(self, fault_id: str | None = None, kind: str | None = None,
+                     nodes: list[str] | None = None) -> list[Fault]:
+        """Undo faults: one by id, those of a kind and/or touching nodes, or every one."""
+        params: dict[str, Any] = {"id": fault_id, "kind": kind, "node": nodes or None}
+        return self.call(ClearFaultsResult, "DELETE", "/faults", timeout=120.0,
+                         params={k: v for k, v in params.items() if v}).cleared
 
     def down(self) -> DownResult:
         """Ask the manager to tear the cluster down (waits for it)."""

@@ -101,6 +101,18 @@ class ServiceUnavailableError(ClusterStateError):
     """The part of the manager that answers this request is not running (yet, or any more)."""
 
 
+class FaultError(UserError):
+    """A fault request that cannot be carried out as asked (bad value, conflict)."""
+
+
+class NoSuchFaultError(UserError):
+    """No active fault has that id."""
+
+
+class NetemMissingError(UserError):
+    """The kernel has no netem qdisc (module sch_netem): no delay faults."""
+
+
 def registry() -> dict[str, type[VhpcError]]:
     """Every VhpcError class defined so far (imported modules), by class name."""
     found: dict[str, type[VhpcError]] = {}

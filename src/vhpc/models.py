@@ -294,3 +294,58 @@ class AddUserRequest(Model):
     name: str = Field(min_length=1, max_length=32)
     account: str = Field(default="default", min_length=1, max_length=32)
     new_account: bool = False
+
+
+class FaultKind(StrEnum):
+    """What a fault does (docs/faults.md)."""
+
+    PARTITION = "partition"
+    LOSS = "loss"
+    RATE = "rate"
+    DELAY = "delay"
+    FREEZE = "freeze"
+    KILL = "kill"
+
+
+class FaultRequest(Model):
+    """POST /api/v1/faults: one fault to inject (checked by the manager)."""
+
+    kind: FaultKind
+    nodes: list[str] = Field(default=[], max_length=MAX_NAMES,
+                             description="nodes it applies to (all kinds but kill)")
+    peers: list[str] = Field(default=[], max_length=MAX_NAMES,
+                             description="partition: cut only from these nodes ('controller' "
+                                         "names the slurmctld node); empty: from everything")
+    percent: float | None = Field(default=None, description="loss: share of packets dropped")
+    rate: str = Field(default="", max_length=32, description="rate: e.g. 10mbit, 512kbit")
+    delay_ms: int | None = Field(default=None, description="delay: milliseconds (needs netem)")
+    daemon: str = Field(default="", max_length=128,
+                        description="kill: DAEMON@NODE, or DAEMON where only one runs")
+
+
+class Fault(Model):
+    """A fault: active until cleared (a kill is done at once and kept only as an event)."""
+
+    id: str = Field(description="f1, f2...; what 'vhpc fault clear ID' takes")
+    kind: FaultKind
+    nodes: list[str] = []
+    peers: list[str] = []
+    percent: float | None = None
+    rate: str = ""
+    delay_ms: int | None = None
+    daemon: str = ""
+    since: float = Field(description="Unix time it was injected")
+    active: bool = True
+    description: str = Field(description="one line, e.g. 'compute1 cut off from everything'")
+
+
+class FaultList(Model):
+    """GET /api/v1/faults: the active faults, oldest first."""
+
+    faults: list[Fault]
+
+
+class ClearFaultsResult(Model):
+    """DELETE /api/v1/faults: the faults cleared."""
+
+    cleared: list[Fault]

@@ -14,6 +14,9 @@ from vhpc.models import (
     AddNodesRequest,
     AddUserRequest,
     Event,
+    Fault,
+    FaultKind,
+    FaultRequest,
     Health,
     Job,
     JobList,
@@ -50,6 +53,7 @@ class FakeManagerAPI:
         self.phase = Phase.READY
         self.calls: list[tuple[object, ...]] = []
         self.stopped = False
+        self.fault_list: list[Fault] = []
 
     @property
     def name(self) -> str:
@@ -155,6 +159,27 @@ class FakeManagerAPI:
 
     def prometheus(self) -> bytes:
         return b"# HELP vhpc_up 1\nvhpc_up 1\n"
+
+    def add_fault(self, request: FaultRequest) -> list[Fault]:
+        self.calls.append(("add_fault", request.kind.value, tuple(request.nodes)))
+        if any(n not in self.nodes_by_name for n in request.nodes):
+            raise NoSuchNodeError(f"cluster 'fake' has no node {request.nodes[0]!r}")
+        made = [Fault(id=f"f{len(self.fault_list) + i + 1}", kind=request.kind, nodes=[n],
+                      since=T0, description=f"{n} {request.kind.value}")
+                for i, n in enumerate(request.nodes)]
+        self.fault_list += made
+        return made
+
+    def faults(self) -> list[Fault]:
+        return list(self.fault_list)
+
+    def clear_faults(self, fault_id: str | None = None, kind: FaultKind | None = None,
+                     nodes: list[str] | None = None) -> list[Fault]:
+        self.calls.append(("clear_faults", fault_id, kind, tuple(nodes or ())))
+        cleared = [f for f in self.fault_list if fault_id in (None, f.id)
+                   and kind in (None, f.kind) and (not nodes or set(nodes) & set(f.nodes))]
+        self.fault_list = [f for f in self.fault_list if f not in cleared]
+        return cleared
 
     def log_cursor(self) -> int | None:
         return None if self.stopped else 6

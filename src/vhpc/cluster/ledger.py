@@ -22,6 +22,7 @@ class Kind(StrEnum):
     """Resource kinds, in the order teardown removes them."""
 
     PROCESS = "process"
+    NFT_TABLE = "nft_table"  # the cluster's nftables table of network faults
     CGROUP = "cgroup"
     NAMESPACE = "namespace"
     VETH = "veth"

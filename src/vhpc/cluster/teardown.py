@@ -19,6 +19,7 @@ from vhpc.cluster.ledger import TEARDOWN_ORDER, Entry, Kind, Ledger
 from vhpc.cluster.node import is_init_key
 from vhpc.errors import VhpcError
 from vhpc.runtime import Runtime
+from vhpc.runtime.netfault import delete_table
 from vhpc.runtime.network import link_master
 from vhpc.runtime.proc import ProcessRecord
 
@@ -87,6 +88,9 @@ def _remove_group(runtime: Runtime, kind: Kind,
             runtime.release_mounts([Path(e.ident) for e in group])
         elif kind in (Kind.VETH, Kind.BRIDGE):
             runtime.delete_links([e.ident for e in group])
+        elif kind is Kind.NFT_TABLE:  # network faults (cluster/fault_control.py)
+            for entry in group:
+                delete_table(entry.ident)
         elif kind is Kind.DIRECTORY:
             for entry in group:
                 if entry.data.get(MOUNTPOINT):  # a share's mount point: never its contents

@@ -65,8 +65,18 @@ class CgroupDriver(ABC):
     def dirs(self, group: str) -> list[Path]:
         """Every directory of this cgroup (one per v1 hierarchy, one on v2)."""
 
+    @abstractmethod
+    def set_frozen(self, group: str, frozen: bool) -> None:
+        """Freeze (a hung node: its processes stop, none exits) or thaw the cgroup and
+        the job cgroups below it; nothing if it is gone."""
+
     def kill_all(self, group: str, timeout: float = 5.0) -> None:
-        """SIGKILL every process in the cgroup until it is empty."""
+        """SIGKILL every process in the cgroup until it is empty (thawed first: a frozen
+        process does not die of SIGKILL until it is thawed)."""
+        try:
+            self.set_frozen(group, False)
+        except OSError:
+            pass
         deadline = time.monotonic() + timeout
         while True:
             pids = self.pids(group)
@@ -188,6 +198,11 @@ class CgroupV1(CgroupDriver):
         return read_v1({c: self._dir(c, group) for c in V1_CONTROLLERS},
                        memory_root=self.root / "memory")
 
+    def set_frozen(self, group: str, frozen: bool) -> None:
+        state = self._dir("freezer", group) / "freezer.state"
+        if state.exists():
+            _write(state, "FROZEN" if frozen else "THAWED")
+
 
 class CgroupV2(CgroupDriver):
     """Pure cgroup v2: one unified tree under `root`."""
@@ -237,6 +252,11 @@ class CgroupV2(CgroupDriver):
 
     def stats(self, group: str) -> CgroupStats:
         return read_v2(self.root / group)
+
+    def set_frozen(self, group: str, frozen: bool) -> None:
+        freeze = self.root / group / "cgroup.freeze"
+        if freeze.exists():
+            _write(freeze, "1" if frozen else "0")
 
     def kill_all(self, group: str, timeout: float = 5.0) -> None:
         kill_file = self.root / group / "cgroup.kill"

@@ -33,6 +33,7 @@ from vhpc.models import (
 )
 from vhpc.web.auth import MAX_BODY, Guard
 from vhpc.web.errors import install_error_handlers
+from vhpc.web.fault_routes import add_fault_routes
 from vhpc.web.listen import TcpAccess
 from vhpc.web.observe_routes import MAX_AGE, add_observe_routes
 from vhpc.web.user_routes import add_user_routes
@@ -111,6 +112,7 @@ def create_app(api: ManagerAPI, access: TcpAccess, on_down: Callable[[], None],
 
     add_observe_routes(app, api)
     add_user_routes(app, api)
+    add_fault_routes(app, api)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Any:
