@@ -363,7 +363,7 @@ class Cluster:
 
         The script is written into the shared home, owned by ``user`` (default: the
         cluster user), and submitted with ``sbatch --parsable`` inside the controller;
-        output goes to ``chdir`` (default: the shared home), e.g. ``slurm-<id>.out``.
+        output goes to ``chdir`` (default: the user's home), e.g. ``slurm-<id>.out``.
         A script without ``#!`` gets ``#!/bin/bash``.
         """
         who = user or self.spec.user
@@ -371,7 +371,7 @@ class Cluster:
         if not text.startswith("#!"):
             text = "#!/bin/bash\n" + text
         path = self._write_job_script(text, who)
-        workdir = str(chdir or self.home)
+        workdir = str(chdir or path.parent.parent)  # the user's home
         self._warn_invisible(workdir)
         result = self.run(["sbatch", "--parsable", f"--chdir={workdir}", *args, str(path)],
                           user=who, timeout=60)
