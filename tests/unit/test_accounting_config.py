@@ -142,3 +142,24 @@ def test_template_script_makes_the_schema_in_a_private_loopback() -> None:
     assert "SLURM_CONF=/t/w/slurm.conf slurmdbd -D" in script
     conf = db_template.render_slurmdbd_conf(Path("/t/w"))
     assert "DbdAddr=127.0.0.1" in conf and "StorageHost=127.0.0.1" in conf
+
+
+def test_user_routes_answer_their_models_and_the_client_parses_them() -> None:
+    from tests.unit.fake_manager_api import FakeManagerAPI, make_app, manager_client
+
+    api = FakeManagerAPI()
+    client = manager_client(make_app(api))
+    listed = client.users()
+    assert [u.name for u in listed.users] == ["cluser"] and listed.accounting
+    added = client.add_user("carol", "physics")
+    assert (added.name, added.account) == ("carol", "physics")
+    assert ("add_user", "carol", "physics") in api.calls
+
+
+def test_a_malformed_user_request_is_a_request_error() -> None:
+    from tests.unit.fake_manager_api import FakeManagerAPI, make_app, unix_client
+
+    http = unix_client(make_app(FakeManagerAPI()))
+    answer = http.post("/api/v1/users", json={"name": "", "account": "physics"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "RequestError"
