@@ -94,6 +94,8 @@ class SlurmGauges:
     nodes_by_state: Mapping[str, int] = field(default_factory=dict)
     jobs_by_state: Mapping[str, int] = field(default_factory=dict)
     completed_total: int = 0
+    #: CPUs by use (allocated, idle, other, total: sinfo's %C); {} = not read
+    cpus: Mapping[str, int] = field(default_factory=dict)
 
     def as_series(self) -> dict[str, float]:
         """Flatten to named series: ``slurm.nodes.<state>``, ``slurm.jobs.<state>``, ..."""
@@ -103,6 +105,8 @@ class SlurmGauges:
         for state, n in self.jobs_by_state.items():
             out[f"slurm.jobs.{state.lower()}"] = float(n)
         out["slurm.jobs_completed"] = float(self.completed_total)
+        for use, n in self.cpus.items():
+            out[f"slurm.cpus.{use}"] = float(n)
         return out
 
     @classmethod
@@ -111,6 +115,7 @@ class SlurmGauges:
         nodes: dict[str, int] = {}
         jobs: dict[str, int] = {}
         completed = 0
+        cpus: dict[str, int] = {}
         for name, value in series.items():
             if name.startswith("slurm.nodes."):
                 nodes[name.removeprefix("slurm.nodes.")] = int(value)
@@ -118,4 +123,6 @@ class SlurmGauges:
                 jobs[name.removeprefix("slurm.jobs.")] = int(value)
             elif name == "slurm.jobs_completed":
                 completed = int(value)
-        return cls(nodes, jobs, completed)
+            elif name.startswith("slurm.cpus."):
+                cpus[name.removeprefix("slurm.cpus.")] = int(value)
+        return cls(nodes, jobs, completed, cpus)

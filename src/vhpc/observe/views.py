@@ -16,6 +16,8 @@ from vhpc.observe.metrics_store import METRICS, MetricsStore
 TOTAL = "_total"  # node name of the cluster-total series (not a valid hostname)
 MAX_POINTS = 240
 DASHBOARD_METRICS = ("memory", "cpu", "rx", "tx")
+#: Cluster-level series made of the Slurm gauges (GET /api/v1/metrics?metric=queue).
+SLURM_METRICS = ("queue", "utilisation")
 
 
 def pick_step(since: float, interval: float, max_points: int = MAX_POINTS) -> float:
@@ -40,6 +42,9 @@ def metrics_payload(
     plus ``_total``. ``metric`` is one of memory (bytes), cpu (% of one core), rx/tx
     (bytes/s), procs, memory_limit, oom_kills.
     """
+    if metric in SLURM_METRICS:
+        return {"series": slurm_series(store, metric, now - since,
+                                       pick_step(since, interval))}
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     step = pick_step(since, interval)
@@ -55,6 +60,20 @@ def metrics_payload(
         points = store.series(node, metric, start, step)
         series.append({"node": node, "metric": metric, "points": _pts(points)})
     return {"series": series}
+
+
+def slurm_series(store: MetricsStore, metric: str, start: float,
+                 step: float) -> list[dict[str, Any]]:
+    """The cluster-level Slurm series: ``queue`` (pending and running jobs) or
+    ``utilisation`` (allocated CPUs / total, in %), from the sampler's gauges."""
+    if metric == "queue":
+        return [{"node": state, "metric": metric,
+                 "points": _pts(store.gauge_series(f"slurm.jobs.{state}", start, step))}
+                for state in ("pending", "running")]
+    allocated = dict(store.gauge_series("slurm.cpus.allocated", start, step))
+    total = store.gauge_series("slurm.cpus.total", start, step)
+    points = [(t, 100.0 * allocated[t] / n) for t, n in total if n > 0 and t in allocated]
+    return [{"node": "allocated", "metric": metric, "points": _pts(points)}]
 
 
 def _pts(points: list[tuple[float, float]]) -> list[list[float]]:

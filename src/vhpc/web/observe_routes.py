@@ -23,6 +23,7 @@ from vhpc.errors import RequestError
 from vhpc.models import LogList, MetricsResult
 from vhpc.observe.exporters import CONTENT_TYPE
 from vhpc.observe.metrics_store import METRICS
+from vhpc.observe.views import SLURM_METRICS
 
 STATIC = Path(__file__).parent / "static"
 MAX_AGE = 366 * 86400.0
@@ -47,9 +48,9 @@ def add_observe_routes(app: FastAPI, api: ManagerAPI) -> None:
         since: Since = 600.0,
         node: Annotated[str | None, Query(max_length=64)] = None,
     ) -> MetricsResult:
-        if metric not in METRICS:
+        if metric not in METRICS and metric not in SLURM_METRICS:
             raise RequestError(f"unknown metric {metric!r}",
-                               fix=f"use one of {', '.join(METRICS)}")
+                               fix=f"use one of {', '.join([*METRICS, *SLURM_METRICS])}")
         return MetricsResult(series=await asyncio.to_thread(api.metrics, metric, since,
                                                             node or None))
 

@@ -242,14 +242,30 @@ function drawChart(box, series, fmt) {
     if (!s.points.length) continue;
     const line = svg("polyline", {
       points: s.points.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" "),
-      stroke: s.node === TOTAL ? "#1d2330" : colorFor(s.node), "data-node": s.node });
+      stroke: s.color || (s.node === TOTAL ? "#1d2330" : colorFor(s.node)), "data-node": s.node });
     line.append(svg("title", {}, `${s.node}: ${fmt(s.points[s.points.length - 1][1])}`));
     root.append(line);
   }
   box.replaceChildren(root);
 }
 
+const QUEUE_COLORS = { pending: "#d08700", running: "#2a7ab0", allocated: "#1d2330" };
+
+async function refreshSlurmCharts() {  // queue length and utilisation, from Slurm's gauges
+  try {
+    const [queue, util] = await Promise.all([
+      getJSON("/api/v1/metrics", { metric: "queue", since: state.range }),
+      getJSON("/api/v1/metrics", { metric: "utilisation", since: state.range })]);
+    const colored = (series) => (series || []).map((s) => ({ ...s, color: QUEUE_COLORS[s.node] }));
+    drawChart($("#chart-queue"), colored(queue.series), (v) => Number(v).toFixed(v < 10 ? 1 : 0));
+    drawChart($("#chart-util"), colored(util.series), fmtPct);
+  } catch (err) {
+    console.warn("slurm charts:", err);
+  }
+}
+
 async function refreshCharts() {
+  refreshSlurmCharts();
   try {
     const data = await getJSON("/api/v1/metrics", { metric: state.metric, since: state.range });
     const series = data.series || [];
