@@ -274,6 +274,7 @@ def manager_status(obj: dict[str, str]) -> None:
     click.echo(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
 
 
+from vhpc.cli.chaos_cmds import chaos_group  # noqa: E402
 from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
 from vhpc.cli.completion import completion_cmd  # noqa: E402
 from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
@@ -289,6 +290,7 @@ cli.add_command(user_group)
 cli.add_command(spec_group)
 cli.add_command(jobs_cmd)
 cli.add_command(load_cmd)
+cli.add_command(chaos_group)
 
 
 def read_token(cluster: str, strict: bool = False) -> str:
