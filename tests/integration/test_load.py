@@ -61,3 +61,49 @@ def test_the_report_is_printed_as_a_table(cluster: str, tmp_path: Path) -> None:
                   "0.1", timeout=300)
     assert "load seed 2: 4 jobs planned, 4 submitted" in result.stdout, result.stdout
     assert "WAIT P50" in result.stdout and "(all)" in result.stdout
+
+
+SCENARIO = """
+name = "it"
+seed = 3
+
+[[load]]
+count = 6
+mean_runtime = 0.2
+
+[[fault]]
+at = 1
+kind = "partition"
+nodes = ["compute1"]
+from = ["controller"]
+duration = 3
+"""
+
+
+def test_a_chaos_scenario_runs_its_load_and_clears_its_fault(cluster: str,
+                                                             tmp_path: Path) -> None:
+    path = tmp_path / "scenario.toml"
+    path.write_text(SCENARIO)
+    result = vhpc("-c", cluster, "chaos", "run", str(path), "--json", timeout=600)
+    report = json.loads(result.stdout)
+    assert [load["total"]["submitted"] for load in report["loads"]] == [6], report
+    (fault,) = report["faults"]
+    assert fault["ids"] and fault["error"] == "", fault
+    assert fault["applied_at"] is not None and fault["cleared_at"] >= fault["applied_at"]
+    assert report["left_active"] == [] and not report["interrupted"]
+    assert "fault #1 applied" in result.stderr and "fault #1 cleared" in result.stderr
+    active = json.loads(vhpc("-c", cluster, "fault", "ls", "--json").stdout)
+    assert not (active["faults"] if isinstance(active, dict) else active)
+
+
+def test_a_bad_scenario_runs_nothing(cluster: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[[load]]\ncount = 0\n[[fault]]\nat = 1\nkind = "freeze"\n'
+                    'nodes = ["compute9"]\n')
+    result = vhpc("-c", cluster, "chaos", "run", str(path), check=False)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "count must be at least 1" in lines[0], lines
+    path.write_text('[[fault]]\nat = 1\nkind = "freeze"\nnodes = ["compute9"]\n')
+    result = vhpc("-c", cluster, "chaos", "run", str(path), check=False)
+    assert result.returncode == 2 and "no node 'compute9'" in result.stderr, result
