@@ -110,6 +110,7 @@ class LoadRunner:
         self.refusals: list[str] = []
         self._lock = threading.Lock()
         self._prefixes: dict[str, list[str]] = {}
+        self.last_submit: float | None = None  # when sbatch last accepted a job
 
     # -- Slurm on the host --------------------------------------------------------------
 
@@ -150,6 +151,7 @@ class LoadRunner:
         with self._lock:
             if result.returncode == 0:
                 self.state.submitted += 1
+                self.last_submit = time.time()
             else:
                 self.state.refused += 1
                 lines = (result.stderr.strip() or result.stdout.strip()).splitlines()
@@ -230,7 +232,7 @@ class LoadRunner:
             records.update(booked)
         return summarize(list(records.values()), self.shape, seed=self.options.seed,
                          requested=len(self.jobs), refusals=self.refusals, started=started,
-                         interrupted=interrupted)
+                         interrupted=interrupted, last_submit=self.last_submit)
 
 
 def parse_records(text: str) -> dict[str, JobRecord]:

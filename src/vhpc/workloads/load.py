@@ -266,6 +266,8 @@ class LoadReport(BaseModel):
     interrupted: bool = False
     started: float = Field(description="Unix time the first job was submitted")
     seconds: float = Field(description="from the first submission to the last job's end")
+    submit_rate: float = Field(default=0.0, description="jobs/s sbatch accepted, from the "
+                                                        "start to the last submission")
     total: PartitionReport
     partitions: dict[str, PartitionReport]
 
@@ -302,7 +304,8 @@ def partition_report(records: Iterable[JobRecord], window: float,
 
 def summarize(records: Sequence[JobRecord], shape: ClusterShape, *, seed: int,
               requested: int, refusals: Sequence[str] = (), started: float,
-              interrupted: bool = False, until: float | None = None) -> LoadReport:
+              interrupted: bool = False, until: float | None = None,
+              last_submit: float | None = None) -> LoadReport:
     """The report of a run: overall and per partition, over [started, last end]."""
     ends = [r.end for r in records if r.end is not None]
     stop = until if until is not None else max(ends, default=started)
@@ -312,6 +315,8 @@ def summarize(records: Sequence[JobRecord], shape: ClusterShape, *, seed: int,
     return LoadReport(
         seed=seed, requested=requested, refused=len(refusals), refusals=list(refusals[:5]),
         interrupted=interrupted, started=started, seconds=round(window, 3),
+        submit_rate=round(len(records) / max(last_submit - started, 1e-3), 2)
+        if last_submit is not None and records else 0.0,
         total=partition_report(records, window, total_cluster_cpus(shape)),
         partitions={name: partition_report([r for r in records if r.partition == name],
                                            window, cpus.get(name, 0)) for name in names})
