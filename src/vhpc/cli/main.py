@@ -277,6 +277,7 @@ def manager_status(obj: dict[str, str]) -> None:
 from vhpc.cli.chaos_cmds import chaos_group  # noqa: E402
 from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
 from vhpc.cli.completion import completion_cmd  # noqa: E402
+from vhpc.cli.fault_cmds import fault_group  # noqa: E402
 from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
 from vhpc.cli.load_cmds import load_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
@@ -289,6 +290,7 @@ for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_c
 cli.add_command(user_group)
 cli.add_command(spec_group)
 cli.add_command(jobs_cmd)
+cli.add_command(fault_group)
 cli.add_command(load_cmd)
 cli.add_command(chaos_group)
 

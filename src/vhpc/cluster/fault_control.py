@@ -31,6 +31,7 @@ from vhpc.cluster.faults import (
     split_per_node,
 )
 from vhpc.cluster.ledger import Kind
+from vhpc.cluster.operations import scontrol_update
 from vhpc.cluster.states import DaemonState
 from vhpc.errors import ClusterStateError, FaultError
 from vhpc.runtime.namespaces import NsPaths
@@ -46,6 +47,7 @@ from vhpc.runtime.netfault import (
 
 log = logging.getLogger(__name__)
 FAULTS_FILE = "faults.json"
+NOT_RESPONDING = "Not responding"  # slurmctld's reason of a node it set DOWN
 
 
 class FaultController:
@@ -122,7 +124,33 @@ class FaultController:
         for fault in chosen:
             c.events.emit("fault_cleared", f"fault {fault.id} cleared: {fault.describe()}",
                           _event_node(fault))
+        if not c.closing:
+            self._return_to_service(chosen)
         return chosen
+
+    def _return_to_service(self, cleared: list[ActiveFault]) -> None:
+        """Resume the nodes Slurm set DOWN as not responding during these faults.
+
+        slurmctld does not ping a node that is DOWN and not responding, so it would stay
+        down after a heal until slurmd registers again (it restarts); `state=resume`
+        lets slurmctld ping it, and it is idle once it answers. Nodes down or drained for
+        any other reason are left alone.
+        """
+        touched = {n for f in cleared if f.spec.kind is not FaultKind.KILL for n in f.spec.nodes}
+        touched |= {n for f in cleared if f.spec.kind is FaultKind.PARTITION
+                    for n in f.spec.peers}
+        if not touched:
+            return
+        try:
+            reasons = self.cluster.slurm.node_reasons()
+            down = sorted(n for n in touched if reasons.get(n) == NOT_RESPONDING)
+            if down:
+                scontrol_update(self.cluster.slurm, down, "resume", "")
+                self.cluster.events.emit(
+                    "fault_resumed", f"resumed {', '.join(down)} in Slurm (set DOWN as not "
+                    "responding during the fault)")
+        except Exception as err:  # Slurm may be down itself (a partitioned controller)
+            log.warning("could not resume nodes after clearing faults: %s", err)
 
     def clear_all(self) -> list[ActiveFault]:
         """Undo every fault (before teardown: frozen nodes thawed, the table deleted)."""

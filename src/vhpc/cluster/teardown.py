@@ -45,8 +45,11 @@ def foreign_veths(ledger: Ledger, veths: list[Entry], master_of: MasterFn) -> li
 
 def remove_owned(ledger: Ledger, runtime: Runtime,
                  nodes: str | Collection[str] | None = None,
-                 master_of: MasterFn = link_master) -> list[str]:
-    """Tear down the ledger's entries (of some nodes, or all); return what could not go."""
+                 master_of: MasterFn = link_master,
+                 drop_table: Callable[[str], None] = delete_table) -> list[str]:
+    """Tear down the ledger's entries (of some nodes, or all); return what could not go.
+
+    `drop_table` deletes the cluster's nftables table of network faults (a test's fake)."""
     plan = list(ledger.teardown_plan(nodes))
     foreign = foreign_veths(ledger, [e for e in plan if e.kind is Kind.VETH], master_of)
     for entry in foreign:
@@ -72,7 +75,7 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
         group = [e for e in plan if e.kind is kind]
         if kind is Kind.PROCESS or not group:
             continue
-        for done, entry in _remove_group(runtime, kind, group):
+        for done, entry in _remove_group(runtime, kind, group, drop_table):
             if not done:
                 failed.append(f"{entry.kind.value} {entry.ident}")
             elif kind is not Kind.DIRECTORY:  # the ledger file lived in that directory
@@ -80,8 +83,8 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     return failed
 
 
-def _remove_group(runtime: Runtime, kind: Kind,
-                  group: list[Entry]) -> list[tuple[bool, Entry]]:
+def _remove_group(runtime: Runtime, kind: Kind, group: list[Entry],
+                  drop_table: Callable[[str], None]) -> list[tuple[bool, Entry]]:
     """Remove entries of one kind, batched where the tools allow (one umount, one ip)."""
     try:
         if kind in (Kind.NAMESPACE, Kind.MOUNT):
@@ -90,7 +93,7 @@ def _remove_group(runtime: Runtime, kind: Kind,
             runtime.delete_links([e.ident for e in group])
         elif kind is Kind.NFT_TABLE:  # network faults (cluster/fault_control.py)
             for entry in group:
-                delete_table(entry.ident)
+                drop_table(entry.ident)
         elif kind is Kind.DIRECTORY:
             for entry in group:
                 if entry.data.get(MOUNTPOINT):  # a share's mount point: never its contents
