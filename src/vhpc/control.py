@@ -104,6 +104,8 @@ def _ledger_link_ids(paths: ClusterPaths) -> set[str]:
         entries = Ledger(paths.ledger).entries() if paths.ledger.exists() else []
     except OSError:  # not root: planning only validates, the id is allocated as root
         return set()
+    except (ValueError, KeyError):  # a ledger written by another vhpc version
+        return set()
     return {cid for e in entries if e.kind in (Kind.VETH, Kind.BRIDGE)
             if (cid := ids.id_of_link(e.ident)) is not None}
 

@@ -65,7 +65,7 @@ def records(cluster: str) -> dict[str, dict[str, object]]:
 
 def test_every_node_has_a_registry_record_readable_from_a_node(cluster: str) -> None:
     recs = records(cluster)
-    assert set(recs) == {"slurm", "dns", "compute0", "compute1", "compute2", "compute3"}
+    assert set(recs) == {"slurm", "dns", "db", "compute0", "compute1", "compute2", "compute3"}
     assert recs["compute0"]["state"] == "up" and recs["compute0"]["ip"]
 
 
@@ -191,7 +191,7 @@ def test_killed_manager_comes_back_with_the_cluster_whole(cluster: str) -> None:
     nodes = json.loads(vhpc("-c", cluster, "node", "ls", "--json").stdout)  # re-adopts
     names = {n["name"] for n in nodes if n["role"] == "compute"}
     assert names == {f"compute{i}" for i in range(16)} - {"compute7", "compute8"}
-    assert set(records(cluster)) == names | {"slurm", "dns"}
+    assert set(records(cluster)) == names | {"slurm", "dns", "db"}
     vhpc("-c", cluster, "node", "add", "compute7")  # a removed name can come back
     wait_for(lambda: resolves(cluster, "compute7"), timeout=3, what="compute7 in DNS")
     wait_for(lambda: "COMPLETED" in run(cluster, "slurm", "scontrol", "show", "job", job),

@@ -78,7 +78,7 @@ def test_two_clusters_whose_names_hash_alike_both_run() -> None:
             ids[name] = _cluster_id(name)
             links[name] = _links(ids[name])
         first, second = TWINS
-        assert ids[first] != ids[second] and len(links[first]) == 5  # bridge, 4 veths
+        assert ids[first] != ids[second] and len(links[first]) == 6  # bridge, 5 veths
         assert not links[first] & links[second]
         for name in TWINS:
             out = vhpc("-c", name, "exec", "slurm", "--", "srun", "-N2", "hostname").stdout

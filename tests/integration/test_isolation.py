@@ -21,6 +21,7 @@ import pytest
 
 from tests.integration.helpers import STATE_ROOT, leftovers, status, vhpc, wait_for
 from vhpc.cluster.ledger import Kind, Ledger
+from vhpc.runtime.proc import ProcessRecord, is_alive, record_of
 
 pytestmark = pytest.mark.privileged
 
@@ -86,9 +87,12 @@ def clusters() -> Iterator[dict[str, dict[str, int]]]:
         vhpc("-c", name, "clean", "--force", check=False)
     vhpc("-c", A, "up", "-n", "2", "--pids-max", str(PIDS_MAX), "--memory", "125M")
     inits: dict[str, dict[str, int]] = {}
+    records: list[ProcessRecord] = []
     try:
         vhpc("-c", B, "up", "-n", "2")
         inits = {A: init_pids(A), B: init_pids(B)}
+        records = [r for nodes in inits.values() for pid in nodes.values()
+                   if (r := record_of(pid)) is not None]
         yield inits
     finally:
         mnt_ns = {os.stat(f"/proc/{pid}/ns/mnt").st_ino
@@ -99,8 +103,7 @@ def clusters() -> Iterator[dict[str, dict[str, int]]]:
         for name in (A, B):
             assert leftovers(name) == []
         # the inits, their PID namespaces and every mount namespace with its /dev/shm
-        alive = [pid for nodes in inits.values() for pid in nodes.values()
-                 if Path(f"/proc/{pid}").exists()]
+        alive = [record for record in records if is_alive(record)]  # pid and start time
         assert alive == []
         assert not any(_ns_inode(p) in mnt_ns for p in Path("/proc").iterdir()
                        if p.name.isdigit())
@@ -115,7 +118,7 @@ def _ns_inode(proc: Path) -> int | None:
 
 def test_every_node_has_an_init_as_pid_1_and_sees_only_its_own_processes(
         clusters: dict[str, dict[str, int]]) -> None:
-    assert set(clusters[A]) == {"slurm", "dns", "compute0", "compute1"}
+    assert set(clusters[A]) == {"slurm", "dns", "db", "compute0", "compute1"}
     out = in_node(A, "compute0", "ps -e -o pid=,comm=", user=None, check=True).stdout
     procs = [line.split(None, 1) for line in out.strip().splitlines()]
     assert procs[0] == ["1", "sh"]  # the node's init
