@@ -52,6 +52,14 @@ def test_nft_script_replaces_the_table_in_one_transaction() -> None:
     assert script == (GOLDEN / "faults.nft").read_text()
 
 
+def test_loss_thresholds_in_hundredths_and_total_loss_without_a_draw() -> None:
+    rules = render_table("t", [], [Loss("f1", "a", 0.001), Loss("f2", "b", 99.99),
+                                   Loss("f3", "c", 100)])
+    assert 'iifname "a" numgen random mod 10000 < 1 drop' in rules
+    assert 'iifname "b" numgen random mod 10000 < 9999 drop' in rules
+    assert 'iifname "c" drop comment "f3"' in rules
+
+
 def test_an_empty_table_has_its_chains_and_no_rule() -> None:
     script = render_table("vhpc-fk", [], [])
     assert "drop" not in script and script.count("chain ") == 3
@@ -227,7 +235,7 @@ def test_partition_and_loss_make_the_table_and_clearing_deletes_it(tmp_path: Pat
     script = kernel.tables["vhpc-fk"]
     veth0, veth1 = s.veth_of(s.node("compute0")), s.veth_of(s.node("compute1"))
     assert f'iifname "{veth0}" drop comment "f1"' in script
-    assert f'iifname "{veth1}" numgen random mod 10000 < 10000 drop' in script
+    assert f'iifname "{veth1}" drop comment "f2"' in script  # 100%: no draw (nft: < 10000)
     assert [e.ident for e in cluster.ledger.entries(Kind.NFT_TABLE)] == ["vhpc-fk"]
     assert json.loads((cluster.paths.root / "faults.json").read_text())["next_id"] == 3
     assert ctl.clear(part.id) == [part]

@@ -80,12 +80,13 @@ def chain_rules(cuts: list[Cut], losses: list[Loss]) -> dict[str, list[str]]:
         chains["input"].append(f"iifname {devs} drop {note}")
         chains["output"].append(f"oifname {devs} drop {note}")
     for loss in losses:
-        draw = f"numgen random mod 10000 < {_threshold(loss.percent)}"
+        below = _threshold(loss.percent)  # nft refuses '< 10000' (always true): 100% drops all
+        draw = f" numgen random mod 10000 < {below}" if below < 10000 else ""
         note = f'drop comment "{loss.fault_id}"'
-        chains["forward"] += [f'iifname "{loss.dev}" {draw} {note}',
-                              f'oifname "{loss.dev}" {draw} {note}']
-        chains["input"].append(f'iifname "{loss.dev}" {draw} {note}')
-        chains["output"].append(f'oifname "{loss.dev}" {draw} {note}')
+        chains["forward"] += [f'iifname "{loss.dev}"{draw} {note}',
+                              f'oifname "{loss.dev}"{draw} {note}']
+        chains["input"].append(f'iifname "{loss.dev}"{draw} {note}')
+        chains["output"].append(f'oifname "{loss.dev}"{draw} {note}')
     return chains
 
 
