@@ -276,3 +276,17 @@ def _readable(path: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_the_python_api_adds_users_and_submits_as_them(cluster: str) -> None:
+    import vhpc
+
+    with vhpc.Cluster.attach(cluster) as c:
+        added = c.add_user("erin", "chem")
+        assert (added.name, added.account) == ("erin", "chem")
+        assert "erin" in [u.name for u in c.users()]
+        result = c.wait(c.sbatch("#!/bin/sh\nid -un\n", user="erin"), timeout=120)
+        assert result.state == "COMPLETED" and (result.stdout or "").strip() == "erin", result
+        assert wait_for(lambda: sacct_rows(cluster, str(result.job_id), "host") != [], 30)
+        rows = sacct_rows(cluster, str(result.job_id), "host")
+        assert (rows[0]["User"], rows[0]["Account"]) == ("erin", "chem")

@@ -163,3 +163,11 @@ def test_a_malformed_user_request_is_a_request_error() -> None:
     answer = http.post("/api/v1/users", json={"name": "", "account": "physics"})
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "RequestError"
+
+
+def test_the_python_api_passes_users_and_accounting_to_the_options() -> None:
+    import vhpc
+
+    options = vhpc.Cluster("lab", users=["alice:physics"], accounting=False).options
+    assert (options.users, options.accounting) == (("alice:physics",), False)
+    assert vhpc.Cluster("lab").options.accounting is True
