@@ -111,6 +111,8 @@ class LoadRunner:
         self._lock = threading.Lock()
         self._prefixes: dict[str, list[str]] = {}
         self.last_submit: float | None = None  # when sbatch last accepted a job
+        self.lags: list[float] = []  # per submission: seconds behind its planned time
+        self._started = time.time()
 
     # -- Slurm on the host --------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class LoadRunner:
         result = run_command([*self._prefix(job.user), *job.sbatch_args(self.name)],
                              check=False, timeout=60)
         with self._lock:
+            self.lags.append(time.time() - self._started - job.at)
             if result.returncode == 0:
                 self.state.submitted += 1
                 self.last_submit = time.time()
@@ -171,7 +174,7 @@ class LoadRunner:
         Ctrl-C (or `stop` set) ends the submissions, cancels this run's jobs and returns
         the report so far (``interrupted``).
         """
-        started = time.time()
+        started = self._started = time.time()
         interrupted = False
         futures: list[Future[None]] = []
         pool = ThreadPoolExecutor(SUBMITTERS, thread_name_prefix="vhpc-load")
@@ -232,7 +235,8 @@ class LoadRunner:
             records.update(booked)
         return summarize(list(records.values()), self.shape, seed=self.options.seed,
                          requested=len(self.jobs), refusals=self.refusals, started=started,
-                         interrupted=interrupted, last_submit=self.last_submit)
+                         interrupted=interrupted, last_submit=self.last_submit,
+                         lags=self.lags)
 
 
 def parse_records(text: str) -> dict[str, JobRecord]:

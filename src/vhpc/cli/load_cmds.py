@@ -71,6 +71,10 @@ def print_report(report: LoadReport) -> None:
         + f" in {report.seconds:.1f}s (sbatch took {report.submit_rate:.1f} jobs/s)"
         + (" (interrupted)" if report.interrupted else ""))
     out_console.print(report_table(report))
+    lag = report.submit_lag_p90
+    if lag is not None and lag > 1.0:
+        out_console.print(f"  the generator fell behind its schedule: submissions were "
+                          f"{lag:.1f}s late (p90); ask a lower --rate")
     for reason in report.refusals:
         out_console.print(f"  refused: {reason}")
 

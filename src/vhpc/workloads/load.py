@@ -268,6 +268,9 @@ class LoadReport(BaseModel):
     seconds: float = Field(description="from the first submission to the last job's end")
     submit_rate: float = Field(default=0.0, description="jobs/s sbatch accepted, from the "
                                                         "start to the last submission")
+    submit_lag_p90: float | None = Field(default=None, description="seconds after its "
+                                         "planned time a submission returned (p90): the "
+                                         "generator kept up if small")
     total: PartitionReport
     partitions: dict[str, PartitionReport]
 
@@ -305,7 +308,7 @@ def partition_report(records: Iterable[JobRecord], window: float,
 def summarize(records: Sequence[JobRecord], shape: ClusterShape, *, seed: int,
               requested: int, refusals: Sequence[str] = (), started: float,
               interrupted: bool = False, until: float | None = None,
-              last_submit: float | None = None) -> LoadReport:
+              last_submit: float | None = None, lags: Sequence[float] = ()) -> LoadReport:
     """The report of a run: overall and per partition, over [started, last end]."""
     ends = [r.end for r in records if r.end is not None]
     stop = until if until is not None else max(ends, default=started)
@@ -317,6 +320,7 @@ def summarize(records: Sequence[JobRecord], shape: ClusterShape, *, seed: int,
         interrupted=interrupted, started=started, seconds=round(window, 3),
         submit_rate=round(len(records) / max(last_submit - started, 1e-3), 2)
         if last_submit is not None and records else 0.0,
+        submit_lag_p90=None if not lags else round(percentile(lags, 0.9) or 0.0, 3),
         total=partition_report(records, window, total_cluster_cpus(shape)),
         partitions={name: partition_report([r for r in records if r.partition == name],
                                            window, cpus.get(name, 0)) for name in names})
