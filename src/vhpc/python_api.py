@@ -33,7 +33,16 @@ from types import TracebackType
 from vhpc import control
 from vhpc.client import ManagerClient
 from vhpc.errors import ClusterStateError, CommandError, UserError, VhpcError
-from vhpc.models import Event, Job, LogLine, MetricSeries, NodeInfo, Status, UserInfo
+from vhpc.models import (
+    Event,
+    Fault,
+    Job,
+    LogLine,
+    MetricSeries,
+    NodeInfo,
+    Status,
+    UserInfo,
+)
 from vhpc.runtime.hostops import run_command
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec import shares, sitefile
@@ -505,6 +514,25 @@ class Cluster:
         if leftovers:
             raise VhpcError(f"node {name} removed but could not remove: "
                             f"{'; '.join(leftovers)} (try 'vhpc -c {self.name} clean')")
+
+    def fault(self, kind: str, nodes: str | Sequence[str] = (), *,
+              peers: Sequence[str] = (), percent: float | None = None, rate: str = "",
+              delay_ms: int | None = None, daemon: str = "") -> list[Fault]:
+        """Inject a fault: ``fault("partition", "compute1")``, ``fault("loss", ["compute2"],
+        percent=30)``, ``fault("rate", "compute0", rate="10mbit")``, ``fault("freeze",
+        "compute3")``, ``fault("kill", daemon="slurmctld@slurm")``; the faults made (one per
+        node for node faults). Undo them with :meth:`clear_faults`."""
+        names = [nodes] if isinstance(nodes, str) else list(nodes)
+        return self.client.add_fault(kind, names, list(peers), percent, rate, delay_ms, daemon)
+
+    def faults(self) -> list[Fault]:
+        """The active faults, oldest first."""
+        return self.client.list_faults()
+
+    def clear_faults(self, fault_id: str | None = None, kind: str | None = None,
+                     nodes: Sequence[str] = ()) -> list[Fault]:
+        """Undo one fault (by id), those of a kind and/or on some nodes, or every one."""
+        return self.client.clear_faults(fault_id, kind, list(nodes))
 
     def logs(self, grep: str | None = None, node: str | None = None,
              service: str | None = None, level: str | None = None,
