@@ -297,10 +297,12 @@ class ClusterAPI:
 
     def remove_nodes(self, names: list[str], drain: bool = False) -> list[str]:
         """Remove compute nodes (after draining them, if asked); returns leftovers."""
+        self._clear_faults_of(names)
         return self._inventory().remove(names, drain=drain, timeout=3600.0)
 
     def stop_node(self, name: str) -> None:
         """Stop a node's processes; DOWN in Slurm with a reason, out of DNS."""
+        self._clear_faults_of([name])  # a frozen daemon would not stop
         self._inventory().stop_node(name)
 
     def start_node(self, name: str, wait: bool = True) -> None:
@@ -339,6 +341,14 @@ class ClusterAPI:
         cleared = self._faults().clear(fault_id, Kind(kind.value) if kind else None,
                                        nodes or ())
         return [Fault.model_validate(f.to_dict()) for f in cleared]
+
+    def _clear_faults_of(self, names: list[str]) -> None:
+        """Undo the faults on nodes about to be stopped or removed."""
+        if self.fault_control is None and not (self.cluster.paths.root / "faults.json").exists():
+            return
+        faults = self._faults()
+        if faults.book.select(nodes=names):
+            faults.clear(nodes=names)
 
     def _clear_faults_before_down(self) -> None:
         """Thaw, heal and unshape before teardown (teardown would cope, but slower)."""
