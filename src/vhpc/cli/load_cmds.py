@@ -68,7 +68,7 @@ def print_report(report: LoadReport) -> None:
         f"load seed {report.seed}: {report.requested} jobs planned, {total.submitted} "
         f"submitted, {total.completed} completed, {total.failed} failed"
         + (f", {report.refused} refused by sbatch" if report.refused else "")
-        + f" in {report.seconds:.1f}s (sbatch took {report.submit_rate:.1f} jobs/s)"
+        + f" in {report.seconds:.1f}s (submitted at {report.submit_rate:.1f} jobs/s)"
         + (" (interrupted)" if report.interrupted else ""))
     out_console.print(report_table(report))
     lag = report.submit_lag_p90
