@@ -324,3 +324,42 @@ def test_fault_endpoints_through_the_client() -> None:
 
     with pytest.raises(RequestError):
         client.add_fault("explode", ["compute0"])
+
+
+# -- the CLI over a fake manager ---------------------------------------------------------
+def test_cli_sends_the_request_and_prints_data_on_stdout(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    from typing import Any
+
+    from tests.unit.cli_fakes import FakeManager, install, make_spec, run_vhpc
+
+    class FaultyManager(FakeManager):
+        def add_fault(self, kind: str, nodes: list[str] | None = None, **kw: Any
+                      ) -> list[dict[str, Any]]:
+            self.calls.append(("add_fault", (kind, nodes, kw)))
+            return [{"id": "f1", "kind": kind, "nodes": nodes or [], "since": 1.0,
+                     "description": f"{','.join(nodes or [])} cut off from slurm"}]
+
+        def list_faults(self) -> list[dict[str, Any]]:
+            return [{"id": "f1", "kind": "partition", "nodes": ["compute0"], "since": 1.0,
+                     "description": "compute0 cut off from slurm"}]
+
+        def clear_faults(self, fault_id: str | None = None, kind: str | None = None,
+                         nodes: list[str] | None = None) -> list[dict[str, Any]]:
+            self.calls.append(("clear_faults", (fault_id, kind, nodes)))
+            return []
+
+    fake = install(monkeypatch, tmp_path, FaultyManager(make_spec()))
+    result = run_vhpc("-c", "hbt", "fault", "partition", "compute[0-1]", "--from",
+                      "controller")
+    assert result.code == 0 and result.stdout == "f1\tcompute0,compute1 cut off from slurm\n"
+    assert fake.calls[-1] == ("add_fault", ("partition", ["compute0", "compute1"],
+                                            {"peers": ["controller"]}))
+    assert "f1" in run_vhpc("-c", "hbt", "fault", "ls").stdout
+    assert json.loads(run_vhpc("-c", "hbt", "fault", "ls", "--json").stdout)[0]["id"] == "f1"
+    thaw = run_vhpc("-c", "hbt", "fault", "thaw", "compute1")
+    assert thaw.code == 0 and "no frozen node to clear" in thaw.stderr
+    assert fake.calls[-1] == ("clear_faults", (None, "freeze", ["compute1"]))
+    bad = run_vhpc("-c", "hbt", "fault", "clear")
+    assert bad.code == 2 and "give a fault ID or --all" in bad.stderr
+    assert run_vhpc("-c", "hbt", "fault", "loss", "compute0", "lots").code == 2
