@@ -286,10 +286,27 @@ def test_no_fault_once_teardown_began(tmp_path: Path) -> None:
 def test_teardown_deletes_the_recorded_table(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
     ledger.add(Kind.NFT_TABLE, "vhpc-fk")
+    ledger.add(Kind.CGROUP, "vhpc-fk/compute0", "compute0")
     dropped: list[str] = []
+    thawed: list[str] = []
     assert remove_owned(ledger, FakeRuntime(), master_of=lambda _: None,
-                        drop_table=dropped.append) == []
-    assert dropped == ["vhpc-fk"] and ledger.is_empty()
+                        drop_table=dropped.append, thaw=thawed.append) == []
+    assert dropped == ["vhpc-fk"] and thawed == ["vhpc-fk/compute0"] and ledger.is_empty()
+
+
+def test_thaw_without_a_driver_on_either_version(tmp_path: Path) -> None:
+    from vhpc.runtime.cgroups import thaw
+
+    v1 = tmp_path / "freezer" / "vhpc-fk" / "compute0"
+    v1.mkdir(parents=True)
+    (v1 / "freezer.state").write_text("FROZEN")
+    v2 = tmp_path / "vhpc-fk" / "compute0"
+    v2.mkdir(parents=True)
+    (v2 / "cgroup.freeze").write_text("1")
+    thaw("vhpc-fk/compute0", tmp_path)
+    assert (v1 / "freezer.state").read_text() == "THAWED"
+    assert (v2 / "cgroup.freeze").read_text() == "0"
+    thaw("vhpc-fk/gone", tmp_path)  # nothing there: nothing to do
 
 
 # -- the CLI's node lists --------------------------------------------------------------

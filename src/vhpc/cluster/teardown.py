@@ -18,7 +18,7 @@ from pathlib import Path
 from vhpc.cluster.ledger import TEARDOWN_ORDER, Entry, Kind, Ledger
 from vhpc.cluster.node import is_init_key
 from vhpc.errors import VhpcError
-from vhpc.runtime import Runtime
+from vhpc.runtime import Runtime, cgroups
 from vhpc.runtime.netfault import delete_table
 from vhpc.runtime.network import link_master
 from vhpc.runtime.proc import ProcessRecord
@@ -46,10 +46,12 @@ def foreign_veths(ledger: Ledger, veths: list[Entry], master_of: MasterFn) -> li
 def remove_owned(ledger: Ledger, runtime: Runtime,
                  nodes: str | Collection[str] | None = None,
                  master_of: MasterFn = link_master,
-                 drop_table: Callable[[str], None] = delete_table) -> list[str]:
+                 drop_table: Callable[[str], None] = delete_table,
+                 thaw: Callable[[str], None] = cgroups.thaw) -> list[str]:
     """Tear down the ledger's entries (of some nodes, or all); return what could not go.
 
-    `drop_table` deletes the cluster's nftables table of network faults (a test's fake)."""
+    `drop_table` deletes the cluster's nftables table of network faults and `thaw` thaws
+    a frozen cgroup before its processes are signalled (fakes in tests)."""
     plan = list(ledger.teardown_plan(nodes))
     foreign = foreign_veths(ledger, [e for e in plan if e.kind is Kind.VETH], master_of)
     for entry in foreign:
@@ -63,6 +65,9 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     managers = [e for e in procs if e.ident == MANAGER_KEY]
     inits = [e for e in procs if is_init_key(e.ident)]
     others = [e for e in procs if e.ident != MANAGER_KEY and not is_init_key(e.ident)]
+    for entry in plan:  # a frozen node (vhpc fault freeze) takes no signal until thawed
+        if entry.kind is Kind.CGROUP:
+            thaw(entry.ident)
     # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
     # SIGKILL ends every process still in the node.
     for group, grace in ((managers, 5.0), (others, 5.0), (inits, 0.0)):

@@ -413,6 +413,18 @@ def read_cgroup(ref: Path | Mapping[str, Path] | None) -> CgroupStats:
     return read_v1(ref)
 
 
+def thaw(group: str, root: Path = SYS_FS_CGROUP) -> None:
+    """Thaw a cgroup on either version, without a driver (teardown from the ledger: a
+    frozen process takes no signal until thawed); nothing where it is not frozen."""
+    for state, value in ((root / "freezer" / group / "freezer.state", "THAWED"),
+                         (root / group / "cgroup.freeze", "0")):
+        try:
+            if state.exists():
+                _write(state, value)
+        except OSError:
+            pass
+
+
 def detect(root: Path = Path("/sys/fs/cgroup")) -> CgroupDriver:
     """v2 if `root` itself is a cgroup2 mount, else v1 if it has a memory hierarchy."""
     if (root / "cgroup.controllers").exists():
