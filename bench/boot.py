@@ -20,6 +20,7 @@ Result: bench/results/boot.json. Run as root, with nothing else named `bench` up
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -226,10 +227,12 @@ def phases(n: int) -> dict[str, Any]:
         if not marks or marks[-1][1] != message:
             marks.append((time.monotonic(), message))
 
-    extra = dict(subnet=BIG_ARGS[1], memory=BIG_ARGS[3]) if n > BIG_N else {}
+    options = ClusterOptions(name=CLUSTER, nodes=n)
+    if n > BIG_N:
+        options = dataclasses.replace(options, subnet=BIG_ARGS[1], memory=BIG_ARGS[3])
     t0 = time.monotonic()
     try:
-        control.up(ClusterOptions(name=CLUSTER, nodes=n, **extra), progress)
+        control.up(options, progress)
         t1 = time.monotonic()
     finally:
         down_s, _ = vhpc("down", timeout=600)

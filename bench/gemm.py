@@ -178,7 +178,8 @@ def spread_nodes(nodes: list[dict[str, Any]]) -> list[str]:
     """
     compute = [n for n in nodes if n["role"] == "compute"]
     seen: set[str] = set()
-    first, rest = [], []
+    first: list[str] = []
+    rest: list[str] = []
     for node in compute:
         (rest if node["cpuset"] in seen else first).append(node["name"])
         seen.add(node["cpuset"])

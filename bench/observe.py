@@ -113,7 +113,9 @@ def main() -> None:
         # 3. log burst, 100k lines over the nodes' files (a fresh observer, no threads)
         per = 100_000 // args.nodes
         for h in nodes:
-            with h.log_files["slurmd"].open("a") as f:
+            log = h.log_files["slurmd"]
+            assert isinstance(log, Path)  # fake_cluster: one file per service
+            with log.open("a") as f:
                 f.writelines(f"[2026-11-28T15:00:00.000] error: burst line {i} on {h.name}\n"
                              for i in range(per))
         t0 = time.perf_counter()

@@ -14,6 +14,13 @@ from vhpc.observe.log_store import LogRow
 from vhpc.observe.views import TOTAL, pick_step
 
 
+def slurmd_log(node: NodeHandle) -> Path:
+    """The fake node's one slurmd log file (fake_cluster makes a single file per service)."""
+    path = node.log_files["slurmd"]
+    assert isinstance(path, Path)
+    return path
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = time.time()
@@ -74,7 +81,7 @@ def test_logs_are_collected_with_node_and_service(
 ) -> None:
     obs, nodes, _clock, _root = env
     obs.tick()  # learns the log files
-    nodes[0].log_files["slurmd"].write_text("[2026-11-28T15:00:00.000] error: boom\n")
+    slurmd_log(nodes[0]).write_text("[2026-11-28T15:00:00.000] error: boom\n")
     assert obs.poll_logs() == 1
     obs.log_store.flush()
     logs = obs.logs_json(q="boom")["logs"]
@@ -90,7 +97,7 @@ def test_threads_run_and_stop(tmp_path: Path) -> None:
     obs = Observer(tmp_path / "s", "vc", lambda: nodes, interval=0.05, log_interval=0.05,
                    net_root=tmp_path / "net")
     obs.start()
-    nodes[1].log_files["slurmd"].write_text("hello\n")
+    slurmd_log(nodes[1]).write_text("hello\n")
     deadline = time.monotonic() + 5
     found: list[LogRow] = []
     while time.monotonic() < deadline and not found:

@@ -236,5 +236,5 @@ def test_a_dead_manager_is_named_with_its_pid_and_silence(tmp_path: Path) -> Non
                     "starting one that adopts the cluster")
     me = record_of(os.getpid())
     assert me is not None
-    ledger.add(Kind.PROCESS, "manager", **me.to_dict())
+    ledger.add(Kind.PROCESS, "manager", pid=me.pid, starttime=me.starttime)
     assert recovery.dead_manager_note(paths) is None  # this process: alive

@@ -11,10 +11,15 @@ from tests.unit.fake_runtime import FakeRuntime
 from vhpc.cluster.events import EventBus
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.states import DaemonState, TransitionError, check_transition
-from vhpc.cluster.supervisor import Supervisor
+from vhpc.cluster.supervisor import Supervised, Supervisor
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.spawn import NodeTarget
 from vhpc.services.base import DaemonSpec
+
+
+def state_of(daemon: Supervised) -> DaemonState:
+    """The daemon's state, read anew (mypy would keep an earlier assert's narrowing)."""
+    return daemon.state
 
 
 def test_transitions_are_guarded() -> None:
@@ -38,7 +43,7 @@ def test_crashed_daemon_is_restarted_then_stopped_on_purpose(tmp_path: Path) -> 
     # The fake has no pidfd to signal an exit: drive the exit handler directly.
     runtime.crash(first.pid)
     sup._on_exit(daemon)
-    assert daemon.state is DaemonState.BACKOFF
+    assert state_of(daemon) is DaemonState.BACKOFF
     assert daemon.next_start is not None
     daemon.next_start = time.monotonic() - 1
     sup._restart_due()
@@ -46,7 +51,7 @@ def test_crashed_daemon_is_restarted_then_stopped_on_purpose(tmp_path: Path) -> 
     assert daemon.record is not None and daemon.record.pid != first.pid
     assert [e.kind for e in events.recent()] == ["daemon_exit", "daemon_restart"]
     sup.stop(spec.key, grace=0)
-    assert daemon.state is DaemonState.STOPPED
+    assert state_of(daemon) is DaemonState.STOPPED
     assert ledger.entries(Kind.PROCESS) == []
 
 
