@@ -145,9 +145,9 @@ def run_vhpc(*args: str, env: dict[str, str] | None = None) -> Result:
                        debug=False)
         sys.stdout.flush()  # as the interpreter does at exit
         sys.stderr.flush()
-    out, err = streams[0], streams[1]
-    assert err is not None
-    return Result(code, out.getvalue().decode(), err.getvalue().decode())
+        out, err = streams[0], streams[1]  # read inside: click < 8.4 closes them on exit
+        assert err is not None
+        return Result(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def age_of(seconds: float) -> float:

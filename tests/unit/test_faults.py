@@ -376,7 +376,8 @@ def test_cli_sends_the_request_and_prints_data_on_stdout(monkeypatch: pytest.Mon
     assert json.loads(run_vhpc("-c", "hbt", "fault", "ls", "--json").stdout)[0]["id"] == "f1"
     thaw = run_vhpc("-c", "hbt", "fault", "thaw", "compute1")
     assert thaw.code == 0 and "no frozen node to clear" in thaw.stderr
-    assert fake.calls[-1] == ("clear_faults", (None, "freeze", ["compute1"]))
+    # a slice: mypy keeps fake.calls[-1] narrowed to the add_fault tuple asserted above
+    assert fake.calls[-1:] == [("clear_faults", (None, "freeze", ["compute1"]))]
     bad = run_vhpc("-c", "hbt", "fault", "clear")
     assert bad.code == 2 and "give a fault ID or --all" in bad.stderr
     assert run_vhpc("-c", "hbt", "fault", "loss", "compute0", "lots").code == 2
