@@ -112,6 +112,7 @@ class LoadRunner:
         self._prefixes: dict[str, list[str]] = {}
         self.last_submit: float | None = None  # when sbatch last accepted a job
         self.lags: list[float] = []  # per submission: seconds behind its planned time
+        self.seen: dict[str, JobRecord] = {}  # every job of the run squeue showed, last seen
         self._started = time.time()
 
     # -- Slurm on the host --------------------------------------------------------------
@@ -161,8 +162,11 @@ class LoadRunner:
                 self.refusals.append(f"{job.describe()}: {lines[-1] if lines else '?'}")
 
     def _tick(self, started: float) -> None:
-        states = Counter(r.state for r in self.queue().values())
+        """Poll the queue; jobs slurmctld forgot (MinJobAge) keep their last state seen."""
+        seen = self.queue()
         with self._lock:
+            self.seen.update(seen)
+            states = Counter(r.state for r in self.seen.values())
             self.state.states = states
             self.state.elapsed = time.time() - started
         if self.progress is not None:
@@ -222,7 +226,8 @@ class LoadRunner:
 
     def report(self, started: float, interrupted: bool) -> LoadReport:
         """The report: sacct's records (waiting briefly for slurmdbd), else squeue's."""
-        records = self.queue()
+        self._tick(started)
+        records = dict(self.seen)
         if self.spec.accounting:
             deadline = time.monotonic() + 30
             while True:

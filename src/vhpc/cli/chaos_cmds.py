@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -28,6 +29,10 @@ def chaos_run(obj: dict[str, str], file: str, timeout: float, as_json: bool) -> 
     report and the faults applied and cleared. Faults are cleared at the end and on Ctrl-C."""
     from vhpc.chaos_runner import run_scenario
 
+    def terminate(signum: int, frame: object) -> None:  # `kill`: clean up as on Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     def timeline(line: str) -> None:
         if as_json:
             say(line)
