@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,6 +111,10 @@ def load_cmd(obj: dict[str, str], seed: int, rate: float | None, count: int | No
     wait times, throughput and utilisation per partition."""
     from vhpc.load_runner import LoadRunner
 
+    def terminate(signum: int, frame: object) -> None:  # `kill`: cancel the jobs, report
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     options = load_options(seed, rate, count, duration, mean_runtime, distribution,
                            fail_rate, oom_rate, max_size)
     runner = LoadRunner(obj["cluster"], options, wait_timeout=timeout)
