@@ -95,8 +95,8 @@ class LoadRunner:
         """Plan the mix now (bad options raise UserError before anything is submitted)."""
         self.cluster = cluster
         self.options = options
-        self.spec = control.load_spec(cluster)
-        self.shape = cluster_shape(self.spec)
+        self.cluster_spec = control.load_spec(cluster)
+        self.shape = cluster_shape(self.cluster_spec)
         try:
             self.jobs = generate(self.shape, options)
         except ValueError as err:
@@ -130,7 +130,7 @@ class LoadRunner:
 
     def accounting(self, since: float) -> dict[str, JobRecord]:
         """This run's jobs as sacct has them (empty without accounting)."""
-        if not self.spec.accounting:
+        if not self.cluster_spec.accounting:
             return {}
         start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 60))
         result = self.slurm(["sacct", "-X", "-n", "-P", "--name", self.name, "-S", start,
@@ -228,7 +228,7 @@ class LoadRunner:
         """The report: sacct's records (waiting briefly for slurmdbd), else squeue's."""
         self._tick(started)
         records = dict(self.seen)
-        if self.spec.accounting:
+        if self.cluster_spec.accounting:
             deadline = time.monotonic() + 30
             while True:
                 booked = self.accounting(started)
