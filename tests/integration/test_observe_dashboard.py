@@ -143,9 +143,12 @@ def test_dashboard_shows_the_real_cluster_live(cluster: Booted, tab: Tab,
     page.fill("#q", "")
     page.click("#log-form button[type=submit]")
 
-    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "dashboard.png")
+    for_docs = os.environ.get(SCREENSHOT_ENV)
+    shot = Path(for_docs or tmp_path / "dashboard.png")
     shot.parent.mkdir(parents=True, exist_ok=True)
-    time.sleep(1.0)  # let the last stream frame paint before the picture
+    # The picture for the docs waits for half a minute of samples, so the charts have lines.
+    time.sleep(30.0 if for_docs else 1.0)
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header where it belongs: on top
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     vhpc("-c", cluster.name, "exec", "slurm", "--", "scancel", job)
