@@ -180,3 +180,24 @@ def test_squeue_and_sacct_lines_become_records() -> None:
     assert records["12"] == JobRecord("12", "batch", "COMPLETED", 1000, 1001, 1003, 2)
     assert records["13"].state == "CANCELLED" and records["13"].start is None
     assert records["14"].start is None and records["14"].end is None  # expected start
+
+
+def test_the_runner_counts_jobs_slurmctld_forgot_by_their_last_state() -> None:
+    """A run longer than MinJobAge: jobs gone from squeue still count as ended."""
+    import threading
+
+    from vhpc.load_runner import LoadProgress, LoadRunner
+
+    polls = iter([
+        {"1": record("1", "vhpc", "COMPLETED", 1000, 1000, 1001),
+         "2": record("2", "vhpc", "RUNNING", 1000, 1001, None)},
+        {"2": record("2", "vhpc", "COMPLETED", 1000, 1001, 1003)},  # 1 was purged
+    ])
+    runner = LoadRunner.__new__(LoadRunner)
+    runner.state, runner.seen, runner.progress = LoadProgress(2, submitted=2), {}, None
+    runner.stop, runner.wait_timeout = threading.Event(), 5.0
+    runner._lock = threading.Lock()
+    runner.queue = lambda: next(polls)  # type: ignore[method-assign]
+    assert runner._wait_all(started=1000.0) is False  # ended: both jobs, not only job 2
+    assert {r.state for r in runner.seen.values()} == {"COMPLETED"}
+    assert runner.state.states["COMPLETED"] == 2
