@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+from common import REPO, VHPC, rss_kb, vhpc_timed
+
 CLUSTER = "hkbench"
 TIMEOUT = 900.0
 GOAL_BOOT = 0.25  # accounting adds at most 25% to the boot
@@ -40,21 +40,7 @@ GOAL_MEMORY_MB = 80.0
 
 def vhpc(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run `vhpc -c CLUSTER ARGS`; (wall seconds, completed process)."""
-    t0 = time.monotonic()
-    proc = subprocess.run([VHPC, "-c", CLUSTER, *args], capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
-    return time.monotonic() - t0, proc
-
-
-def rss_kb(pid: int) -> int:
-    """VmRSS of `pid` in KB (0 if it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    return vhpc_timed(CLUSTER, *args, timeout=TIMEOUT)
 
 
 def db_memory() -> dict[str, float]:

@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+from common import REPO, median_of, rss_kb, vhpc_timed
+
 FLOOR = "/work/shared/bench/bare_boot.sh"
 CLUSTER = "bench"
 STATE = Path("/var/lib/vhpc") / CLUSTER
@@ -53,21 +53,7 @@ def repeats_for(n: int) -> int:
 
 def vhpc(*args: str, timeout: float = UP_TIMEOUT) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run `vhpc -c bench ARGS`; (wall seconds, completed process)."""
-    t0 = time.monotonic()
-    proc = subprocess.run([VHPC, "-c", CLUSTER, *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    return time.monotonic() - t0, proc
-
-
-def rss_kb(pid: int) -> int:
-    """VmRSS of `pid` in KB (0 if it is gone or a kernel thread)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    return vhpc_timed(CLUSTER, *args, timeout=timeout)
 
 
 def manager_rss_kb() -> int:
@@ -169,12 +155,6 @@ def run_floor(n: int) -> dict[str, Any]:
                 "idle": idle, "ok": idle == n}
     except (IndexError, ValueError):
         return {"error": (last + proc.stderr)[-1000:]}
-
-
-def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
-    """Median of `key` over the runs that have it and did not fail."""
-    vals = [r[key] for r in runs if key in r and "error" not in r]
-    return round(statistics.median(vals), 3) if vals else None
 
 
 def bench_n(n: int, repeats: int) -> dict[str, Any]:

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+from common import REPO, VHPC, vhpc_stdout
+
 CLUSTER = "hnbench"
 POLL = 0.25
 LIMIT = 300.0  # seconds a node may take to change state before the round fails
@@ -37,12 +37,7 @@ LIMIT = 300.0  # seconds a node may take to change state before the round fails
 
 def vhpc(*args: str) -> tuple[float, str]:
     """Run `vhpc -c CLUSTER ARGS` (raising on failure); (wall seconds, stdout)."""
-    t0 = time.monotonic()
-    proc = subprocess.run([VHPC, "-c", CLUSTER, *args], capture_output=True, text=True,
-                          timeout=LIMIT, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"vhpc {' '.join(args)} failed: {proc.stderr.strip()}")
-    return time.monotonic() - t0, proc.stdout
+    return vhpc_stdout(CLUSTER, *args, timeout=LIMIT)
 
 
 def slurm_env() -> dict[str, str]:

@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from common import REPO, median_of, rss_kb, timed_run
+
 CLUSTER = "hmbench"
 TIMEOUT = 900.0
 
@@ -56,22 +57,8 @@ def vhpc(tree: Path, *args: str, timeout: float = TIMEOUT
          ) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run `vhpc -c CLUSTER ARGS` from `tree`'s sources; (wall seconds, process)."""
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "vhpc.cli", "-c", CLUSTER, *args],
-                          capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False, cwd="/")
-    return time.monotonic() - t0, proc
-
-
-def rss_kb(pid: int) -> int:
-    """VmRSS of `pid` in KB (0 if gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    return timed_run([sys.executable, "-m", "vhpc.cli", "-c", CLUSTER, *args],
+                     timeout, env=env, cwd="/")
 
 
 def node_memory(tree: Path) -> dict[str, Any]:
@@ -112,11 +99,6 @@ def one_run(tree: Path, n: int, memory: str, settle: float) -> dict[str, Any]:
         down_s, _ = vhpc(tree, "down", timeout=600)
         result["down_s"] = round(down_s, 3)
     return result
-
-
-def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
-    vals = [r[key] for r in runs if key in r and "error" not in r]
-    return round(statistics.median(vals), 3) if vals else None
 
 
 def main() -> None:

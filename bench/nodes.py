@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+from common import REPO, VHPC, vhpc_stdout
+
 CLUSTER = "t3bench"
 STATE = Path("/var/lib/vhpc") / CLUSTER
 TICK = os.sysconf("SC_CLK_TCK")
@@ -35,12 +35,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def vhpc(*args: str, timeout: float = 600.0) -> tuple[float, str]:
     """Run `vhpc -c t3bench ARGS`; (wall seconds, stdout); raise on failure."""
-    t0 = time.monotonic()
-    proc = subprocess.run([VHPC, "-c", CLUSTER, *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"vhpc {' '.join(args)} failed: {proc.stderr.strip()}")
-    return time.monotonic() - t0, proc.stdout
+    return vhpc_stdout(CLUSTER, *args, timeout=timeout)
 
 
 def idle_nodes() -> set[str]:

@@ -1,0 +1,56 @@
+"""Helpers the benchmarks share: run `vhpc` timed, a process's RSS, the median of runs.
+
+The benches run as scripts (`.venv/bin/python bench/X.py`), so Python puts bench/ first
+on sys.path and `from common import ...` finds this module.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+
+
+def timed_run(argv: list[str], timeout: float, env: dict[str, str] | None = None,
+              cwd: str | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run `argv` capturing its output; (wall seconds, completed process)."""
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=cwd, check=False)
+    return time.monotonic() - t0, proc
+
+
+def vhpc_timed(cluster: str, *args: str, timeout: float
+             ) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run `vhpc -c CLUSTER ARGS`; (wall seconds, completed process)."""
+    return timed_run([VHPC, "-c", cluster, *args], timeout)
+
+
+def vhpc_stdout(cluster: str, *args: str, timeout: float) -> tuple[float, str]:
+    """Run `vhpc -c CLUSTER ARGS`, exiting with its stderr on failure; (seconds, stdout)."""
+    seconds, proc = vhpc_timed(cluster, *args, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"vhpc {' '.join(args)} failed: {proc.stderr.strip()}")
+    return seconds, proc.stdout
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of `pid` in KB (0 if it is gone or a kernel thread)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Median of `key` over the runs that have it and did not fail (None if none did)."""
+    vals = [r[key] for r in runs if key in r and "error" not in r]
+    return round(statistics.median(vals), 3) if vals else None
