@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,23 @@ def wait_for(pred: object, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `cond()` every 0.2 s until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def exec_on(cluster: str, node: str, *command: str, check: bool = True, user: bool = False
+            ) -> subprocess.CompletedProcess[str]:
+    """`vhpc -c CLUSTER exec NODE [--user cluser] -- COMMAND`."""
+    extra = ("--user", "cluser") if user else ()
+    return vhpc("-c", cluster, "exec", node, *extra, "--", *command, check=check)
 
 
 def listening(port: int) -> bool:

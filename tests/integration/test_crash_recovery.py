@@ -16,11 +16,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.helpers import STATE_ROOT, VHPC, leftovers, vhpc
+from tests.integration.helpers import STATE_ROOT, VHPC, exec_on, leftovers, vhpc, wait_until
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.operations import pending
 from vhpc.services.slurm import HEALTH_CHECK_INTERVAL, MANAGER_DOWN_REASON, heartbeat_file
@@ -42,21 +42,6 @@ def cluster() -> Iterator[str]:
         assert leftovers(NAME) == []
 
 
-def run(cluster: str, node: str, *command: str, check: bool = True, user: bool = False
-        ) -> subprocess.CompletedProcess[str]:
-    extra = ("--user", "cluser") if user else ()
-    return vhpc("-c", cluster, "exec", node, *extra, "--", *command, check=check)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def manager_pid(cluster: str) -> int:
     """The manager's pid as its ledger records it."""
     ledger = Ledger(ClusterPaths.of(cluster).ledger)
@@ -71,7 +56,7 @@ def kill_manager(cluster: str) -> None:
 
 def slurm_nodes(cluster: str) -> dict[str, tuple[str, str]]:
     """Node -> (state, reason), read through a node (needs no manager)."""
-    out = run(cluster, "slurm", "sinfo", "-h", "-N", "-o", "%N|%T|%E").stdout
+    out = exec_on(cluster, "slurm", "sinfo", "-h", "-N", "-o", "%N|%T|%E").stdout
     rows = (line.split("|") for line in out.splitlines() if line.strip())
     return {r[0]: (r[1], r[2]) for r in rows}
 
@@ -93,19 +78,19 @@ def test_a_job_user_cannot_write_the_registry_or_dns(cluster: str) -> None:
     key = f"/vhpc/{cluster}/nodes/compute1"
     forged = json.dumps({"name": "compute1", "role": "compute", "ip": "10.66.66.66",
                          "cpuset": "0", "memory": 1, "state": "up"})
-    put = run(cluster, "compute0", "etcdctl", "put", key, forged, check=False, user=True)
+    put = exec_on(cluster, "compute0", "etcdctl", "put", key, forged, check=False, user=True)
     assert put.returncode != 0 and "permission denied" in put.stderr
-    anonymous = run(cluster, "compute0", "env", "-u", "ETCDCTL_USER", "etcdctl", "put", key,
-                    forged, check=False, user=True)
+    anonymous = exec_on(cluster, "compute0", "env", "-u", "ETCDCTL_USER", "etcdctl", "put", key,
+                        forged, check=False, user=True)
     assert anonymous.returncode != 0
-    touch = run(cluster, "compute0", "touch", str(hostsdir / "evil"), check=False, user=True)
+    touch = exec_on(cluster, "compute0", "touch", str(hostsdir / "evil"), check=False, user=True)
     assert touch.returncode != 0 and not (hostsdir / "evil").exists()
     # reading stays open to everyone
-    got = run(cluster, "compute0", "etcdctl", "get", key, "--print-value-only", user=True)
+    got = exec_on(cluster, "compute0", "etcdctl", "get", key, "--print-value-only", user=True)
     assert json.loads(got.stdout)["ip"] == ip
     time.sleep(3)  # the issue's forged record redirected DNS within 3 s
     assert (hostsdir / "compute1").read_text() == before
-    assert run(cluster, "compute0", "getent", "hosts", "compute1").stdout.split()[0] == ip
+    assert exec_on(cluster, "compute0", "getent", "hosts", "compute1").stdout.split()[0] == ip
     secret = ClusterPaths.of(cluster).etc / "etcd-root.password"
     assert secret.stat().st_mode & 0o777 == 0o600
 
@@ -128,9 +113,9 @@ def test_two_quick_slurmd_crashes_do_not_make_a_node_lost(cluster: str) -> None:
             new_pid, count = slurmd_of(cluster, "compute1")
             return count > before and new_pid > 0
 
-        wait_for(restarted, 20, "slurmd to be restarted")
-    wait_for(lambda: slurm_nodes(cluster).get("compute1", ("",))[0] == "idle", 30,
-             "compute1 idle again")
+        wait_until(restarted, 20, "slurmd to be restarted")
+    wait_until(lambda: slurm_nodes(cluster).get("compute1", ("",))[0] == "idle", 30,
+               "compute1 idle again")
     events = vhpc("-c", cluster, "events").stdout + vhpc("-c", cluster, "events").stderr
     assert "node_lost" not in events
     nodes = json.loads(vhpc("-c", cluster, "node", "ls", "--json").stdout)
@@ -148,7 +133,7 @@ def test_a_dead_manager_drains_the_nodes_until_a_manager_is_back(cluster: str) -
         return all(nodes.get(n, ("", ""))[1] == MANAGER_DOWN_REASON
                    for n in ("compute0", "compute1"))
 
-    wait_for(drained, HEALTH_CHECK_INTERVAL * 2 + 10, "the health check to drain the nodes")
+    wait_until(drained, HEALTH_CHECK_INTERVAL * 2 + 10, "the health check to drain the nodes")
     assert all(state.startswith("drain") for state, _ in slurm_nodes(cluster).values())
     pid = manager_pid(cluster)
     adopted = vhpc("-c", cluster, "node", "ls")  # any command re-adopts, and says so
@@ -166,8 +151,8 @@ def test_a_manager_killed_during_node_add_is_rolled_back(cluster: str) -> None:
     adding = subprocess.Popen([*VHPC, "-c", cluster, "node", "add", "--count", "8"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # kill it once the operation has begun and made resources of a new node
-    wait_for(lambda: pending(state.root) is not None and bool(owned_nodes(cluster) - before),
-             60, "node add to begin")
+    wait_until(lambda: pending(state.root) is not None and bool(owned_nodes(cluster) - before),
+               60, "node add to begin")
     kill_manager(cluster)
     _, err = adding.communicate(timeout=120)
     assert adding.returncode != 0, err
@@ -190,7 +175,7 @@ def test_a_manager_killed_during_up_never_yields_a_ready_cluster() -> None:
     up = subprocess.Popen([*VHPC, "-c", BOOT_NAME, "up", "-n", "16"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(state.ledger.exists, 60, "the boot to begin")
+        wait_until(state.ledger.exists, 60, "the boot to begin")
         early = vhpc("-c", BOOT_NAME, "status", check=False)  # must not cut the boot short
         assert early.returncode != 0 and "still booting" in early.stderr, early.stderr
         assert up.poll() is None
@@ -201,7 +186,7 @@ def test_a_manager_killed_during_up_never_yields_a_ready_cluster() -> None:
             return any(e.ident.startswith("slurmd@")
                        for e in Ledger(state.ledger).entries(Kind.PROCESS))
 
-        wait_for(slurmd_started, 120, "the boot to start slurmds")
+        wait_until(slurmd_started, 120, "the boot to start slurmds")
         kill_manager(BOOT_NAME)
         up.communicate(timeout=120)
         assert up.returncode != 0

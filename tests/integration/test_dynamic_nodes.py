@@ -10,12 +10,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import STATE_ROOT, leftovers, vhpc
+from tests.integration.helpers import STATE_ROOT, exec_on, leftovers, vhpc, wait_until
 
 pytestmark = pytest.mark.privileged
 NAME = "t3dyn"
@@ -34,8 +34,7 @@ def cluster() -> Iterator[str]:
 
 def run(cluster: str, node: str, *command: str, check: bool = True, user: bool = False
         ) -> str:
-    extra = ("--user", "cluser") if user else ()
-    return vhpc("-c", cluster, "exec", node, *extra, "--", *command, check=check).stdout
+    return exec_on(cluster, node, *command, check=check, user=user).stdout
 
 
 def sinfo_states(cluster: str) -> dict[str, str]:
@@ -46,15 +45,6 @@ def sinfo_states(cluster: str) -> dict[str, str]:
 def resolves(cluster: str, name: str, on: str = "compute0") -> bool:
     return vhpc("-c", cluster, "exec", on, "--", "getent", "hosts", name,
                 check=False).returncode == 0
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def records(cluster: str) -> dict[str, dict[str, object]]:
@@ -85,8 +75,8 @@ def test_grow_from_4_to_16_and_srun_on_all(cluster: str) -> None:
     assert sorted(out.split()) == sorted(f"compute{i}" for i in range(16))
     hostsdir = STATE_ROOT / cluster / "dns" / "hosts.d"
     # dnsmasq re-reads its hosts directory through inotify: allow for a loaded CI machine
-    wait_for(lambda: resolves(cluster, "compute12", on="compute3"), timeout=3,
-             what=f"compute12 in DNS ({sorted(os.listdir(hostsdir))})")
+    wait_until(lambda: resolves(cluster, "compute12", on="compute3"), timeout=3,
+               what=f"compute12 in DNS ({sorted(os.listdir(hostsdir))})")
     spec = json.loads((STATE_ROOT / cluster / "spec.json").read_text())
     assert len([n for n in spec["nodes"] if n["role"] == "compute"]) == 16
 
@@ -108,21 +98,21 @@ def test_bad_input_is_one_line_and_changes_nothing(cluster: str) -> None:
 def test_remove_a_node_while_a_job_runs_elsewhere(cluster: str) -> None:
     job = run(cluster, "slurm", "sbatch", "--parsable", "-w", "compute1", "--wrap", "sleep 4",
               user=True).strip()
-    wait_for(lambda: "RUNNING" in run(cluster, "slurm", "scontrol", "show", "job", job),
-             what="the job to run")
+    wait_until(lambda: "RUNNING" in run(cluster, "slurm", "scontrol", "show", "job", job),
+               timeout=10, what="the job to run")
     vhpc("-c", cluster, "node", "rm", "compute7")
     assert "compute7" not in sinfo_states(cluster)
-    wait_for(lambda: not resolves(cluster, "compute7"), timeout=3, what="compute7 out of DNS")
+    wait_until(lambda: not resolves(cluster, "compute7"), timeout=3, what="compute7 out of DNS")
     assert "compute7" not in records(cluster)
-    wait_for(lambda: "COMPLETED" in run(cluster, "slurm", "scontrol", "show", "job", job),
-             timeout=20, what="the job to complete")
+    wait_until(lambda: "COMPLETED" in run(cluster, "slurm", "scontrol", "show", "job", job),
+               timeout=20, what="the job to complete")
 
 
 def test_rm_drain_waits_for_the_running_job(cluster: str) -> None:
     job = run(cluster, "slurm", "sbatch", "--parsable", "-w", "compute8", "--wrap", "sleep 3",
               user=True).strip()
-    wait_for(lambda: "RUNNING" in run(cluster, "slurm", "scontrol", "show", "job", job),
-             what="the job to run")
+    wait_until(lambda: "RUNNING" in run(cluster, "slurm", "scontrol", "show", "job", job),
+               timeout=10, what="the job to run")
     start = time.monotonic()
     vhpc("-c", cluster, "node", "rm", "compute8", "--drain")
     assert time.monotonic() - start > 1.0
@@ -142,8 +132,9 @@ def test_killed_slurmd_is_restarted(cluster: str) -> None:
         d = next(d for d in n["services"] if d["name"] == "slurmd")
         return bool(d["restarts"] >= slurmd["restarts"] + 1 and d["state"] == "RUNNING")
 
-    wait_for(restarted, what="slurmd to be restarted")
-    wait_for(lambda: sinfo_states(cluster).get("compute2") == "idle", what="compute2 idle")
+    wait_until(restarted, timeout=10, what="slurmd to be restarted")
+    wait_until(lambda: sinfo_states(cluster).get("compute2") == "idle", timeout=10,
+               what="compute2 idle")
 
 
 def test_stop_shows_down_with_reason_and_start_returns_idle(cluster: str) -> None:
@@ -151,11 +142,11 @@ def test_stop_shows_down_with_reason_and_start_returns_idle(cluster: str) -> Non
     assert sinfo_states(cluster)["compute3"].startswith("down")
     reasons = run(cluster, "slurm", "sinfo", "-h", "-R", "-o", "%N|%E")
     assert "compute3|stopped by vhpc" in reasons
-    wait_for(lambda: not resolves(cluster, "compute3"), timeout=3, what="compute3 out of DNS")
+    wait_until(lambda: not resolves(cluster, "compute3"), timeout=3, what="compute3 out of DNS")
     assert records(cluster)["compute3"]["state"] == "stopped"
     vhpc("-c", cluster, "node", "start", "compute3")
     assert sinfo_states(cluster)["compute3"] == "idle"
-    wait_for(lambda: resolves(cluster, "compute3"), timeout=2, what="compute3 in DNS")
+    wait_until(lambda: resolves(cluster, "compute3"), timeout=2, what="compute3 in DNS")
 
 
 def test_a_node_whose_processes_keep_dying_is_down_and_out_of_dns(cluster: str) -> None:
@@ -176,11 +167,11 @@ def test_a_node_whose_processes_keep_dying_is_down_and_out_of_dns(cluster: str) 
     assert sinfo_states(cluster)["compute5"].startswith("down")
     assert "compute5|vhpc: node lost" in run(cluster, "slurm", "sinfo", "-h", "-R",
                                              "-o", "%N|%E")
-    wait_for(lambda: not resolves(cluster, "compute5"), timeout=3, what="compute5 out of DNS")
+    wait_until(lambda: not resolves(cluster, "compute5"), timeout=3, what="compute5 out of DNS")
     vhpc("-c", cluster, "node", "start", "compute5")
     assert sinfo_states(cluster)["compute5"] == "idle"
     assert records(cluster)["compute5"]["state"] == "up"
-    wait_for(lambda: resolves(cluster, "compute5"), timeout=3, what="compute5 in DNS")
+    wait_until(lambda: resolves(cluster, "compute5"), timeout=3, what="compute5 in DNS")
 
 
 def test_killed_manager_comes_back_with_the_cluster_whole(cluster: str) -> None:
@@ -193,6 +184,6 @@ def test_killed_manager_comes_back_with_the_cluster_whole(cluster: str) -> None:
     assert names == {f"compute{i}" for i in range(16)} - {"compute7", "compute8"}
     assert set(records(cluster)) == names | {"slurm", "dns", "db"}
     vhpc("-c", cluster, "node", "add", "compute7")  # a removed name can come back
-    wait_for(lambda: resolves(cluster, "compute7"), timeout=3, what="compute7 in DNS")
-    wait_for(lambda: "COMPLETED" in run(cluster, "slurm", "scontrol", "show", "job", job),
-             timeout=20, what="the job to survive the manager restart")
+    wait_until(lambda: resolves(cluster, "compute7"), timeout=3, what="compute7 in DNS")
+    wait_until(lambda: "COMPLETED" in run(cluster, "slurm", "scontrol", "show", "job", job),
+               timeout=20, what="the job to survive the manager restart")

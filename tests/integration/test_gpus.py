@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import STATE_ROOT, VHPC, leftovers, status, vhpc
+from tests.integration.helpers import STATE_ROOT, VHPC, exec_on, leftovers, status, vhpc, wait_until
 
 pytestmark = pytest.mark.privileged
 NAME = "hhgpu"
@@ -37,17 +36,7 @@ def cluster() -> Iterator[str]:
 
 
 def run(node: str, *command: str, check: bool = True, user: bool = True) -> str:
-    extra = ("--user", "cluser") if user else ()
-    return vhpc("-c", NAME, "exec", node, *extra, "--", *command, check=check).stdout
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    return exec_on(NAME, node, *command, check=check, user=user).stdout
 
 
 def env_of(text: str) -> dict[str, str]:
@@ -79,8 +68,8 @@ def test_a_job_asking_for_two_gpus_sees_both(cluster: str) -> None:
         assert env["CUDA_VISIBLE_DEVICES"] == "0,1", node
     job = env["SLURM_JOB_ID"]
     # accounting (on by default) counts GPUs as a TRES
-    wait_for(lambda: "gres/gpu=2" in run("slurm", "sacct", "-X", "-n", "-j", job, "-o",
-                                        "AllocTRES%80"), 60, "the job's GPUs in sacct")
+    wait_until(lambda: "gres/gpu=2" in run("slurm", "sacct", "-X", "-n", "-j", job, "-o",
+                                          "AllocTRES%80"), 60, "the job's GPUs in sacct")
 
 
 def test_more_gpus_than_a_node_has_is_refused_at_submission(cluster: str) -> None:
@@ -109,7 +98,7 @@ def test_one_gpu_jobs_get_different_devices_and_a_third_waits(cluster: str) -> N
                 "GPU " in run("compute0", "cat", f"/tmp/hhgpu-{ids.index(i)}.out", check=False)
                 for i in running)
 
-        wait_for(two_ran_and_wrote, 90, "two 1-GPU jobs running with their output")
+        wait_until(two_ran_and_wrote, 90, "two 1-GPU jobs running with their output")
         now = states()
         running = [i for i in ids if now[i][0] == "RUNNING"]
         waiting = [i for i in ids if i not in running]
