@@ -60,7 +60,7 @@ def cluster() -> Iterator[Booted]:
 class Tab:
     """A chromium page and what went wrong in it: script errors, console errors and
     warnings, HTTP errors (but the browser's own /favicon.ico request, which the page
-    does not serve)."""
+    does not serve) and requests that got no answer at all."""
 
     page: Any
     problems: list[str]
@@ -81,6 +81,9 @@ def tab(cluster: Booted) -> Iterator[Tab]:
                     else None)
             page.on("response", lambda r: seen.problems.append(f"HTTP {r.status} {r.url}")
                     if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+            page.on("requestfailed", lambda r: seen.problems.append(  # not a navigation's abort
+                f"request failed: {r.method} {r.url}: {r.failure}")
+                if r.failure != "net::ERR_ABORTED" else None)
             yield seen
             assert not seen.problems, seen.problems
         finally:
