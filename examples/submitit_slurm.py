@@ -1,9 +1,8 @@
 """submitit (from PyPI, unchanged) submitting Python functions to a vhpc cluster.
 
 submitit calls the host's own `sbatch`, `scancel` and `sacct`; `Cluster.env()` points them
-at the virtual cluster (SLURM_CONF). There is no slurmdbd, so `sacct` fails: submitit logs
-"Bypassing sacct error" and learns that a job finished from the result file the job
-writes into the shared folder; `job.state` stays "UNKNOWN". Results are unaffected.
+at the virtual cluster (SLURM_CONF). The cluster has accounting (slurmdbd), so submitit
+reads each job's state from `sacct` as on a real site.
 
 Submitted from the host as root, the jobs run as root inside the nodes, with this very
 interpreter (sys.executable), which root can read even under a 0700 /root. The submitit
@@ -50,7 +49,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=4)
     args = parser.parse_args()
-    logging.getLogger("submitit").setLevel(logging.ERROR)  # the expected sacct warnings
+    logging.getLogger("submitit").setLevel(logging.ERROR)  # its progress chatter
     cluster = Cluster.attach(args.attach) if args.attach else \
         Cluster(name=args.name, nodes=args.nodes)
     with cluster:  # boots a new cluster and tears it down; an attached one stays up
