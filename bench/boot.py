@@ -7,7 +7,7 @@ machine noise hits both, and reports medians:
   when every compute node is idle in Slurm), and down_s: wall time of `vhpc -c bench down`;
 - RSS per idle compute node: sum of VmRSS (/proc/<pid>/status) of every process in the
   node's cgroup (`vhpc status --json` lists its pids), plus the cgroup's `memory_usage`;
-- floor boot_s and RSS per slurmd, as printed by /work/shared/bench/bare_boot.sh;
+- floor boot_s and RSS per slurmd, as printed by ../shared/bench/bare_boot.sh;
 - for the largest N (256): the time of `srun -N256 hostname` and whether it printed 256
   distinct hostnames.
 
@@ -36,7 +36,9 @@ from typing import Any
 
 from common import REPO, median_of, rss_kb, vhpc_timed
 
-FLOOR = "/work/shared/bench/bare_boot.sh"
+#: The floor script beside the repo (the steering tree's shared/bench), named relative to it.
+FLOOR_NAME = "../shared/bench/bare_boot.sh"
+FLOOR = str((REPO / FLOOR_NAME).resolve())
 CLUSTER = "bench"
 STATE = Path("/var/lib/vhpc") / CLUSTER
 DEFAULT_NS = (1, 4, 16, 64, 256)
@@ -256,7 +258,7 @@ def main() -> None:
     if args.phases:
         print(json.dumps(phases(args.phases), indent=1))
         return
-    result: dict[str, Any] = {"machine": machine(), "cluster": CLUSTER, "floor": FLOOR,
+    result: dict[str, Any] = {"machine": machine(), "cluster": CLUSTER, "floor": FLOOR_NAME,
                               "results": []}
     for n in args.nodes or DEFAULT_NS:
         result["results"].append(bench_n(n, args.repeats or repeats_for(n)))
