@@ -11,7 +11,7 @@ import pytest
 from vhpc.observe.metrics_store import MetricsStore
 from vhpc.observe.samples import SlurmGauges
 from vhpc.observe.views import metrics_payload
-from vhpc.server.observing import cpu_counts
+from vhpc.services.slurm_client import cpu_counts
 
 T0 = 1_800_000_000.0
 
@@ -24,8 +24,9 @@ def store(tmp_path: Path) -> Iterator[MetricsStore]:
 
 
 def test_cpu_counts_sum_nodes_once_across_partitions() -> None:
-    text = ("compute0 1/1/0/2\ncompute1 2/0/0/2\ncompute0 1/1/0/2\n"  # compute0 twice
-            "gpu0 0/4/0/4\nbroken line\n")
+    text = ("compute0 mixed 1/1/0/2\ncompute1 allocated 2/0/0/2\n"
+            "compute0 mixed 1/1/0/2\n"  # compute0 twice: in two partitions
+            "gpu0 idle 0/4/0/4\nbroken line\n")
     assert cpu_counts(text) == {"allocated": 3, "idle": 5, "other": 0, "total": 8}
     assert cpu_counts("") == {} and cpu_counts("sinfo: error\n") == {}
 

@@ -123,27 +123,8 @@ def slurm_gauges(cluster: Cluster) -> SlurmGauges:
     slurm = cluster.slurm_view.snapshot()  # refreshed here once per sampling interval
     nodes = Counter(s.rstrip("*~#$@+") for s in slurm.nodes.values())
     jobs = Counter(j.get("state", "").lower() for j in slurm.jobs)
-    cpus = cluster.slurm_view.client.run(["sinfo", "-h", "-N", "-o", "%N %C"], check=False,
-                                         timeout=15)
     queue = {"pending": 0, "running": 0, **jobs}  # an empty queue charts as 0, not a gap
-    return SlurmGauges(dict(nodes), queue, cpus=cpu_counts(cpus.stdout))
-
-
-CPU_USES = ("allocated", "idle", "other", "total")
-
-
-def cpu_counts(text: str) -> dict[str, int]:
-    """`sinfo -N -o "%N %C"` (node, allocated/idle/other/total) summed over the nodes,
-    each node once though it be in several partitions; {} if nothing is readable."""
-    per_node: dict[str, list[int]] = {}
-    for line in text.splitlines():
-        name, _, counts = line.strip().partition(" ")
-        fields = counts.strip().split("/")
-        if name and len(fields) == 4 and all(f.isdigit() for f in fields):
-            per_node[name] = [int(f) for f in fields]
-    if not per_node:
-        return {}
-    return {use: sum(c[i] for c in per_node.values()) for i, use in enumerate(CPU_USES)}
+    return SlurmGauges(dict(nodes), queue, cpus=slurm.cpus)
 
 
 def sample_interval(cluster: Cluster) -> float:

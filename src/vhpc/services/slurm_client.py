@@ -32,10 +32,12 @@ class SlurmClient:
 
     def node_states(self) -> dict[str, str]:
         """Node name -> Slurm state (lowercase, flags like '*' kept: 'idle', 'down*')."""
-        result = self.run(["sinfo", "-h", "-N", "-o", "%N %T"], check=False, timeout=15)
-        if result.returncode != 0:
-            return {}
-        return parse_node_states(result.stdout)
+        return parse_node_states(self.node_rows())
+
+    def node_rows(self) -> str:
+        """`sinfo -N -o '%N %T %C'`: a line per node and partition (state, CPU counts)."""
+        result = self.run(["sinfo", "-h", "-N", "-o", "%N %T %C"], check=False, timeout=15)
+        return result.stdout if result.returncode == 0 else ""
 
     def node_reasons(self) -> dict[str, str]:
         """Node name -> reason for nodes down or drained."""
@@ -78,13 +80,30 @@ def parse_jobs(text: str, users: dict[str, str]) -> list[dict[str, str]]:
 
 
 def parse_node_states(text: str) -> dict[str, str]:
-    """Parse `sinfo -N -o '%N %T'` output (a node may appear once per partition)."""
+    """Parse `sinfo -N -o '%N %T ...'` output (a node may appear once per partition)."""
     states: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 2:
             states[parts[0]] = parts[1].lower()
     return states
+
+
+CPU_USES = ("allocated", "idle", "other", "total")
+
+
+def cpu_counts(text: str) -> dict[str, int]:
+    """`sinfo -N -o "%N %T %C"` (node, state, allocated/idle/other/total) summed over the
+    nodes, each node once though it be in several partitions; {} if nothing is readable."""
+    per_node: dict[str, list[int]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        name, fields = (parts[0], parts[-1].split("/")) if parts else ("", [])
+        if name and len(fields) == 4 and all(f.isdigit() for f in fields):
+            per_node[name] = [int(f) for f in fields]
+    if not per_node:
+        return {}
+    return {use: sum(c[i] for c in per_node.values()) for i, use in enumerate(CPU_USES)}
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class SlurmSnapshot:
     ts: float = 0.0
     nodes: dict[str, str] = field(default_factory=dict)
     jobs: list[dict[str, str]] = field(default_factory=list)
+    cpus: dict[str, int] = field(default_factory=dict)  # allocated/idle/other/total
 
 
 class SlurmView:
@@ -118,7 +138,9 @@ class SlurmView:
             if current.ts >= asked or (current.ts and asked - current.ts <= max_age):
                 return current
             with ThreadPoolExecutor(max_workers=2) as pool:  # sinfo and squeue side by side
-                nodes = pool.submit(self.client.node_states)
+                nodes = pool.submit(self.client.node_rows)  # states and CPUs in one sinfo
                 jobs = pool.submit(self.client.jobs)
-                self._snapshot = SlurmSnapshot(time.time(), nodes.result(), jobs.result())
+                rows = nodes.result()
+                self._snapshot = SlurmSnapshot(time.time(), parse_node_states(rows),
+                                               jobs.result(), cpu_counts(rows))
             return self._snapshot
