@@ -19,6 +19,7 @@ import select
 import shlex
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,25 +167,14 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
             "unshare", *(f"--{UNSHARE_FLAG.get(k, k)}" for k in kinds if k != "pid"),
             "--propagation", "private", "--", "/bin/sh", "-c",
             setup_script(hostname, ns_dir, fstab)]
+    def pin_all(pid: int) -> None:
+        for kind, path in pins:
+            pidns.pin(pid, kind, path)
+
     try:
-        with pidns.children_in(None):
-            init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True,
-                                    close_fds=True)
-        try:
-            _wait_ready(init, argv, timeout)
-            for kind, path in pins:
-                pidns.pin(init.pid, kind, path)
-            record = record_of(init.pid)
-            if record is None:
-                raise CommandError(argv, -1, f"the init of node {hostname} exited")
-        except BaseException:
-            init.kill()
-            init.wait()
-            raise
+        return _start_init(argv, timeout, pin_all, f"the init of node {hostname}")
     finally:
         fstab.unlink(missing_ok=True)
-    return record
 
 
 #: unshare(1)'s option for a namespace kind, where it differs from the kind's name
@@ -220,16 +210,27 @@ def revive(ns: NsPaths, cgroup_procs: list[Path], timeout: float = 30.0) -> Proc
     """
     argv = [*join_cgroup_argv(cgroup_procs), "nsenter", *ns.nsenter_args(pid=False), "--",
             "/bin/sh", "-c", revive_script((), ns.pid.with_suffix(""))]
+
+    def repin(pid: int) -> None:
+        pidns.unpin(ns.pid)
+        pidns.pin(pid, "pid", ns.pid)
+
+    return _start_init(argv, timeout, repin, f"the new init of {ns.pid.stem}")
+
+
+def _start_init(argv: list[str], timeout: float, pin: Callable[[int], None],
+                what: str) -> ProcessRecord:
+    """Start a node's init (argv prints READY once set up), pin its namespaces with
+    `pin(pid)` and return its identity; on any failure the init is killed."""
     with pidns.children_in(None):
         init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
     try:
         _wait_ready(init, argv, timeout)
-        pidns.unpin(ns.pid)
-        pidns.pin(init.pid, "pid", ns.pid)
+        pin(init.pid)
         record = record_of(init.pid)
         if record is None:
-            raise CommandError(argv, -1, f"the new init of {ns.pid.stem} exited")
+            raise CommandError(argv, -1, f"{what} exited")
     except BaseException:
         init.kill()
         init.wait()
