@@ -45,7 +45,7 @@ INI = {
 DEFAULTS: dict[str, Any] = {"nodes": 2}  # small: tests share the host
 OPTION_FIELDS = ("nodes", "memory", "cpus", "cpuset", "subnet", "overcommit", "partition",
                  "max_nodes", "features", "pids_max", "users", "accounting", "gpus", "groups",
-                 "partitions", "shares", "rack_size")
+                 "partitions", "shares", "rack_size", "image")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

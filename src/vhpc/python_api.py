@@ -187,6 +187,7 @@ class Cluster:
                  overcommit: bool = False, partition: str | None = None,
                  max_nodes: int | None = None, options: ClusterOptions | None = None,
                  users: Sequence[str] = (), accounting: bool = True,
+                 image: str | None = None,
                  file: str | os.PathLike[str] | None = None,
                  boot_timeout: float = 600.0,
                  progress: control.ProgressFn | None = None) -> None:
@@ -194,12 +195,13 @@ class Cluster:
 
         ``file`` is a cluster file (``vhpc up -f``, spec/sitefile.py); keywords given
         with it override the file. Without one: 2 nodes, memory 1G capped to the host.
+        ``image`` names the nodes' root filesystem ("host" or a built one, e.g. "debian13").
         ``progress(step, done, total)`` is called as the boot goes; the steps are also
         logged (logger ``vhpc.control``, INFO).
         """
         given = {"nodes": nodes, "memory": memory, "cpus": cpus, "cpuset": cpuset,
                  "subnet": subnet, "overcommit": overcommit or None,
-                 "partition": partition, "max_nodes": max_nodes}
+                 "partition": partition, "max_nodes": max_nodes, "image": image}
         self.options = options or (
             sitefile.merge(sitefile.read_site(file, name, default_name()), **given)
             if file is not None else sitefile.merge(

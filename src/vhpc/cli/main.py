@@ -57,6 +57,9 @@ def cli(ctx: click.Context, cluster: str, debug: bool) -> None:
 @click.option("--users", default="", metavar="NAME:ACCOUNT,...",
               help="Cluster users besides cluser and their Slurm accounts, "
                    "e.g. alice:physics,bob:chem.")
+@click.option("--image", default="host", show_default=True, metavar="NAME",
+              help="Root filesystem of the nodes: the host's own, or a built image "
+                   "(vhpc image ls), e.g. debian13.")
 @click.option("--no-accounting", is_flag=True,
               help="No db node (MariaDB + slurmdbd): no sacct, sreport, fair share.")
 @click.option("--json", "as_json", is_flag=True,
@@ -76,7 +79,7 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
        subnet: str | None, overcommit: bool, partition: str, max_nodes: int | None,
        as_json: bool, listen: str | None, graphite: str | None, syslog: str | None,
        sample_interval: float, pids_max: int | None, gpus: str, users: str,
-       no_accounting: bool) -> None:
+       no_accounting: bool, image: str) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
     from vhpc.web.listen import parse_listen
 
@@ -88,7 +91,7 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
                              cpuset=cpuset, subnet=subnet, overcommit=overcommit,
                              partition=partition, max_nodes=max_nodes, pids_max=pids_max,
                              gpus=gpus, users=(users,) if users else (),
-                             accounting=not no_accounting,
+                             accounting=not no_accounting, image=image,
                              extra=tuple((k, v) for k, v in extra.items() if v))
     options = site_cmds.up_options(click.get_current_context(), site_file, shares, options)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

@@ -25,7 +25,7 @@ from vhpc.spec.sizes import format_size
 
 #: `up` options that map to ClusterOptions fields of the same name.
 UP_FIELDS = ("nodes", "memory", "cpus", "cpuset", "subnet", "overcommit", "partition",
-             "max_nodes", "pids_max", "gpus")
+             "max_nodes", "pids_max", "gpus", "image")
 
 
 def _given(ctx: click.Context, name: str) -> bool:

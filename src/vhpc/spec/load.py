@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError
-from vhpc.spec import addressing, bounds, endpoints, gpus, ids, placement, users
+from vhpc.spec import addressing, bounds, endpoints, gpus, ids, images, placement, users
 from vhpc.spec.groups import DEFAULT_RACK_SIZE, NodeGroup
 from vhpc.spec.model import (
     DEFAULT_PIDS_MAX,
+    HOST_IMAGE,
     MAX_PIDS_MAX,
     MIN_PIDS_MAX,
     ClusterSpec,
@@ -82,6 +83,7 @@ class ClusterOptions:
     shares: tuple[ShareSpec, ...] = ()  # host directories bind-mounted into every node
     rack_size: int = DEFAULT_RACK_SIZE  # nodes per default rack (r1, r2...)
     gpus: str | int = ""  # fake GPUs of every compute node: 2 or "a100:2" (`up --gpus`)
+    image: str = HOST_IMAGE  # the nodes' root: "host" or a built image (`up --image`)
 
 
 def check_cluster_name(name: str) -> None:
@@ -189,6 +191,7 @@ def check_options(options: ClusterOptions,
     users.parse_users(options.users)
     bounds.check_features(options.features)
     gpus.parse_gpus(options.gpus)
+    images.check_image_name(options.image, "--image")
     if options.pids_max is not None:
         bounds.check_int(options.pids_max, "--pids-max", MIN_PIDS_MAX, MAX_PIDS_MAX,
                          "tasks, threads included, a node may hold")
@@ -262,6 +265,7 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
         accounting=options.accounting,
         users=extra_users,
         pids_max=DEFAULT_PIDS_MAX if options.pids_max is None else options.pids_max,
+        image=options.image,
     )
     if options.groups or options.partitions or options.shares:
         spec = _apply_site(spec, options, facts)

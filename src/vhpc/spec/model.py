@@ -16,6 +16,8 @@ MAX_PIDS_MAX = 4194304  # the kernel's highest pid_max
 SERVICE_PIDS_MAX = 8192
 #: The cluster user's uid when a spec predates per-cluster ids.
 LEGACY_USER_UID = 2000
+#: The image of a cluster whose nodes run the host's own programs (no image root).
+HOST_IMAGE = "host"
 
 
 class NodeRole(StrEnum):
@@ -42,6 +44,7 @@ class NodeSpec:
     rack: str = ""  # rack (switch) in topology.conf; "" = not in a rack
     gpus: int = 0  # fake GPUs given to the node (GRES gpu)
     gpu_type: str = ""  # GRES type of those GPUs ("a100"); "" = untyped
+    leaf: int = -1  # leaf bridge the node's link is on (spec/fabric.py); -1 = the spine
 
     @property
     def cpus(self) -> int:
@@ -62,6 +65,7 @@ class NodeSpec:
             **({"rack": self.rack} if self.rack else {}),
             **({"gpus": self.gpus} if self.gpus else {}),
             **({"gpu_type": self.gpu_type} if self.gpu_type else {}),
+            **({"leaf": self.leaf} if self.leaf >= 0 else {}),
         }
 
     @classmethod
@@ -79,6 +83,7 @@ class NodeSpec:
             rack=str(data.get("rack", "")),
             gpus=int(data.get("gpus", 0)),
             gpu_type=str(data.get("gpu_type", "")),
+            leaf=int(data.get("leaf", -1)),
         )
 
 
@@ -182,6 +187,8 @@ class ClusterSpec:
     #: Site file partitions; () = one partition `partition` holding every compute node.
     partitions: tuple[PartitionSpec, ...] = ()
     shares: tuple[ShareSpec, ...] = ()  # host directories every node sees
+    #: the nodes' root filesystem: "host" (the host's own) or a built image (`vhpc image`)
+    image: str = HOST_IMAGE
 
     @property
     def cluster_id(self) -> str:
@@ -261,6 +268,7 @@ class ClusterSpec:
             **({"users": [u.to_dict() for u in self.users]} if self.users else {}),
             **({"partitions": [p.to_dict() for p in self.partitions]} if self.partitions else {}),
             **({"shares": [s.to_dict() for s in self.shares]} if self.shares else {}),
+            **({"image": self.image} if self.image != HOST_IMAGE else {}),
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -285,4 +293,5 @@ class ClusterSpec:
             users=tuple(UserSpec.from_dict(u) for u in data.get("users", ())),
             partitions=tuple(PartitionSpec.from_dict(p) for p in data.get("partitions", ())),
             shares=tuple(ShareSpec.from_dict(s) for s in data.get("shares", ())),
+            image=str(data.get("image", HOST_IMAGE)),
         )

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vhpc.errors import SpecError
-from vhpc.spec import bounds, gpus, groups, shares, users
+from vhpc.spec import bounds, gpus, groups, images, shares, users
 from vhpc.spec.load import ClusterOptions, check_cluster_name, check_memory
 from vhpc.spec.model import PartitionSpec, ShareSpec
 from vhpc.spec.sitefile_schema import ClusterTable, SiteFile
@@ -87,7 +87,7 @@ def _options(site: SiteFile, text: str, source: str, name: str | None,
         if c.name is not None:
             check_cluster_name(c.name)
     for key in ("memory", "cpus", "cpuset", "subnet", "overcommit", "partition", "max_nodes",
-                "pids_max", "accounting", "rack_size", "nodes"):
+                "pids_max", "accounting", "rack_size", "nodes", "image"):
         value = getattr(c, key)
         if value is not None:
             with _located(text, source, ("cluster", key)):
@@ -131,6 +131,7 @@ def _check_cluster_key(key: str, value: Any) -> Any:
         "nodes": lambda v: bounds.check_compute_count(v, "nodes"),
         "pids_max": lambda v: bounds.check_int(v, "pids_max", 32, 4194304),
         "rack_size": lambda v: bounds.check_int(v, "rack_size", 1, bounds.MAX_COMPUTE_NODES),
+        "image": lambda v: images.check_image_name(v, "image"),
     }
     check = checks.get(key)
     if check is not None:

@@ -38,6 +38,7 @@ HINTS = {
     "max_nodes": "give a whole number, e.g. max_nodes = 64",
     "pids_max": "give a whole number, e.g. pids_max = 2048",
     "rack_size": "give a whole number, e.g. rack_size = 16",
+    "image": 'give an image name as text, e.g. image = "debian13"',
     "partition": 'give text, e.g. partition = "batch"',
     "cpuset": 'give a CPU list as text, e.g. cpuset = "0-1"',
     "cluster": "make it a table: [cluster]",
@@ -78,6 +79,8 @@ class ClusterTable(_Table):
     overcommit: bool | None = _opt("Allow more node memory than the host has.")
     rack_size: int | None = _opt("Nodes per default rack r1, r2... "
                                   "(default 16).")
+    image: str | None = _opt('Root filesystem of the nodes: "host" (default) or a '
+                             'built image, e.g. "debian13" (vhpc image build).')
 
 
 class NodesTable(_Table):
