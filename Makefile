@@ -6,7 +6,8 @@ VHPC := $(VENV)/bin/vhpc
 # Debian packages the tool needs at run time (the real components) and to build mpi4py.
 RUN_PKGS := slurmctld slurmd slurm-client munge openmpi-bin libopenmpi-dev etcd-server \
 	etcd-client dnsmasq-base python3-venv python3-dev gcc iproute2 util-linux procps \
-	slurmrestd slurm-wlm-jwt-plugin mariadb-server slurmdbd libnss-wrapper nftables
+	slurmrestd slurm-wlm-jwt-plugin mariadb-server slurmdbd libnss-wrapper nftables \
+	mmdebstrap
 # Extra packages only the test suite uses (real carbon-cache, rsyslog, headless browser).
 TEST_PKGS := graphite-carbon rsyslog chromium
 WORKLOAD_VENV := /opt/vhpc/venv

@@ -22,9 +22,8 @@ _IMAGE_NAME_RE = re.compile(r"[a-z][a-z0-9.-]{0,31}")
 #: bash for the cluster user's login shell, procps for the workloads' ps/pgrep).
 PACKAGES = (
     "slurmd", "slurmctld", "slurm-client", "slurmdbd", "slurmrestd", "munge",
-    "mariadb-server", "openmpi-bin", "libopenmpi-dev", "python3", "python3-mpi4py",
-    "python3-numpy", "bash", "procps", "util-linux", "mount", "iproute2", "hwloc",
-    "ca-certificates",
+    "mariadb-server", "openmpi-bin", "python3", "python3-mpi4py", "python3-numpy",
+    "bash", "procps", "util-linux", "mount", "iproute2",
 )
 
 
@@ -40,7 +39,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "debian12": Recipe("debian12", "bookworm", "Debian 12: Slurm 22.05, Open MPI 4.1"),
+    # Debian 12 ships Slurm's JWT auth (slurmrestd's) in a package of its own.
+    "debian12": Recipe("debian12", "bookworm", "Debian 12: Slurm 22.05, Open MPI 4.1",
+                       (*PACKAGES, "slurm-wlm-jwt-plugin")),
     "debian13": Recipe("debian13", "trixie", "Debian 13: Slurm 24.11, Open MPI 5.0"),
 }
 

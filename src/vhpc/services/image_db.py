@@ -1,0 +1,46 @@
+"""The accounting database template of an image: made once at `vhpc image build` by the
+image's own MariaDB and slurmdbd (services/db_template.py's script, run in a chroot of
+the image, in private network, mount and PID namespaces), so a cluster of that image
+copies a datadir its MariaDB and slurmdbd versions made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from vhpc.atomic import write_atomic
+from vhpc.errors import BootError, CommandError
+from vhpc.runtime.hostops import run_command
+from vhpc.services import db_template, mariadb
+
+#: The work directory inside the image's tree while the template is made.
+INSIDE = Path("/var/lib/vhpc-template")
+
+
+def chroot_argv(root: Path, script: str) -> list[str]:
+    """unshare + chroot command running `script` in the image with /dev and a /proc."""
+    q = str(root)
+    setup = (f"mount --rbind /dev {q}/dev && mount -t proc vhpc-proc {q}/proc && "
+             f'exec chroot {q} /bin/sh -c "$1"')
+    return ["unshare", "--net", "--mount", "--pid", "--fork", "--propagation", "private",
+            "--", "/bin/sh", "-c", setup, "vhpc-template", script]
+
+
+def make_template(root: Path, dest: Path) -> None:
+    """The datadir with the system tables and slurmdbd's schema, moved to `dest`."""
+    work = root / INSIDE.relative_to("/")
+    work.mkdir(parents=True, exist_ok=True)
+    write_atomic(work / "init.cnf", mariadb.render_config(
+        INSIDE / "data", str(INSIDE / "init.sock"), str(INSIDE / "init.pid")))
+    write_atomic(work / "slurmdbd.conf", db_template.render_slurmdbd_conf(INSIDE), 0o600)
+    try:
+        run_command(chroot_argv(root, db_template.render_script(INSIDE)),
+                    timeout=db_template.TEMPLATE_TIMEOUT)
+        if not (work / "data" / mariadb.DATABASE).is_dir():
+            raise BootError(f"slurmdbd made no {mariadb.DATABASE} database")
+        os.rename(work / "data", dest)
+    except (CommandError, BootError, OSError) as err:
+        raise BootError(f"image build failed: the accounting template: {err}") from err
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
