@@ -281,6 +281,7 @@ from vhpc.cli.chaos_cmds import chaos_group  # noqa: E402
 from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
 from vhpc.cli.completion import completion_cmd  # noqa: E402
 from vhpc.cli.fault_cmds import fault_group  # noqa: E402
+from vhpc.cli.image_cmds import image_group  # noqa: E402
 from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
 from vhpc.cli.load_cmds import load_cmd  # noqa: E402
 from vhpc.cli.node_cmds import node_group  # noqa: E402
@@ -296,6 +297,7 @@ cli.add_command(jobs_cmd)
 cli.add_command(fault_group)
 cli.add_command(load_cmd)
 cli.add_command(chaos_group)
+cli.add_command(image_group)
 
 
 def read_token(cluster: str, strict: bool = False) -> str:
