@@ -28,7 +28,8 @@ def test_v2_create_enables_controllers_and_sets_limits(tmp_path: Path) -> None:
     assert (cluster / "cgroup.subtree_control").read_text() == "+cpuset +memory +cpu +pids"
     assert (node / "memory.max").read_text() == str(125 << 20)
     assert (node / "cpuset.cpus").read_text() == "1"
-    assert driver.procs_files("vhpc-lab/compute0") == [node / "cgroup.procs"]
+    # its processes join its leaf (tests/unit/test_cgroup_v2_jobs.py: the layout)
+    assert driver.procs_files("vhpc-lab/compute0") == [node / "init" / "cgroup.procs"]
 
 
 def test_v2_stats_read_oom_kills_and_cpu(tmp_path: Path) -> None:

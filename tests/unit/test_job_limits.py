@@ -22,11 +22,6 @@ def test_cgroup_conf_matches_golden() -> None:
     assert slurm_cgroup.render_cgroup_conf() == (GOLDEN / "cgroup.conf").read_text()
 
 
-def test_job_limits_only_on_cgroup_v1() -> None:
-    assert slurm_cgroup.job_limits_on(1)
-    assert not slurm_cgroup.job_limits_on(2)
-
-
 def test_slurm_conf_with_job_limits_uses_cgroup_plugins_and_consumable_memory() -> None:
     lines = slurm.render_slurm_conf(SPEC, PATHS, job_limits=True).splitlines()
     assert "ProctrackType=proctrack/cgroup" in lines

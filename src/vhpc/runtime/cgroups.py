@@ -7,11 +7,15 @@ writes its pid into to join, reads usage and OOM counts, kills every process in 
 removes it. Roots are injectable, so v2 is unit-tested against a temporary directory
 laid out like a cgroup2 mount.
 
-Per-job limits (docs/architecture.md): on v1 Slurm makes job cgroups below a node's
-(`<node>/slurm_<node>/uid_U/job_J/step_S`, through the node's cgroup namespace and its
-own mounts of the `JOB_CONTROLLERS_V1` hierarchies), so killing, counting and removing a
-node's cgroup covers its descendants: `pids` walks them, `remove` goes depth-first, and
-the OOM kills of their processes come from the kernel log (runtime/oom_log.py).
+Per-job limits (docs/architecture.md): Slurm makes job cgroups below a node's, through
+the node's cgroup namespace and its own cgroup mounts (`job_cgroup_mounts`). On v1 they
+are `<node>/slurm_<node>/uid_U/job_J/step_S` in the `JOB_CONTROLLERS_V1` hierarchies,
+and the OOM kills of their processes come from the kernel log (runtime/oom_log.py). On
+v2 the node's processes live in its INIT_LEAF and Slurm's in SLURM_SLICE (no process in
+a cgroup that delegates controllers): the node's first init joins the node cgroup to
+make the namespace (`namespace_procs`), then `settle` moves it to the leaf and enables
+the controllers below. Either way killing, counting and removing a node's cgroup covers
+its descendants: `pids` walks them, `remove` goes depth-first.
 """
 
 from __future__ import annotations
@@ -71,6 +75,15 @@ class CgroupDriver(ABC):
     def set_frozen(self, group: str, frozen: bool) -> None:
         """Freeze (a hung node: its processes stop, none exits) or thaw the cgroup and
         the job cgroups below it; nothing if it is gone."""
+
+    def namespace_procs(self, procs_files: list[Path]) -> list[Path]:
+        """Files that the process making a node's cgroup namespace joins first (its
+        cgroup becomes the namespace's root): on v1 the node's own, `procs_files`."""
+        return procs_files
+
+    def settle(self, procs_files: list[Path]) -> None:
+        """Once a node's first init runs: nothing on v1 (v2 moves it to its leaf)."""
+        return None
 
     def kill_all(self, group: str, timeout: float = 5.0) -> None:
         """SIGKILL every process in the cgroup until it is empty (thawed first: a frozen
@@ -206,8 +219,19 @@ class CgroupV1(CgroupDriver):
             _write(state, "FROZEN" if frozen else "THAWED")
 
 
+#: v2 node layout. v2 allows processes only in leaves of a subtree that distributes
+#: controllers ("no internal processes"), so a node cgroup has two children: `init`, the
+#: leaf of the node's own processes (its init, daemons, `vhpc exec`), and `system.slice`,
+#: the delegated subtree where Slurm's cgroup/v2 plugin (IgnoreSystemd=yes) makes
+#: `slurmstepd.scope/{slurmd,system,job_J/step_S/{slurm,user/task_T}}`; 22.05 makes the
+#: scope with a plain mkdir, so the slice must exist before slurmd starts.
+INIT_LEAF = "init"
+SLURM_SLICE = "system.slice"
+
+
 class CgroupV2(CgroupDriver):
-    """Pure cgroup v2: one unified tree under `root`."""
+    """Pure cgroup v2: one unified tree under `root`; nodes laid out as INIT_LEAF and
+    SLURM_SLICE below their own cgroup (the limits)."""
 
     version = 2
 
@@ -219,6 +243,24 @@ class CgroupV2(CgroupDriver):
 
     def create(self, group: str, cpus: str, memory: int,
                pids_max: int | None = None) -> list[Path]:
+        made = self.make_node_tree(group)
+        target = self.root / group
+        _write(target / "cpuset.cpus", cpus)
+        _write(target / "memory.max", str(memory))
+        if (target / "memory.swap.max").exists():
+            _write(target / "memory.swap.max", "0")
+        if pids_max is not None and "pids" in self._available(self.root):
+            _write(target / "pids.max", str(pids_max))
+        return made
+
+    def make_node_tree(self, group: str) -> list[Path]:
+        """The node cgroup with its INIT_LEAF and SLURM_SLICE children, controllers
+        enabled in every ancestor; return the ancestors and node made (the children go
+        with the node: `remove` is depth-first).
+
+        The node's own subtree_control stays empty until `settle`: the process that
+        makes its cgroup namespace must first join the node cgroup itself.
+        """
         made: list[Path] = []
         target = self.root / group
         chain = [d for d in reversed([target, *target.parents]) if self.root in d.parents]
@@ -228,12 +270,8 @@ class CgroupV2(CgroupDriver):
                 made.append(d)
             if d != target:
                 self._enable_controllers(d)
-        _write(target / "cpuset.cpus", cpus)
-        _write(target / "memory.max", str(memory))
-        if (target / "memory.swap.max").exists():
-            _write(target / "memory.swap.max", "0")
-        if pids_max is not None and "pids" in self._available(self.root):
-            _write(target / "pids.max", str(pids_max))
+        for child in (INIT_LEAF, SLURM_SLICE):
+            _mkdir(target / child)
         return made
 
     @staticmethod
@@ -247,13 +285,43 @@ class CgroupV2(CgroupDriver):
             _write(d / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
 
     def procs_files(self, group: str) -> list[Path]:
-        return [self.root / group / "cgroup.procs"]
+        return [self.root / group / INIT_LEAF / "cgroup.procs"]
+
+    def namespace_procs(self, procs_files: list[Path]) -> list[Path]:
+        """The node cgroup itself (the root of the cgroup namespace its init makes)."""
+        return [_node_of(p) / "cgroup.procs" if _node_of(p) != p.parent else p
+                for p in procs_files]
+
+    def settle(self, procs_files: list[Path]) -> None:
+        """Move every process of the node cgroup into its INIT_LEAF (the init, and a
+        child it forked meanwhile), then enable the controllers below the node and in
+        SLURM_SLICE, so that Slurm's job cgroups get memory, cpu, cpuset and pids."""
+        for leaf_procs in procs_files:
+            node = _node_of(leaf_procs)
+            if node == leaf_procs.parent:
+                continue
+            for _ in range(50):  # a process forking right now shows up on the next read
+                pids = _read_pids(node / "cgroup.procs")
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        _write(leaf_procs, str(pid))
+                    except ProcessLookupError:  # exited meanwhile
+                        pass
+            self._enable_controllers(node)
+            if (node / SLURM_SLICE).is_dir():
+                self._enable_controllers(node / SLURM_SLICE)
 
     def pids(self, group: str) -> list[int]:
-        return _read_pids(self.root / group / "cgroup.procs")
+        node = self.root / group
+        seen: set[int] = set()
+        for cg in (node, *descendants(node)):  # the init leaf and Slurm's job cgroups
+            seen.update(_read_pids(cg / "cgroup.procs"))
+        return sorted(seen)
 
     def stats(self, group: str) -> CgroupStats:
-        return read_v2(self.root / group)
+        return read_v2(self.root / group)  # hierarchical: the leaf and jobs included
 
     def set_frozen(self, group: str, frozen: bool) -> None:
         freeze = self.root / group / "cgroup.freeze"
@@ -267,24 +335,39 @@ class CgroupV2(CgroupDriver):
         super().kill_all(group, timeout)
 
 
+def _node_of(procs_file: Path) -> Path:
+    """The node cgroup of a procs file in its INIT_LEAF (else the file's own cgroup)."""
+    leaf = procs_file.parent
+    return leaf.parent if leaf.name == INIT_LEAF else leaf
+
+
 #: fstab source of a node's own cgroup mounts (`mount -a` skips a line whose source and
 #: target are mounted already, and the host's are "cgroup on /sys/fs/cgroup/<hierarchy>").
 CGROUP_SOURCE = "vhpc-cgroup"
 
 
-def job_cgroup_mounts(root: Path = Path("/sys/fs/cgroup")) -> list[Mount]:
-    """The v1 hierarchies Slurm uses, mounted in a node: made in its cgroup namespace,
-    each shows the node's own subtree at its usual place.
+#: fstab source of a node's cgroup2 mount (another than the tmpfs's under it).
+CGROUP2_SOURCE = "vhpc-cgroup2"
+_CGROUP_TMPFS = "mode=755,size=64k,nosuid,nodev,noexec"
 
-    On a tmpfs of the node's own: the kernel refuses a hierarchy on a mount point where
-    the same hierarchy is mounted (the host's, copied into the node's mount namespace),
-    and the node sees none of the host's other cgroups.
+
+def job_cgroup_mounts(root: Path = SYS_FS_CGROUP, version: int = 1) -> list[Mount]:
+    """The cgroup filesystems Slurm uses, mounted in a node: made in its cgroup namespace,
+    each shows the node's own subtree at its usual place (v1: the hierarchies of
+    JOB_CONTROLLERS_V1 at `root/<controller>`; v2: the unified tree at `root`).
+
+    On a tmpfs of the node's own: the kernel refuses a cgroup filesystem on a mount point
+    where the same one is mounted (the host's, copied into the node's mount namespace:
+    EBUSY, measured for v1 and cgroup2), and the node sees none of the host's cgroups.
     """
+    if version == 2:
+        return [Mount(str(root), CGROUP_SOURCE, "tmpfs", _CGROUP_TMPFS),
+                Mount(str(root), CGROUP2_SOURCE, "cgroup2", "nosuid,nodev,noexec")]
     present = [c for c in JOB_CONTROLLERS_V1 if (root / c).is_dir()]
     if not present:
         return []
     return [
-        Mount(str(root), CGROUP_SOURCE, "tmpfs", "mode=755,size=64k,nosuid,nodev,noexec"),
+        Mount(str(root), CGROUP_SOURCE, "tmpfs", _CGROUP_TMPFS),
         *(Mount(str(root / c), CGROUP_SOURCE, "cgroup", f"{c},nosuid,nodev,noexec",
                 mkdir=True) for c in present),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -36,7 +37,16 @@ class LinuxRuntime:
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
                           mounts: list[Mount], cgroup_procs: list[Path]) -> ProcessRecord:
-        return namespaces.create(ns, hostname, ns_dir, mounts, cgroup_procs)
+        # v2: the init makes the cgroup namespace from the node cgroup, then moves to its
+        # leaf (runtime/cgroups.py CgroupV2.settle); v1: the node cgroup throughout
+        record = namespaces.create(ns, hostname, ns_dir, mounts,
+                                   self.cgroups.namespace_procs(cgroup_procs))
+        try:
+            self.cgroups.settle(cgroup_procs)
+        except OSError:
+            os.kill(record.pid, signal.SIGKILL)
+            raise
+        return record
 
     def revive_init(self, ns: NsPaths, cgroup_procs: list[Path]) -> ProcessRecord:
         return namespaces.revive(ns, cgroup_procs)

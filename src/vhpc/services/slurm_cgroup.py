@@ -1,11 +1,14 @@
 """Per-job cgroups for Slurm: the slurm.conf plugin lines and cgroup.conf (pure).
 
 With job limits on, every node has a cgroup namespace rooted at its own cgroup and its
-own mounts of the v1 hierarchies Slurm uses (runtime/cgroups.py JOB_CONTROLLERS_V1), so
-slurmd's `task/cgroup` and `proctrack/cgroup` make `slurm/uid_U/job_J/step_S` below the
-node's cgroup: `--mem`, `--mem-per-cpu` and `--cpus-per-task` are enforced per job, an
+own cgroup mounts (runtime/cgroups.py job_cgroup_mounts), so slurmd's `task/cgroup` and
+`proctrack/cgroup` make job cgroups below the node's: on v1 `slurm_<node>/uid_U/job_J/
+step_S` in the hierarchies of JOB_CONTROLLERS_V1, on v2 `system.slice/slurmstepd.scope/
+job_J/step_S` in the node's delegated slice (cgroup/v2 with IgnoreSystemd: no systemd in
+a node). `--mem`, `--mem-per-cpu` and `--cpus-per-task` are enforced per job, an
 over-eager job is OOM-killed in its own cgroup while the node and its other jobs live on.
-Without them (cgroup v2 hosts, see docs/architecture.md) Slurm tracks jobs by /proc.
+Without them Slurm tracks jobs by /proc. Which applies is a function of the host's
+cgroup version only (`job_limits_on`, `cgroup_plugin_lines`).
 """
 
 from __future__ import annotations
@@ -17,15 +20,34 @@ from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
 
-#: The cgroup version whose hierarchies vhpc mounts into nodes for Slurm. On v2 the node
-#: cgroup holds the node's daemons, and v2's no-internal-processes rule would need them
-#: moved to a leaf first (and Slurm 22.05's v2 plugin a systemd-like scope layout).
-JOB_LIMITS_CGROUP_VERSION = 1
+#: Host cgroup versions on which vhpc gives Slurm a cgroup tree in every node: v1 (the
+#: node's own hierarchies) and v2 (the node's INIT_LEAF and delegated SLURM_SLICE,
+#: runtime/cgroups.py). v2 is checked against a cgroup2-shaped directory only: the
+#: development host is v1 (docs/accounting.md "Per-job limits").
+JOB_LIMITS_CGROUP_VERSIONS = (1, 2)
 
 
 def job_limits_on(cgroup_version: int) -> bool:
     """Whether jobs get their own cgroups on a host with this cgroup version."""
-    return cgroup_version == JOB_LIMITS_CGROUP_VERSION
+    return cgroup_version in JOB_LIMITS_CGROUP_VERSIONS
+
+
+def cgroup_plugin_lines(cgroup_version: int) -> list[str]:
+    """cgroup.conf's plugin and mount lines for the host's cgroup version (Slurm 22.05).
+
+    v2 (src/plugins/cgroup/v2/cgroup_v2.c at slurm-22-05-8-1): slurmd reads its cgroup
+    from /proc/self/cgroup (`0::/init` in the node's namespace); with IgnoreSystemd it
+    mkdirs `system.slice/slurmstepd.scope` (not the slice: vhpc makes it), moves itself
+    to `slurmstepd.scope/slurmd` (no INVOCATION_ID: not started by systemd), and
+    slurmstepds park in `slurmstepd.scope/system` before their job cgroups. No dbus.
+    CgroupAutomount has slurmd enable the controllers from the mount down to its own
+    cgroup and in the slice as well (vhpc has done so already: `CgroupV2.settle`).
+    """
+    if cgroup_version == 2:
+        return ["CgroupPlugin=cgroup/v2", "CgroupMountpoint=/sys/fs/cgroup",
+                "CgroupAutomount=yes", "IgnoreSystemd=yes"]
+    return ["CgroupPlugin=cgroup/v1", "CgroupMountpoint=/sys/fs/cgroup",
+            "CgroupAutomount=no"]
 
 
 def tracking_lines(spec: ClusterSpec, job_limits: bool) -> list[str]:
@@ -61,14 +83,14 @@ def default_mem_per_cpu(spec: ClusterSpec) -> int:
     return max(1, min(shares)) if shares else 0
 
 
-def render_cgroup_conf() -> str:
-    """cgroup.conf, next to slurm.conf: v1 hierarchies already mounted in every node."""
+def render_cgroup_conf(cgroup_version: int = 1) -> str:
+    """cgroup.conf, next to slurm.conf: the node's own cgroup tree already mounted in
+    every node (v1 hierarchies, or v2's unified tree)."""
+    where = "/sys/fs/cgroup/<hierarchy>" if cgroup_version == 1 else "/sys/fs/cgroup"
     return "\n".join([
-        "# cgroup.conf written by vhpc: /sys/fs/cgroup/<hierarchy> in a node is its own",
+        f"# cgroup.conf written by vhpc: {where} in a node is its own",
         "# subtree (a cgroup namespace); Slurm's job cgroups go below it",
-        "CgroupPlugin=cgroup/v1",
-        "CgroupMountpoint=/sys/fs/cgroup",
-        "CgroupAutomount=no",
+        *cgroup_plugin_lines(cgroup_version),
         "ConstrainCores=yes",
         "ConstrainRAMSpace=yes",
         "AllowedRAMSpace=100",
