@@ -146,7 +146,8 @@ class Cluster:
         site_files.write_topology(self.spec, p)
         write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p, job_limits=job_limits))
         if job_limits:  # next to slurm.conf, where slurmd looks for it
-            write_atomic(p.slurm_etc / "cgroup.conf", render_cgroup_conf())
+            write_atomic(p.slurm_etc / "cgroup.conf",
+                         render_cgroup_conf(self.runtime.cgroup_version))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
         jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
@@ -267,7 +268,8 @@ class Cluster:
 
     def _job_cgroup_mounts(self) -> list[Mount]:
         """The node's own cgroup mounts for Slurm's job cgroups, where jobs get them."""
-        return job_cgroup_mounts() if job_limits_on(self.runtime.cgroup_version) else []
+        version = self.runtime.cgroup_version
+        return job_cgroup_mounts(version=version) if job_limits_on(version) else []
 
     # -- daemons ----------------------------------------------------------------------
     def target(self, node: str) -> NodeTarget:
