@@ -291,7 +291,7 @@ class ClusterAPI:
         grow = AddRequest(tuple(request.names), request.count, request.memory, request.cpus,
                           request.cpuset, tuple(request.features), gpus=request.gpus,
                           group=request.group)
-        added = self._inventory().add(grow, wait=request.wait, timeout=120.0)
+        added = self._inventory().add(grow, wait=request.wait)  # waits longer for more nodes
         names = {str(a["name"]) for a in added}
         return [n for n in self.nodes() if n.name in names]
 

@@ -37,7 +37,7 @@ from vhpc.runtime import facts
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
 from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
-from vhpc.spec import ids, shares
+from vhpc.spec import ids, scale, shares
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths, state_root
@@ -121,7 +121,7 @@ def host_lock() -> Iterator[None]:
 
 
 def up(options: ClusterOptions, progress: ProgressFn | None = None,
-       timeout: float = 600.0) -> UpResult:
+       timeout: float | None = None) -> UpResult:
     """Boot a cluster through a new detached manager; return when all nodes are idle.
 
     `progress(step, done, total)` is called as the boot goes; each new step is also logged
@@ -143,6 +143,8 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
         if paths.root.exists():  # leftovers without a ledger: nothing owned, safe to drop
             shutil.rmtree(paths.root)
         proc = _start_manager("boot", spec.name, json.dumps(spec.to_dict()))
+        if timeout is None:  # grows with the node count (spec/scale.py)
+            timeout = scale.manager_boot_timeout(len(spec.computes))
         try:
             message = _follow_boot(proc, progress, timeout, until=NETWORK_BUILT)
             if message is None:

@@ -42,7 +42,7 @@ def one_line_refusal(result: subprocess.CompletedProcess[str], expected: str) ->
     (["--subnet", "169.254.0.0/24"], "is not a private range"),
     (["--partition", "a b"], "invalid --partition 'a b'"),
     (["--partition", ""], "invalid --partition ''"),
-    (["-n", "100000"], "a cluster holds at most 1022 compute nodes"),
+    (["-n", "100000"], "a cluster holds at most 2048 compute nodes"),
     (["--cpus", "0"], "--cpus 0: must be from 1"),
     (["--max-nodes", "0"], "--max-nodes 0: must be from 1"),
 ])

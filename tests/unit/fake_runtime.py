@@ -13,7 +13,7 @@ from pathlib import Path
 from vhpc.runtime import Runtime
 from vhpc.runtime.cgroups import CgroupStats
 from vhpc.runtime.namespaces import Mount, NsPaths
-from vhpc.runtime.network import VethSpec
+from vhpc.runtime.network import LeafSpec, VethSpec
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NodeTarget
 
@@ -25,6 +25,7 @@ class FakeRuntime:
 
     def __init__(self, fail_on_namespace: str | None = None) -> None:
         self.links: set[str] = set()
+        self.neighbour_claims: dict[str, int] = {}
         self.mounts: set[Path] = set()
         self.cgroups: dict[str, list[int]] = {}
         self.processes: dict[int, ProcessRecord] = {}
@@ -46,6 +47,15 @@ class FakeRuntime:
 
     def delete_links(self, names: list[str]) -> None:
         self.links.difference_update(names)
+
+    def create_leaves(self, leaves: list[LeafSpec]) -> None:
+        self.links.update(name for leaf in leaves for name in (leaf.name, leaf.up))
+
+    def claim_neighbours(self, holder: str, entries: int) -> None:
+        self.neighbour_claims[holder] = entries
+
+    def release_neighbours(self, holder: str) -> None:
+        self.neighbour_claims.pop(holder, None)
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
                           mounts: list[Mount], cgroup_procs: list[Path]) -> ProcessRecord:
@@ -132,7 +142,8 @@ class FakeRuntime:
     def owned(self) -> dict[str, object]:
         """Everything still held (empty after a clean teardown)."""
         return {k: v for k, v in {"links": self.links, "mounts": self.mounts,
-                                  "cgroups": self.cgroups, "processes": self.processes}.items()
+                                  "cgroups": self.cgroups, "processes": self.processes,
+                                  "neighbour_claims": self.neighbour_claims}.items()
                 if v}
 
 

@@ -78,7 +78,7 @@ def test_worst_node_add_is_refused_without_allocating(request_: AddRequest,
 
 
 WORST_UPS = [
-    pytest.param(ClusterOptions(name="heb", nodes=100_000), "-n 100000: must be from 1 to 1022",
+    pytest.param(ClusterOptions(name="heb", nodes=100_000), "-n 100000: must be from 1 to 2048",
                  id="nodes-1e5"),
     pytest.param(ClusterOptions(name="heb", nodes=HUGE), "-n 100000000000", id="nodes-1e30"),
     pytest.param(ClusterOptions(name="heb", max_nodes=HUGE), "--max-nodes", id="max-nodes-1e30"),
@@ -107,7 +107,7 @@ def test_worst_up_options_are_refused_without_allocating(options: ClusterOptions
 
 def test_up_with_100000_nodes_is_a_one_line_error_not_a_value_error() -> None:
     # was: internal error: ValueError: new prefix must be longer
-    with pytest.raises(SpecError, match="a cluster holds at most 1022 compute nodes"):
+    with pytest.raises(SpecError, match="a cluster holds at most 2048 compute nodes"):
         build_spec(ClusterOptions(name="heb", nodes=100_000), FACTS)
 
 

@@ -12,6 +12,7 @@ from vhpc.cluster.cluster import Cluster
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.teardown import remove_owned
 from vhpc.errors import BootError
+from vhpc.spec import scale
 from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
@@ -36,7 +37,8 @@ def test_build_records_every_resource_and_teardown_removes_exactly_them(
     cluster.build_nodes(list(cluster.spec.nodes))
     kinds = {e.kind for e in cluster.ledger.entries()}
     assert kinds == {Kind.DIRECTORY, Kind.MOUNT, Kind.BRIDGE, Kind.CGROUP, Kind.NAMESPACE,
-                     Kind.VETH, Kind.PROCESS}
+                     Kind.VETH, Kind.PROCESS, Kind.NEIGH_CLAIM}
+    assert runtime.neighbour_claims == {cluster.spec.name: scale.neighbour_entries(4)}
     # six namespace pins a node (net, uts, ipc, mnt, cgroup, pid) and its init process
     assert len(cluster.ledger.entries(Kind.NAMESPACE)) == 4 * 6
     assert sorted(e.ident for e in cluster.ledger.entries(Kind.PROCESS)) == sorted(

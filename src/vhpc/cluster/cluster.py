@@ -29,6 +29,7 @@ from vhpc.cluster import accounting, privacy, recovery, site_files
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster import operations as ops
 from vhpc.cluster.events import EventBus
+from vhpc.cluster.leaves import claim_neighbours, ensure_leaves
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node_tools import install_node_tools
 from vhpc.cluster.operations import Operation, OpKind
@@ -50,6 +51,7 @@ from vhpc.services.slurm_cgroup import (
     topology_file,
 )
 from vhpc.services.slurm_client import SlurmClient, SlurmView
+from vhpc.spec import fabric, scale
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
@@ -85,10 +87,13 @@ class Cluster:
         self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
 
     # -- boot -------------------------------------------------------------------------
-    def boot(self, timeout: float = 120.0) -> None:
-        """Build everything and start every daemon; roll back completely on failure."""
+    def boot(self, timeout: float | None = None) -> None:
+        """Build everything and start every daemon; roll back completely on failure.
+
+        `timeout`: seconds for the nodes to be idle; by default it grows with their count."""
         with self.lock:
-            self._boot(timeout)
+            self._boot(scale.boot_timeout(len(self.spec.computes)) if timeout is None
+                       else timeout)
 
     def _boot(self, timeout: float) -> None:
         try:
@@ -254,6 +259,8 @@ class Cluster:
             self.ledger.add(Kind.VETH, self.spec.veth_of(node), node.name)
             veths.append(self._veth(node))
         self.progress("wiring nodes", 0, total)
+        claim_neighbours(self.spec, self.ledger, self.runtime, nodes)  # ARP table room
+        ensure_leaves(self.spec, self.ledger, self.runtime, nodes)  # past ~1000 nodes, racks
         self.runtime.create_veths(veths)
 
     def _veth(self, node: NodeSpec) -> VethSpec:
@@ -263,7 +270,7 @@ class Cluster:
             netns=NsPaths.under(self.paths.ns_dir, node.name).net,
             address=ipaddress.IPv4Interface(f"{spec.ip_of(node)}/{spec.subnet.prefixlen}"),
             gateway=spec.host_ip,
-            bridge=spec.bridge,
+            bridge=fabric.bridge_of(spec, node),
         )
 
     def _job_cgroup_mounts(self) -> list[Mount]:
@@ -299,10 +306,14 @@ class Cluster:
         They start side by side (only munged is waited for first: slurmctld needs it).
         The returned callable waits for the rest (etcd), so that wait overlaps the slurmds'.
         """
+        n = len(self.spec.computes)  # the waits grow with the node count (spec/scale.py)
         checks: dict[str, tuple[Callable[[], bool], float, str]] = {
-            "munged": (self.paths.munge_socket.exists, 15, "munged socket"),
-            "slurmctld": (self.slurm.ping, 60, "slurmctld to answer"),
-            "etcd": (lambda: etcd.healthy(self.spec), 30, "etcd to answer"),
+            "munged": (self.paths.munge_socket.exists, scale.service_timeout("munged", n),
+                       "munged socket"),
+            "slurmctld": (self.slurm.ping, scale.service_timeout("slurmctld", n),
+                          "slurmctld to answer"),
+            "etcd": (lambda: etcd.healthy(self.spec), scale.service_timeout("etcd", n),
+                     "etcd to answer"),
         }
         started: list[DaemonSpec] = []
         for daemon in self.service_daemons():

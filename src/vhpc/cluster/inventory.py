@@ -35,6 +35,7 @@ from vhpc.cluster.states import DaemonState
 from vhpc.cluster.teardown import remove_owned
 from vhpc.errors import BootError, ClusterStateError, VhpcError
 from vhpc.services import dnsmasq, etcd
+from vhpc.spec import scale
 from vhpc.spec.grow import AddRequest, check_removable, plan_add
 from vhpc.spec.load import HostFacts
 from vhpc.spec.model import NodeRole, NodeSpec
@@ -165,7 +166,7 @@ class Inventory:
 
     # -- add --------------------------------------------------------------------------
     def add(self, request: AddRequest, wait: bool = True,
-            timeout: float = 60.0) -> list[dict[str, Any]]:
+            timeout: float | None = None) -> list[dict[str, Any]]:
         """Make and start new compute nodes; all or nothing (a failure rolls back)."""
         c = self.cluster
         with self.lock:
@@ -182,7 +183,8 @@ class Inventory:
                     if self.registry is not None:
                         self.registry.publish(record_of(c, node))
                 if wait:
-                    c.wait_idle(names, timeout)
+                    c.wait_idle(names, scale.add_timeout(len(names)) if timeout is None
+                                else timeout)
                     self._dns_settled(present=names)
             except BaseException as err:
                 log.error("adding %s failed: %s; rolling back", ",".join(names), err)

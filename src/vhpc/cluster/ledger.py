@@ -27,6 +27,7 @@ class Kind(StrEnum):
     NAMESPACE = "namespace"
     VETH = "veth"
     BRIDGE = "bridge"
+    NEIGH_CLAIM = "neigh_claim"  # the cluster's share of the host's ARP table limits
     MOUNT = "mount"
     DIRECTORY = "directory"
 

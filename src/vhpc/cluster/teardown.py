@@ -96,6 +96,9 @@ def _remove_group(runtime: Runtime, kind: Kind, group: list[Entry],
             runtime.release_mounts([Path(e.ident) for e in group])
         elif kind in (Kind.VETH, Kind.BRIDGE):
             runtime.delete_links([e.ident for e in group])
+        elif kind is Kind.NEIGH_CLAIM:  # the host's ARP limits (runtime/neighbours.py)
+            for entry in group:
+                runtime.release_neighbours(entry.ident)
         elif kind is Kind.NFT_TABLE:  # network faults (cluster/fault_control.py)
             for entry in group:
                 drop_table(entry.ident)

@@ -8,10 +8,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from vhpc.runtime import cgroups, namespaces, network, proc, spawn
+from vhpc.runtime import cgroups, namespaces, neighbours, network, proc, spawn
 from vhpc.runtime.cgroups import CgroupDriver, CgroupStats
 from vhpc.runtime.namespaces import Mount, NsPaths
-from vhpc.runtime.network import VethSpec
+from vhpc.runtime.network import LeafSpec, VethSpec
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NodeTarget
 
@@ -34,6 +34,15 @@ class LinuxRuntime:
 
     def delete_links(self, names: list[str]) -> None:
         network.delete_links(names)
+
+    def create_leaves(self, leaves: list[LeafSpec]) -> None:
+        network.create_leaves(leaves)
+
+    def claim_neighbours(self, holder: str, entries: int) -> None:
+        neighbours.claim(holder, entries)
+
+    def release_neighbours(self, holder: str) -> None:
+        neighbours.release(holder)
 
     def create_namespaces(self, ns: NsPaths, hostname: str, ns_dir: Path,
                           mounts: list[Mount], cgroup_procs: list[Path]) -> ProcessRecord:

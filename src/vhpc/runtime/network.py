@@ -32,6 +32,41 @@ def create_bridge(name: str, address: ipaddress.IPv4Interface) -> None:
     Path(f"/proc/sys/net/ipv4/conf/{name}/forwarding").write_text("0\n")
 
 
+@dataclass(frozen=True)
+class LeafSpec:
+    """A leaf bridge joined to the spine (the cluster's bridge) by a veth pair."""
+
+    name: str
+    spine: str
+    up: str  # the uplink's end on the spine
+    down: str  # its end on the leaf
+
+
+def leaf_batch(leaves: list[LeafSpec]) -> str:
+    """`ip -batch` lines that make leaf bridges and plug each into the spine.
+
+    A leaf only relays frames between its nodes and the spine: no address, no STP (a tree
+    has no loops), and forwarding delay 0 so its ports forward at once."""
+    lines = []
+    for leaf in leaves:
+        lines += [
+            f"link add {leaf.name} type bridge forward_delay 0 stp_state 0",
+            f"link set {leaf.name} up",
+            f"link add {leaf.up} type veth peer name {leaf.down}",
+            f"link set {leaf.up} master {leaf.spine} up",
+            f"link set {leaf.down} master {leaf.name} up",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def create_leaves(leaves: list[LeafSpec]) -> None:
+    """Make the leaf bridges and their uplinks in one iproute2 run."""
+    if leaves:
+        run_command(["ip", "-batch", "-"], input=leaf_batch(leaves), timeout=120)
+        for leaf in leaves:  # like the spine: nothing entering a leaf goes beyond the host
+            Path(f"/proc/sys/net/ipv4/conf/{leaf.name}/forwarding").write_text("0\n")
+
+
 def host_batch(veths: list[VethSpec]) -> str:
     """`ip -batch` lines that create the veth pairs and attach them to the bridge."""
     lines = []

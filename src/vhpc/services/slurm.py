@@ -18,6 +18,7 @@ from pathlib import Path
 from vhpc.services import gres, jwt_auth, slurm_site, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
+from vhpc.spec import scale
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
@@ -104,7 +105,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         "ReturnToService=2",
         f"MaxNodeCount={spec.max_nodes}",
         "SlurmctldTimeout=30",
-        "SlurmdTimeout=30",
+        f"SlurmdTimeout={scale.slurmd_timeout(spec.max_nodes)}",  # grows past 240 nodes
         "MessageTimeout=20",
         "InactiveLimit=0",
         "KillWait=5",

@@ -26,6 +26,12 @@ def compute_capacity(subnet: ipaddress.IPv4Network) -> int:
     return max(0, subnet.num_addresses - 1 - FIRST_COMPUTE_SLOT)
 
 
+def with_headroom(count: int) -> int:
+    """Compute nodes a default subnet leaves room for: half as many again as asked, so a
+    large cluster can grow by `node add` (a 768-node cluster takes 256 more)."""
+    return count + count // 2
+
+
 def smallest_prefix_for(count: int) -> int:
     """The longest prefix whose subnet holds `count` compute nodes."""
     prefix = 30

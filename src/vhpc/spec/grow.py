@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError, UserError
-from vhpc.spec import addressing, bounds, gpus, placement, site
+from vhpc.spec import addressing, bounds, fabric, gpus, placement, site
 from vhpc.spec.load import (
     COMPUTE_PREFIX,
     DEFAULT_NODE_MEMORY,
@@ -158,6 +158,7 @@ def plan_add(spec: ClusterSpec, request: AddRequest, facts: HostFacts) -> tuple[
                            gpus=gpu_count, gpu_type=gpu_type)
                   for name, slot, cpuset in zip(names, slots, cpusets, strict=True))
     added = site.place_in_group(spec, request.group, added)
+    added = fabric.place(spec, spec.nodes, added)  # their bridges (leaves past ~1000)
     check_host_memory(spec.with_nodes(spec.nodes + added), facts)
     return added
 

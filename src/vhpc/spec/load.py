@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from vhpc.errors import SpecError
-from vhpc.spec import addressing, bounds, endpoints, gpus, ids, images, placement, users
+from vhpc.spec import addressing, bounds, endpoints, fabric, gpus, ids, images, placement, users
 from vhpc.spec.groups import DEFAULT_RACK_SIZE, NodeGroup
 from vhpc.spec.model import (
     DEFAULT_PIDS_MAX,
@@ -145,7 +145,7 @@ def choose_subnet(options: ClusterOptions, facts: HostFacts,
                   computes: int) -> ipaddress.IPv4Network:
     """The user's subnet (validated) or the first free /24 (or larger, if N needs it)."""
     if options.subnet is None:
-        prefix = min(24, addressing.smallest_prefix_for(computes))
+        prefix = min(24, addressing.smallest_prefix_for(addressing.with_headroom(computes)))
         return addressing.pick_subnet(list(facts.taken_subnets), prefix)
     try:
         subnet = ipaddress.IPv4Network(options.subnet, strict=False)
@@ -269,6 +269,7 @@ def build_spec(options: ClusterOptions, facts: HostFacts) -> ClusterSpec:
     )
     if options.groups or options.partitions or options.shares:
         spec = _apply_site(spec, options, facts)
+    spec = fabric.place_all(spec)  # which bridge each node hangs on
     check_host_memory(spec, facts)
     return spec
 
