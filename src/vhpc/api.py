@@ -16,6 +16,7 @@ from vhpc.errors import ClusterStateError, ServiceUnavailableError
 from vhpc.models import (
     AddNodesRequest,
     AddUserRequest,
+    DownResult,
     Event,
     Fault,
     FaultKind,
@@ -88,8 +89,8 @@ class ManagerAPI(Protocol):
         """Start a stopped node."""
         ...
 
-    def down(self) -> list[str]:
-        """Tear the cluster down; leftovers."""
+    def down(self, keep_logs: bool = False) -> DownResult:
+        """Tear the cluster down (keeping its logs aside if asked)."""
         ...
 
     def users(self) -> UserList:
@@ -221,14 +222,18 @@ class ClusterAPI:
         return [Event(id=r.id, ts=r.ts, kind=r.kind or "event", node=r.node, level=r.level,
                       message=r.message) for r in rows]
 
-    def down(self) -> list[str]:
-        """Stop and remove everything the cluster made; return leftovers (normally none)."""
+    def down(self, keep_logs: bool = False) -> DownResult:
+        """Stop and remove everything the cluster made; leftovers (normally none) and,
+        with `keep_logs`, where its logs now are (cluster/kept_logs.py)."""
         with self.lock:
             self._clear_faults_before_down()
             self.phase = Phase.STOPPING
             self.inventory.stop(revoke=True)
             self.stop_observer()  # before teardown removes its state directory
-            return self.cluster.teardown()
+            leftovers = self.cluster.teardown(keep_logs=keep_logs)
+            kept = self.cluster.kept_logs if keep_logs else None
+            return DownResult(ok=not leftovers, leftovers=leftovers,
+                              logs=str(kept) if kept else "")
 
     def stop_observer(self) -> None:
         """Stop the sampler and log tailer (idempotent)."""

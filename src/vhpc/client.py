@@ -219,6 +219,8 @@ class ManagerClient:
         return self.call(ClearFaultsResult, "DELETE", "/faults", timeout=120.0,
                          params={k: v for k, v in params.items() if v}).cleared
 
-    def down(self) -> DownResult:
-        """Ask the manager to tear the cluster down (waits for it)."""
-        return self.call(DownResult, "POST", "/down", timeout=120.0)
+    def down(self, keep_logs: bool = False) -> DownResult:
+        """Ask the manager to tear the cluster down (waits for it), keeping its logs if
+        asked."""
+        return self.call(DownResult, "POST", "/down", timeout=120.0,
+                         params={"keep_logs": "true"} if keep_logs else None)

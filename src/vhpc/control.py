@@ -17,11 +17,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from vhpc.client import ManagerClient
+from vhpc.cluster import kept_logs
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.node import cgroup_group, node_target
 from vhpc.cluster.recovery import booting_manager, dead_manager_note
@@ -33,6 +35,7 @@ from vhpc.errors import (
     UserError,
     VhpcError,
 )
+from vhpc.models import DownResult
 from vhpc.runtime import facts
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
@@ -287,17 +290,27 @@ def restart_manager(name: str) -> ManagerClient:
 
 
 def down(name: str) -> list[str]:
-    """Stop and remove everything the cluster made."""
+    """Stop and remove everything the cluster made; what could not be removed."""
+    return down_result(name).leftovers
+
+
+def down_result(name: str, keep_logs: bool = False) -> DownResult:
+    """Stop and remove everything the cluster made; with `keep_logs` its logs move to a
+    directory of their own first (cluster/kept_logs.py: `DownResult.logs` names it)."""
     require_up(name)
     facts.require_root("vhpc down")
     managers = [process_record(e) for e in Ledger(ClusterPaths.of(name).ledger).entries(
         Kind.PROCESS) if e.ident == MANAGER_KEY]
     try:
-        leftovers = ManagerClient(name).down().leftovers
+        result = ManagerClient(name).down(keep_logs)
     except ManagerUnavailableError:
-        leftovers = clean(name, force=True)
+        kept: list[Path] = []
+        leftovers = _remove(name, ClusterPaths.of(name), Ledger(ClusterPaths.of(name).ledger),
+                            kept if keep_logs else None)
+        result = DownResult(ok=not leftovers, leftovers=leftovers,
+                            logs=str(kept[0]) if kept else "")
     _wait_gone(managers)
-    return leftovers
+    return result
 
 
 def _wait_gone(records: list[ProcessRecord], timeout: float = 10.0) -> None:
@@ -325,7 +338,26 @@ def clean(name: str, force: bool = False) -> list[str]:
                 f"cluster {name!r} is running ({why}): 'vhpc -c {name} down' stops it; "
                 f"'vhpc -c {name} clean --force' removes it anyway"
             )
-    return remove_owned(ledger, LinuxRuntime())
+    return _remove(name, paths, ledger)
+
+
+def _remove(name: str, paths: ClusterPaths, ledger: Ledger,
+            kept: list[Path] | None = None) -> list[str]:
+    """Teardown by the ledger; with `kept` (a list) the logs are kept and their path added."""
+    def keep() -> None:
+        where = kept_logs.keep(paths, name)
+        if where is not None and kept is not None:
+            kept.append(where)
+
+    return remove_owned(ledger, LinuxRuntime(),
+                        before_directories=keep if kept is not None else None)
+
+
+def remove_kept_logs(name: str | None) -> list[Path]:
+    """Remove the logs kept of failed boots and `down --keep-logs` (of one cluster, or
+    every one's with None); the directories removed."""
+    facts.require_root("vhpc clean")
+    return kept_logs.remove_kept(name)
 
 
 def liveness(name: str, ledger: Ledger) -> str:

@@ -96,6 +96,12 @@ class Job(Model):
     start: float | None = None
     end: float | None = None
     source: str = Field(default="", description="squeue (slurmctld) or sacct (accounting)")
+    slurm_state: str = Field(default="", description="Slurm's own state when `state` differs: "
+                             "a COMPLETED job with a failed step is reported FAILED")
+    step_exit_code: str = Field(default="", description="worst exit status of the job's "
+                                "steps (code:signal), when one failed")
+    failed_steps: list[str] = Field(default_factory=list, description="steps that failed, "
+                                    "e.g. '7.0 CANCELLED 0:105' (accounting only)")
 
 
 class JobList(Model):
@@ -205,6 +211,7 @@ class DownResult(Model):
 
     ok: bool
     leftovers: list[str] = []
+    logs: str = ""  # with keep_logs: where the logs were kept (cluster/kept_logs.py)
 
 
 class Event(Model):

@@ -13,6 +13,7 @@ from vhpc.errors import BootError, ClusterStateError
 from vhpc.models import (
     AddNodesRequest,
     AddUserRequest,
+    DownResult,
     Event,
     Fault,
     FaultKind,
@@ -125,10 +126,10 @@ class FakeManagerAPI:
         if self.phase is not Phase.READY:
             raise ClusterStateError("cluster 'fake' is stopping")
 
-    def down(self) -> list[str]:
+    def down(self, keep_logs: bool = False) -> DownResult:
         self.phase = Phase.STOPPING
         self.stopped = True
-        return []
+        return DownResult(ok=True, logs="/kept" if keep_logs else "")
 
     def users(self) -> UserList:
         return UserList(users=[UserInfo(name="cluser", account="default", uid=2000,

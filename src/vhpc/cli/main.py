@@ -128,14 +128,20 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
 
 
 @cli.command()
+@click.option("--keep-logs", is_flag=True,
+              help="Keep the cluster's logs in /var/lib/vhpc/.failed/NAME-TIME/ "
+                   "('vhpc clean' removes them).")
 @click.pass_obj
-def down(obj: dict[str, str]) -> None:
+def down(obj: dict[str, str], keep_logs: bool) -> None:
     """Stop the cluster and remove everything it made."""
     with waiting(f"stopping cluster {obj['cluster']}"):
-        leftovers = control.down(obj["cluster"])
-    if leftovers:
-        raise click.ClickException("could not remove: " + "; ".join(leftovers))
+        result = control.down_result(obj["cluster"], keep_logs)
+    if result.leftovers:
+        raise click.ClickException("could not remove: " + "; ".join(result.leftovers))
     say(f"cluster {obj['cluster']} removed")
+    if keep_logs:
+        say(f"its logs are kept in {result.logs} ('vhpc -c {obj['cluster']} clean' removes "
+            "them)" if result.logs else "it had no logs to keep")
 
 
 @cli.command()
@@ -143,12 +149,15 @@ def down(obj: dict[str, str]) -> None:
 @click.option("--force", is_flag=True, help="Also remove a cluster that is still running.")
 @click.pass_obj
 def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
-    """Remove what a crashed cluster left behind, from its ledger."""
+    """Remove what a crashed cluster left behind, from its ledger, and the logs kept of
+    failed boots and 'down --keep-logs'."""
     names = control.list_clusters() if all_clusters else [obj["cluster"]]
     for name in names:
         leftovers = control.clean(name, force=force)
         state = "could not remove: " + "; ".join(leftovers) if leftovers else "clean"
         say(f"{name}: {state}")
+    for kept in control.remove_kept_logs(None if all_clusters else obj["cluster"]):
+        say(f"removed kept logs {kept}")
 
 
 @cli.command()

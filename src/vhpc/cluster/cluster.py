@@ -19,13 +19,14 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from vhpc.atomic import write_atomic
-from vhpc.cluster import accounting, privacy, recovery, site_files
+from vhpc.cluster import accounting, kept_logs, privacy, recovery, site_files
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster import operations as ops
 from vhpc.cluster.events import EventBus
@@ -85,6 +86,7 @@ class Cluster:
         self.slurm = SlurmClient(paths.slurm_conf, paths.etc / "passwd")
         self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
         self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
+        self.kept_logs: Path | None = None  # where teardown(keep_logs=True) put the logs
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float | None = None) -> None:
@@ -117,10 +119,18 @@ class Cluster:
         except BaseException as err:
             log.error("boot failed: %s; rolling back", err)
             self.progress("rolling back", 0, 1)
-            self.teardown()
-            if isinstance(err, (VhpcError, KeyboardInterrupt)):
+            cancelled = isinstance(err, KeyboardInterrupt)
+            self.teardown(keep_logs=not cancelled, note="".join(
+                traceback.format_exception(err)))
+            if cancelled:
                 raise
-            raise BootError(f"cluster {self.spec.name!r} failed to boot: {err}") from err
+            where = (f"; its logs are kept in {self.kept_logs} ('vhpc -c {self.spec.name} "
+                     "clean' removes them)") if self.kept_logs else ""
+            if isinstance(err, VhpcError):
+                err.args = (f"{err}{where}", *err.args[1:])
+                raise
+            raise BootError(f"cluster {self.spec.name!r} failed to boot: {err}{where}") \
+                from err
         self.events.emit("cluster_up", f"cluster {self.spec.name} is up with "
                          f"{len(self.spec.computes)} compute nodes")
 
@@ -377,7 +387,7 @@ class Cluster:
         missing = [n for n in names if states.get(n, "").rstrip("*~#") != "idle"]
         raise BootError(
             f"timed out after {timeout:.0f}s: {len(missing)} nodes not idle "
-            f"({', '.join(missing[:5])}); see {self.paths.log}/slurmd.<node>.log"
+            f"({', '.join(missing[:5])}): see their slurmd.<node>.log"
         )
 
     # -- adopt ------------------------------------------------------------------------
@@ -411,15 +421,20 @@ class Cluster:
         self.events.emit("manager_adopted", message, "", "warning" if resumed else "info")
 
     # -- teardown ---------------------------------------------------------------------
-    def teardown(self) -> list[str]:
+    def teardown(self, keep_logs: bool = False, note: str = "") -> list[str]:
         """Remove everything the ledger holds; return what could not be removed.
 
-        Waits for a change in progress (the state lock) and refuses any after it.
+        Waits for a change in progress (the state lock) and refuses any after it. With
+        `keep_logs` the logs move aside first (`kept_logs`: where; `note`: error.txt).
         """
+        def keep() -> None:
+            self.kept_logs = kept_logs.keep(self.paths, self.spec.name, note)
+
         with self.lock:
             self.closing = True
             self.supervisor.shutdown()
-            return remove_owned(self.ledger, self.runtime)
+            return remove_owned(self.ledger, self.runtime,
+                                before_directories=keep if keep_logs else None)
 
     # -- status -----------------------------------------------------------------------
     def node_status(self, slurm_states: dict[str, str]) -> list[dict[str, Any]]:

@@ -47,11 +47,14 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
                  nodes: str | Collection[str] | None = None,
                  master_of: MasterFn = link_master,
                  drop_table: Callable[[str], None] = delete_table,
-                 thaw: Callable[[str], None] = cgroups.thaw) -> list[str]:
+                 thaw: Callable[[str], None] = cgroups.thaw,
+                 before_directories: Callable[[], None] | None = None) -> list[str]:
     """Tear down the ledger's entries (of some nodes, or all); return what could not go.
 
     `drop_table` deletes the cluster's nftables table of network faults and `thaw` thaws
-    a frozen cgroup before its processes are signalled (fakes in tests)."""
+    a frozen cgroup before its processes are signalled (fakes in tests).
+    `before_directories` runs once every process is gone and before any directory is
+    removed (cluster/kept_logs.py moves the logs aside there)."""
     plan = list(ledger.teardown_plan(nodes))
     foreign = foreign_veths(ledger, [e for e in plan if e.kind is Kind.VETH], master_of)
     for entry in foreign:
@@ -78,6 +81,8 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     failed: list[str] = []
     for kind in TEARDOWN_ORDER:
         group = [e for e in plan if e.kind is kind]
+        if kind is Kind.DIRECTORY and before_directories is not None:
+            before_directories()
         if kind is Kind.PROCESS or not group:
             continue
         for done, entry in _remove_group(runtime, kind, group, drop_table):

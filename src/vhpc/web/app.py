@@ -70,10 +70,12 @@ def create_app(api: ManagerAPI, access: TcpAccess, on_down: Callable[[], None],
         return EventList(events=await asyncio.to_thread(api.events, since, limit))
 
     @app.post("/api/v1/down", response_model=DownResult)
-    async def down() -> DownResult:
-        leftovers = await asyncio.to_thread(api.down)
+    async def down(keep_logs: bool = Query(False, description="keep the cluster's logs "
+                                           "in <state root>/.failed/ ('vhpc clean' "
+                                           "removes them)")) -> DownResult:
+        result = await asyncio.to_thread(api.down, keep_logs)
         on_down()
-        return DownResult(ok=not leftovers, leftovers=leftovers)
+        return result
 
     @app.get("/api/v1/jobs", response_model=JobList)
     async def jobs(all: bool = Query(False, description="also finished jobs (slurmctld's "
