@@ -44,6 +44,7 @@ from vhpc.models import (
     UserInfo,
 )
 from vhpc.runtime.hostops import run_command
+from vhpc.services.jobs import derived_status_of, exit_code_of, reported_state
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec import shares, sitefile
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
@@ -117,10 +118,13 @@ class JobResult:
     stderr_path: Path | None = None
     stderr: str | None = None
     info: dict[str, str] = field(default_factory=dict, repr=False)
+    slurm_state: str = ""  # Slurm's own state when `state` differs (a step failed)
+    step_exit_code: str = ""  # worst exit status of its steps (code:signal), if one failed
 
     @property
     def ok(self) -> bool:
-        """True if the job COMPLETED with exit code 0."""
+        """True if the job COMPLETED with exit code 0 and none of its steps failed (a job
+        whose script went on after a failed ``srun`` is FAILED, see ``slurm_state``)."""
         return self.state == "COMPLETED" and self.exit_code == 0 and self.signal == 0
 
 
@@ -445,13 +449,28 @@ class Cluster:
             info = self.job(job)
             state = info.get("JobState", "UNKNOWN")
             if state in TERMINAL_STATES:
-                return job_result(job, info)
+                return self._with_steps(job_result(job, info))
             if time.monotonic() > deadline:
                 raise JobTimeoutError(
                     f"job {job} is still {state} after {timeout:.0f}s (reason: "
                     f"{info.get('Reason', '?')}): raise the timeout, or see 'squeue' and "
                     f"'vhpc -c {self.name} status'")
             time.sleep(poll)
+
+    def _with_steps(self, result: JobResult) -> JobResult:
+        """A COMPLETED job one of whose steps failed (e.g. srun could not launch on a
+        node) becomes FAILED: slurmctld's derived exit code is the worst of its steps."""
+        if result.state != "COMPLETED":
+            return result
+        out = self.slurm("squeue", "--json", "--states=all", "-j", str(result.job_id),
+                         check=False, timeout=60)
+        derived = derived_status_of(out.stdout, result.job_id) if out.ok else 0
+        if not derived:
+            return result
+        return replace(result, state=reported_state(result.state, True),
+                       slurm_state=result.state, step_exit_code=exit_code_of(derived),
+                       reason=f"a step failed (exit status {exit_code_of(derived)}; "
+                              f"'sacct -j {result.job_id}' lists the steps)")
 
     def cancel(self, job: int) -> None:
         """Cancel a job (scancel)."""

@@ -4,6 +4,12 @@
 finished ones for `MinJobAge` seconds. With accounting (slurmdbd), `sacct` adds every
 finished job since a time, with its `MaxRSS` (the largest of its steps). Users are named
 from the cluster's passwd: the host's clients know only the host's users.
+
+A job whose batch script exits 0 is COMPLETED in Slurm even when one of its steps failed
+(`srun` could not launch on a node, a rank was killed) and the script went on. vhpc
+reports such a job as FAILED (`state`), keeping Slurm's own state in `slurm_state` and
+naming the failed steps (`failed_steps`, from sacct) or their worst exit status
+(`step_exit_code`, slurmctld's derived exit code): see `reported_state`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from vhpc.runtime.hostops import run_command
@@ -45,6 +51,9 @@ class JobRecord:
     start: float | None = None
     end: float | None = None
     source: str = "squeue"  # squeue (slurmctld) or sacct (accounting)
+    slurm_state: str = ""  # Slurm's own state, when `state` says otherwise (reported_state)
+    step_exit_code: str = ""  # the worst exit status of the job's steps (code:signal)
+    failed_steps: tuple[str, ...] = ()  # e.g. '7.0 CANCELLED 0:105' (accounting only)
 
     @property
     def live(self) -> bool:
@@ -54,6 +63,59 @@ class JobRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+
+#: Steps that are not the user's: the batch script itself (its status is the job's) and
+#: the extern step (PrologFlags=contain).
+_OWN_STEPS = frozenset({"batch", "extern"})
+
+
+def reported_state(state: str, step_failed: bool) -> str:
+    """The state vhpc reports: Slurm's, except that a COMPLETED job with a failed step
+    (a partial launch failure, a killed rank the script did not pass on) is FAILED."""
+    return "FAILED" if state == "COMPLETED" and step_failed else state
+
+
+def step_failed(state: str, exit_code: str) -> bool:
+    """A finished step failed: any state but COMPLETED (live ones excepted), or an exit
+    status other than 0:0."""
+    if state in LIVE_STATES or not state:
+        return False
+    return state != "COMPLETED" or exit_code not in ("", "0:0")
+
+
+def derived_status(value: Any) -> int:
+    """slurmctld's derived exit code of a job (the worst of its steps) as a wait status:
+    an int in Slurm 22.05's JSON, an object (status, return_code, signal) in later ones."""
+    if isinstance(value, dict):
+        code = value.get("return_code", {})
+        sig = value.get("signal", {}).get("id", {})
+        number = int(code.get("number", 0) or 0) if isinstance(code, dict) else int(code or 0)
+        signal = int(sig.get("number", 0) or 0) if isinstance(sig, dict) else int(sig or 0)
+        return (number & 0xFF) << 8 | (signal & 0x7F)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def derived_status_of(text: str, job_id: int | str) -> int:
+    """The derived exit code of one job in `squeue --json` output (0 if it is not there)."""
+    try:
+        jobs = json.loads(text).get("jobs", [])
+    except (ValueError, AttributeError):
+        return 0
+    for job in jobs:
+        if str(job.get("job_id")) == str(job_id):
+            return derived_status(job.get("derived_exit_code"))
+    return 0
+
+
+def _state_name(value: Any) -> str:
+    """A job state from squeue's JSON: a string (22.05) or a list of flags (later)."""
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return str(value or "")
 
 
 def exit_code_of(status: int) -> str:
@@ -76,17 +138,21 @@ def parse_squeue_json(text: str, users: dict[str, str], now: float) -> list[JobR
     for job in json.loads(text).get("jobs", []):
         uid = str(job.get("user_id", ""))
         start, end = _time(job.get("start_time")), _time(job.get("end_time"))
-        state = str(job.get("job_state", ""))
+        state = _state_name(job.get("job_state"))
         running_until = now if state in LIVE_STATES else (end or now)
+        derived = derived_status(job.get("derived_exit_code"))
+        shown = reported_state(state, derived != 0)
         out.append(JobRecord(
             id=str(job.get("job_id", "")), name=str(job.get("name", "")),
             user=users.get(uid) or str(job.get("user_name") or uid),
             account=str(job.get("account") or ""), partition=str(job.get("partition", "")),
-            state=state, nodes=str(job.get("nodes") or ""),
+            state=shown, nodes=str(job.get("nodes") or ""),
             elapsed=max(0, int(running_until - start)) if start else 0,
-            exit_code=exit_code_of(int(job.get("exit_code") or 0)),
+            exit_code=exit_code_of(derived_status(job.get("exit_code"))),
             submit=_time(job.get("submit_time")), start=start,
-            end=end if state not in LIVE_STATES else None))
+            end=end if state not in LIVE_STATES else None,
+            slurm_state=state if shown != state else "",
+            step_exit_code=exit_code_of(derived) if derived else ""))
     return out
 
 
@@ -106,6 +172,7 @@ def parse_sacct(text: str, users: dict[str, str]) -> list[JobRecord]:
     """Records from `sacct -P -o SACCT_FIELDS`: one per job, MaxRSS the largest step's."""
     jobs: dict[str, JobRecord] = {}
     rss: dict[str, int] = {}
+    failed: dict[str, list[str]] = {}
     for line in text.splitlines():
         cells = line.split("|")
         if len(cells) != len(SACCT_FIELDS):
@@ -116,6 +183,10 @@ def parse_sacct(text: str, users: dict[str, str]) -> list[JobRecord]:
         if step_rss is not None:
             rss[job_id] = max(rss.get(job_id, 0), step_rss)
         if step:
+            state = row["State"].split(" ")[0]
+            if step not in _OWN_STEPS and step_failed(state, row["ExitCode"]):
+                failed.setdefault(job_id, []).append(
+                    f"{row['JobIDRaw']} {state} {row['ExitCode']}")
             continue
         elapsed = row["ElapsedRaw"]
         jobs[job_id] = JobRecord(
@@ -127,7 +198,17 @@ def parse_sacct(text: str, users: dict[str, str]) -> list[JobRecord]:
             elapsed=int(elapsed) if elapsed.isdigit() else 0, exit_code=row["ExitCode"],
             submit=_time(row["Submit"]), start=_time(row["Start"]), end=_time(row["End"]),
             source="sacct")
-    return [JobRecord(**{**j.to_dict(), "max_rss": rss.get(j.id)}) for j in jobs.values()]
+    return [_with_steps(j, rss.get(j.id), tuple(failed.get(j.id, ())))
+            for j in jobs.values()]
+
+
+def _with_steps(job: JobRecord, max_rss: int | None, failed: tuple[str, ...]) -> JobRecord:
+    """A sacct job record completed from its steps: peak memory and failed steps."""
+    shown = reported_state(job.state, bool(failed))
+    worst = max((f.rsplit(" ", 1)[1] for f in failed), key=_status_order, default="")
+    return replace(job, max_rss=max_rss, failed_steps=failed, state=shown,
+                   slurm_state=job.state if shown != job.state else "",
+                   step_exit_code=worst)
 
 
 def merge(live: list[JobRecord], finished: list[JobRecord]) -> list[JobRecord]:
@@ -137,6 +218,12 @@ def merge(live: list[JobRecord], finished: list[JobRecord]) -> list[JobRecord]:
         if job.id not in by_id or not by_id[job.id].live:
             by_id[job.id] = job
     return sorted(by_id.values(), key=_job_order, reverse=True)
+
+
+def _status_order(code: str) -> tuple[int, int]:
+    """'3:0' -> (3, 0), for picking the worst of several exit statuses."""
+    head, _, tail = code.partition(":")
+    return (int(head) if head.isdigit() else 0, int(tail) if tail.isdigit() else 0)
 
 
 def _job_order(job: JobRecord) -> tuple[int, str]:
