@@ -36,13 +36,13 @@ from vhpc.errors import (
     VhpcError,
 )
 from vhpc.models import DownResult
-from vhpc.runtime import facts
+from vhpc.runtime import facts, images
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
 from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
 from vhpc.spec import ids, scale, shares
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
-from vhpc.spec.model import ClusterSpec
+from vhpc.spec.model import HOST_IMAGE, ClusterSpec
 from vhpc.spec.paths import ClusterPaths, state_root
 
 ProgressFn = Callable[[str, int, int], None]
@@ -78,6 +78,8 @@ def plan(options: ClusterOptions) -> ClusterSpec:
     on the host and the host's link names are read while no other `up` can add to them.
     """
     check_cluster_name(options.name)
+    if options.image != HOST_IMAGE:
+        images.info(options.image)  # built? (if not: the built and the buildable ones)
     spec = build_spec(options, facts.gather(cluster_ids_in_use(exclude=options.name)))
     shares.check_host_dirs(spec.shares, os.path.isdir)  # vhpc never makes (or deletes) them
     return spec

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from vhpc import control
 from vhpc.errors import UserError
 from vhpc.runtime.hostops import CommandResult, run_command
+from vhpc.services.host_clients import client_env
 from vhpc.services.slurmdbd import DEFAULT_ACCOUNT, QOS
 from vhpc.spec.load import CONTROLLER_NAME
 from vhpc.spec.model import ClusterSpec
@@ -119,7 +120,7 @@ class LoadRunner:
 
     def slurm(self, argv: list[str], timeout: float = 30.0) -> CommandResult:
         """A Slurm client on the host against this cluster, times as Unix seconds."""
-        env = dict(os.environ, SLURM_CONF=str(self.paths.slurm_conf), SLURM_TIME_FORMAT="%s")
+        env = dict(client_env(self.paths.slurm_conf, os.environ), SLURM_TIME_FORMAT="%s")
         return run_command(argv, check=False, timeout=timeout, env=env)
 
     def queue(self) -> dict[str, JobRecord]:

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vhpc.atomic import write_atomic
-from vhpc.cluster import privacy
+from vhpc.cluster import image_clients, privacy
 from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.errors import BootError, UserError
-from vhpc.services import db_template, files, host_clients, mariadb, slurmdbd
+from vhpc.runtime import images
+from vhpc.services import db_template, files, host_clients, image_db, mariadb, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient
-from vhpc.spec.model import ClusterSpec, UserSpec
+from vhpc.spec.model import HOST_IMAGE, ClusterSpec, UserSpec
 from vhpc.spec.paths import ClusterPaths
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,25 @@ WAITED = frozenset({"mariadbd", "slurmdbd"})
 
 def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
     """The host-side client wrappers; my.cnf, slurmdbd.conf (0600, root) and the datadir
-    copied from the template."""
-    write_host_clients(paths)
+    copied from the template (an image cluster's: the image's clients and template)."""
+    if spec.image == HOST_IMAGE:
+        write_host_clients(paths)
+    else:
+        image_clients.write(spec, paths)
     node = slurmdbd.db_node(spec)
     if node is None:
         return
     data = mariadb.datadir(paths)
     data.parent.mkdir(parents=True, exist_ok=True)
     data.parent.chmod(0o700)
-    write_atomic(mariadb.config_file(paths), mariadb.render_config(data), 0o600)
+    config = mariadb.render_config(data) if spec.image == HOST_IMAGE \
+        else image_db.server_config(data)  # the image's server: services/image_db.py
+    write_atomic(mariadb.config_file(paths), config, 0o600)
     write_atomic(slurmdbd.conf_file(paths), slurmdbd.render_slurmdbd_conf(spec, paths, node),
                  slurmdbd.CONF_MODE)
     os.chown(slurmdbd.conf_file(paths), 0, 0)
-    mariadb.copy_template(db_template.ensure_template(), data)
+    mariadb.copy_template(db_template.ensure_template() if spec.image == HOST_IMAGE
+                          else images.image_dir(spec.image) / images.DB_TEMPLATE, data)
     mariadb.host_socket(paths, node.name).parent.mkdir(parents=True, exist_ok=True)
 
 

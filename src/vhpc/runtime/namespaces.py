@@ -35,6 +35,8 @@ NS_KINDS = ("net", "uts", "ipc", "mnt", "cgroup", "pid")
 INIT_LOOP = "while :; do sleep 86400 & wait; done"
 INIT_NAME = "vhpc-init"
 READY = "ready"
+#: fstab source of a node's root overlay (cluster/image_root.py): its init pivots into it.
+ROOT_SOURCE = "vhpc-root"
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,13 @@ def join_cgroup_argv(cgroup_procs: list[Path] | tuple[Path, ...]) -> list[str]:
 
 
 def setup_script(hostname: str, ns_dir: Path, fstab: Path,
-                 cgroup_procs: list[Path] | tuple[Path, ...] = ()) -> str:
+                 cgroup_procs: list[Path] | tuple[Path, ...] = (),
+                 new_root: str | None = None) -> str:
     """Shell run as pid 1 of a new node: join its cgroup, set it up, then become its init.
 
     Few processes a node (sh, umount, mount, sleep): this runs for every node of every boot.
+    With `new_root` (an image node) it pivots into that mount after the mounts; the old
+    root goes with `umount -l` (the image's umount, which reads the node's new /proc).
     """
     q = shlex.quote
     return "\n".join([
@@ -125,11 +130,24 @@ def setup_script(hostname: str, ns_dir: Path, fstab: Path,
         # Copies of other nodes' namespace pins would keep those namespaces alive.
         f"umount -l {q(str(ns_dir))} /run/netns 2>/dev/null || true",
         f"mount -a -T {q(str(fstab))}",
+        *pivot_lines(new_root),
         # Never the OOM killer's pick: its death would end the node (not allowed everywhere).
         "echo -1000 2>/dev/null > /proc/self/oom_score_adj || true",
         f"echo {READY}",
         init_exec(ns_dir / hostname),
     ]) + "\n"
+
+
+def pivot_lines(new_root: str | None) -> list[str]:
+    """Shell lines making `new_root` the node's root (none without one)."""
+    if new_root is None:
+        return []
+    return [f"cd {shlex.quote(new_root)}", "pivot_root . .", "umount -l .", "cd /"]
+
+
+def new_root_of(mounts: list[Mount]) -> str | None:
+    """The target of the node's root overlay among its mounts, if it has one."""
+    return next((m.target for m in mounts if m.source == ROOT_SOURCE), None)
 
 
 def init_exec(node_pins: Path) -> str:
@@ -166,7 +184,7 @@ def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
     argv = [*join_cgroup_argv(cgroup_procs),
             "unshare", *(f"--{UNSHARE_FLAG.get(k, k)}" for k in kinds if k != "pid"),
             "--propagation", "private", "--", "/bin/sh", "-c",
-            setup_script(hostname, ns_dir, fstab)]
+            setup_script(hostname, ns_dir, fstab, new_root=new_root_of(mounts))]
     def pin_all(pid: int) -> None:
         for kind, path in pins:
             pidns.pin(pid, kind, path)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from vhpc.runtime.hostops import run_command
+from vhpc.services.host_clients import client_env
 from vhpc.services.slurm_client import SlurmClient, user_names
 
 #: sacct columns, in order (-P: '|' separated; SLURM_TIME_FORMAT=%s: Unix times)
@@ -243,7 +244,7 @@ def read_jobs(client: SlurmClient, accounting: bool, finished: bool = False,
     """The cluster's jobs, newest first: live ones; with `finished`, ended ones too
     (those slurmctld still holds, and with `accounting` every one since `since`)."""
     users = user_names(client.passwd)
-    env = dict(os.environ, SLURM_CONF=str(client.conf), SLURM_TIME_FORMAT="%s")
+    env = dict(client_env(client.conf, os.environ), SLURM_TIME_FORMAT="%s")
     env.pop("SLURM_JWT", None)  # munge as root, whatever the caller's shell holds
     result = run_command(["squeue", "--states=all", "--json"], check=False, timeout=30,
                          env=env)

@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vhpc.errors import CommandError
 from vhpc.runtime.hostops import CommandResult, run_command
+from vhpc.services.host_clients import client_env
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class SlurmClient:
     def run(self, argv: list[str], check: bool = True, timeout: float = 30.0,
             input: str | None = None) -> CommandResult:
         """Run a Slurm client command on the host (`input`: its stdin)."""
-        env = dict(os.environ, SLURM_CONF=str(self.conf))
+        env = client_env(self.conf, os.environ)  # an image cluster: the image's clients
         return run_command(argv, check=check, timeout=timeout, env=env, input=input)
 
     def ping(self) -> bool:
@@ -36,7 +38,10 @@ class SlurmClient:
 
     def node_rows(self) -> str:
         """`sinfo -N -o '%N %T %C'`: a line per node and partition (state, CPU counts)."""
-        result = self.run(["sinfo", "-h", "-N", "-o", "%N %T %C"], check=False, timeout=15)
+        try:
+            result = self.run(["sinfo", "-h", "-N", "-o", "%N %T %C"], check=False, timeout=15)
+        except CommandError:  # timed out: a busy slurmctld (1024 nodes registering) answers
+            return ""         # no states yet, like one that is down
         return result.stdout if result.returncode == 0 else ""
 
     def node_reasons(self) -> dict[str, str]:

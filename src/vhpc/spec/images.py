@@ -16,12 +16,14 @@ from vhpc.spec.model import HOST_IMAGE
 
 _IMAGE_NAME_RE = re.compile(r"[a-z][a-z0-9.-]{0,31}")
 
-#: What every image holds besides the minimal base: the Slurm daemons and clients, munge,
+#: What every image holds besides the minimal base: the Slurm daemons and clients (auth/jwt
+#: is a package of its own in Debian 12 and 13), munge,
 #: accounting (slurmdbd + MariaDB), REST, Open MPI and Python with mpi4py/numpy for the
 #: workloads, and what vhpc runs in a node (sh, mount, setpriv, sleep: base packages;
 #: bash for the cluster user's login shell, procps for the workloads' ps/pgrep).
 PACKAGES = (
-    "slurmd", "slurmctld", "slurm-client", "slurmdbd", "slurmrestd", "munge",
+    "slurmd", "slurmctld", "slurm-client", "slurmdbd", "slurmrestd", "slurm-wlm-jwt-plugin",
+    "munge",
     "mariadb-server", "openmpi-bin", "python3", "python3-mpi4py", "python3-numpy",
     "bash", "procps", "util-linux", "mount", "iproute2",
 )
@@ -39,9 +41,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # Debian 12 ships Slurm's JWT auth (slurmrestd's) in a package of its own.
-    "debian12": Recipe("debian12", "bookworm", "Debian 12: Slurm 22.05, Open MPI 4.1",
-                       (*PACKAGES, "slurm-wlm-jwt-plugin")),
+    "debian12": Recipe("debian12", "bookworm", "Debian 12: Slurm 22.05, Open MPI 4.1"),
     "debian13": Recipe("debian13", "trixie", "Debian 13: Slurm 24.11, Open MPI 5.0"),
 }
 
