@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vhpc.atomic import write_atomic
-from vhpc.cluster import accounting, kept_logs, privacy, recovery, site_files
+from vhpc.cluster import accounting, image_root, kept_logs, privacy, recovery, site_files
 from vhpc.cluster import node as nodes_mod
 from vhpc.cluster import operations as ops
 from vhpc.cluster.events import EventBus
@@ -37,7 +37,7 @@ from vhpc.cluster.operations import Operation, OpKind
 from vhpc.cluster.supervisor import Supervised, Supervisor, heartbeat_age, touch
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
-from vhpc.runtime import Runtime
+from vhpc.runtime import Runtime, images
 from vhpc.runtime.cgroups import job_cgroup_mounts
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
@@ -254,9 +254,7 @@ class Cluster:
             for path in ns.all():
                 self.ledger.add(Kind.NAMESPACE, path, node.name)
             init = self.runtime.create_namespaces(
-                ns, node.name, self.paths.ns_dir,
-                nodes_mod.node_mounts(self.paths, node, node.memory, self.spec.shares)
-                + self._job_cgroup_mounts(),
+                ns, node.name, self.paths.ns_dir, self._node_mounts(node),
                 self.runtime.cgroup_procs_files(group))
             self.inits.record(node.name, init)  # pid 1, in the cgroup: its kill ends it too
 
@@ -282,6 +280,16 @@ class Cluster:
             gateway=spec.host_ip,
             bridge=fabric.bridge_of(spec, node),
         )
+
+    def _node_mounts(self, node: NodeSpec) -> list[Mount]:
+        """Everything mounted in a new node; with an image, below its image root."""
+        mounts = nodes_mod.node_mounts(self.paths, node, node.memory, self.spec.shares) \
+            + self._job_cgroup_mounts()
+        if not image_root.uses_image(self.spec, node):
+            return mounts
+        image_root.prepare_dirs(self.paths, node.name)
+        return image_root.image_mounts(self.paths, node.name, images.rootfs(self.spec.image),
+                                       mounts, nodes_mod.resolv_target())
 
     def _job_cgroup_mounts(self) -> list[Mount]:
         """The node's own cgroup mounts for Slurm's job cgroups, where jobs get them."""

@@ -189,6 +189,9 @@ class ClusterSpec:
     shares: tuple[ShareSpec, ...] = ()  # host directories every node sees
     #: the nodes' root filesystem: "host" (the host's own) or a built image (`vhpc image`)
     image: str = HOST_IMAGE
+    #: the Slurm version the nodes run ("24.11.5"), resolved at plan time from the image;
+    #: "" in a spec written before it was recorded (the Debian 12 host's 22.05)
+    slurm_version: str = ""
 
     @property
     def cluster_id(self) -> str:
@@ -269,6 +272,7 @@ class ClusterSpec:
             **({"partitions": [p.to_dict() for p in self.partitions]} if self.partitions else {}),
             **({"shares": [s.to_dict() for s in self.shares]} if self.shares else {}),
             **({"image": self.image} if self.image != HOST_IMAGE else {}),
+            **({"slurm_version": self.slurm_version} if self.slurm_version else {}),
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -294,4 +298,5 @@ class ClusterSpec:
             partitions=tuple(PartitionSpec.from_dict(p) for p in data.get("partitions", ())),
             shares=tuple(ShareSpec.from_dict(s) for s in data.get("shares", ())),
             image=str(data.get("image", HOST_IMAGE)),
+            slurm_version=str(data.get("slurm_version", "")),
         )
