@@ -101,8 +101,9 @@ def test_node_argv_joins_cgroup_enters_namespaces_and_drops_to_user() -> None:
                         "vhpc-node"]
     assert argv[4:11] == ["nsenter", "--net=/s/ns/compute0.net", "--uts=/s/ns/compute0.uts",
                           "--ipc=/s/ns/compute0.ipc", "--mount=/s/ns/compute0.mnt",
-                          "--pid=/s/ns/compute0.pid", "--wd=/s/home/cluser"]
-    assert argv[12:17] == ["setpriv", "--reuid=2000", "--regid=2000", "--init-groups", "--"]
+                          "--pid=/s/ns/compute0.pid", "--"]
+    assert argv[11:16] == ["setpriv", "--reuid=2000", "--regid=2000", "--init-groups", "--"]
+    assert argv[16:19] == ["env", "-i", "--chdir=/s/home/cluser"]  # inside the node's root
     assert "HOME=/s/home/cluser" in argv and "SLURM_CONF=/s/slurm.conf" in argv
     assert argv[-2:] == ["srun", "hostname"]
 

@@ -89,10 +89,13 @@ def node_argv(
         inner += ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--"]
         base = user_env(user, base)
         cwd = user.home
-    inner += ["env", "-i", *(f"{k}={v}" for k, v in sorted(base.items())), *command]
+    # env changes directory inside the node: nsenter's --wd opens the directory before
+    # entering, i.e. in the host's tree, which a node with an image root cannot reach.
+    inner += ["env", "-i", f"--chdir={cwd}", *(f"{k}={v}" for k, v in sorted(base.items())),
+              *command]
     return [
         "/bin/sh", "-c", join_prologue(target.cgroup_procs), "vhpc-node",
-        "nsenter", *target.ns.nsenter_args(pid=pid_ns), f"--wd={cwd}", "--", *inner,
+        "nsenter", *target.ns.nsenter_args(pid=pid_ns), "--", *inner,
     ]
 
 
