@@ -33,6 +33,7 @@ def build(name: str, progress: images.Progress = _stderr) -> images.ImageInfo:
     base = images.images_dir()
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=base))
+    work.chmod(0o755)  # apt downloads as _apt
     started = time.time()
     root = work / images.ROOTFS
     try:

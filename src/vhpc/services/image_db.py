@@ -67,6 +67,18 @@ def make_template(root: Path, dest: Path) -> None:
             raise BootError(f"slurmdbd made no {mariadb.DATABASE} database")
         os.rename(work / "data", dest)
     except (CommandError, BootError, OSError) as err:
-        raise BootError(f"image build failed: the accounting template: {err}") from err
+        logs = " | ".join(last_line(work / name) for name in
+                          ("install.log", "mariadbd.log", "slurmdbd.log"))
+        raise BootError(f"image build failed: the accounting template "
+                        f"(exit {getattr(err, 'returncode', '?')}): {logs}") from err
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def last_line(path: Path) -> str:
+    """`name: its last line` of a log of the template's daemons."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return f"{path.name}: (none)"
+    return f"{path.name}: {lines[-1] if lines else '(empty)'}"
