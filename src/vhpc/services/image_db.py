@@ -76,9 +76,10 @@ def make_template(root: Path, dest: Path) -> None:
 
 
 def last_line(path: Path) -> str:
-    """`name: its last line` of a log of the template's daemons."""
+    """`name: line` of a log of the template's daemons: its last error line, else its last."""
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return f"{path.name}: (none)"
-    return f"{path.name}: {lines[-1] if lines else '(empty)'}"
+    errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower()]
+    return f"{path.name}: {(errors or lines or ['(empty)'])[-1]}"
