@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from vhpc.services import slurmdbd
+from vhpc.services import slurm_versions, slurmdbd
 from vhpc.spec import gpus
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
@@ -29,8 +29,9 @@ def gres_conf_file(paths: ClusterPaths) -> Path:
     return paths.slurm_etc / "gres.conf"
 
 
-def render_gres_conf(nodes: Iterable[NodeSpec]) -> str:
-    """gres.conf for these nodes: one line per compute node with GPUs, in name order."""
+def render_gres_conf(nodes: Iterable[NodeSpec], slurm_version: str = "") -> str:
+    """gres.conf for these nodes (one line per compute node with GPUs, in name order), for
+    the cluster's Slurm version."""
     lines = [
         "# gres.conf written by vhpc: fake GPUs, character devices with /dev/null's",
         "# numbers in each GPU node's own /dev (nothing is behind them)",
@@ -42,7 +43,7 @@ def render_gres_conf(nodes: Iterable[NodeSpec]) -> str:
         kind = f" Type={node.gpu_type}" if node.gpu_type else ""
         lines.append(f"NodeName={node.name} Name=gpu{kind} "
                      f"File={gpus.device_files(node.gpus)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(slurm_versions.adapt("gres.conf", lines, slurm_version)) + "\n"
 
 
 def slurm_conf_lines(spec: ClusterSpec) -> list[str]:

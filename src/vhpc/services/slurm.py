@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vhpc.services import gres, jwt_auth, slurm_site, slurmdbd
+from vhpc.services import gres, jwt_auth, slurm_site, slurm_versions, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
 from vhpc.spec import scale
@@ -127,7 +127,8 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         *submission_limit_lines(),
         *jwt_auth.conf_lines(paths),  # slurmrestd's JSON Web Tokens
     ]
-    return "\n".join(lines) + "\n"
+    # written for 22.05; what later releases removed or renamed: services/slurm_versions.py
+    return "\n".join(slurm_versions.adapt("slurm.conf", lines, spec.slurm_version)) + "\n"
 
 
 def submission_limit_lines() -> list[str]:

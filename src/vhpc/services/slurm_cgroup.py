@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from vhpc.services import slurm_versions
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.sizes import MIB
@@ -83,11 +84,11 @@ def default_mem_per_cpu(spec: ClusterSpec) -> int:
     return max(1, min(shares)) if shares else 0
 
 
-def render_cgroup_conf(cgroup_version: int = 1) -> str:
+def render_cgroup_conf(cgroup_version: int = 1, slurm_version: str = "") -> str:
     """cgroup.conf, next to slurm.conf: the node's own cgroup tree already mounted in
-    every node (v1 hierarchies, or v2's unified tree)."""
+    every node (v1 hierarchies, or v2's unified tree), for the cluster's Slurm version."""
     where = "/sys/fs/cgroup/<hierarchy>" if cgroup_version == 1 else "/sys/fs/cgroup"
-    return "\n".join([
+    return "\n".join(slurm_versions.adapt("cgroup.conf", [
         f"# cgroup.conf written by vhpc: {where} in a node is its own",
         "# subtree (a cgroup namespace); Slurm's job cgroups go below it",
         *cgroup_plugin_lines(cgroup_version),
@@ -96,7 +97,7 @@ def render_cgroup_conf(cgroup_version: int = 1) -> str:
         "AllowedRAMSpace=100",
         "ConstrainSwapSpace=no",
         "ConstrainDevices=no",
-    ]) + "\n"
+    ], slurm_version)) + "\n"
 
 
 def topology_file(paths: ClusterPaths, node: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vhpc.services import jwt_auth, mariadb
+from vhpc.services import jwt_auth, mariadb, slurm_versions
 from vhpc.services.base import DaemonSpec
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec, UserSpec
 from vhpc.spec.paths import ClusterPaths
@@ -55,9 +55,9 @@ def render_slurmdbd_conf(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec)
         f"StoragePort={mariadb.PORT}",
         "StorageUser=root",
         f"StorageLoc={mariadb.DATABASE}",
-        *jwt_auth.conf_lines(paths),  # slurmrestd's tokens (openapi/dbv0.0.38)
+        *jwt_auth.conf_lines(paths),  # slurmrestd's tokens (the slurmdbd endpoints)
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(slurm_versions.adapt("slurmdbd.conf", lines, spec.slurm_version)) + "\n"
 
 
 def slurm_conf_lines(spec: ClusterSpec, paths: ClusterPaths) -> list[str]:

@@ -11,31 +11,39 @@ user management (spec/users.py) would then have to keep free; `nobody` in a PID
 namespace of its own node is only visible to the controller node and the host.
 
 Debian's 22.05 slurmrestd ships the `openapi/v0.0.36..38` (slurmctld) and
-`openapi/dbv0.0.36..38` (slurmdbd, with accounting) plugins; vhpc serves the newest.
-Requests carry `X-SLURM-USER-NAME` and `X-SLURM-USER-TOKEN` headers.
+`openapi/dbv0.0.36..38` (slurmdbd, with accounting) plugins; 24.11 (Debian 13) has
+`openapi/slurmctld` and `openapi/slurmdbd` serving each `data_parser/v0.0.40..42`. vhpc
+serves the newest API of the cluster's release (services/slurm_versions.py), at
+`/slurm/<api>/` and `/slurmdb/<api>/`. Requests carry `X-SLURM-USER-NAME` and
+`X-SLURM-USER-TOKEN` headers.
 """
 
 from __future__ import annotations
 
-from vhpc.services import slurmdbd
+from vhpc.services import slurm_versions, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
 
 REST_PORT = 6820
-OPENAPI_VERSION = "v0.0.38"  # the newest Debian 12's slurmrestd 22.05 ships
 RUN_AS_USER = "nobody"
 DEFAULT_LIFESPAN = 86400  # seconds a token of `vhpc env` or `vhpc token --slurm` lives
 MAX_LIFESPAN = 365 * 86400
 
 
 def openapi_plugins(spec: ClusterSpec) -> tuple[str, ...]:
-    """The REST API versions slurmrestd serves: slurmctld's, and slurmdbd's with
-    accounting (the db plugin is fatal without slurmdbd)."""
-    plugins = [f"openapi/{OPENAPI_VERSION}"]
-    if slurmdbd.db_node(spec) is not None:
-        plugins.append(f"openapi/db{OPENAPI_VERSION}")
-    return tuple(plugins)
+    """The openapi plugins slurmrestd loads: slurmctld's, and slurmdbd's with accounting
+    (the db plugin is fatal without slurmdbd)."""
+    return slurm_versions.rest_plugins(spec.slurm_version, _accounting(spec))[0]
+
+
+def api_version(spec: ClusterSpec) -> str:
+    """The REST API version the cluster serves ('v0.0.38' on 22.05, 'v0.0.42' on 24.11)."""
+    return slurm_versions.rest_api_version(spec.slurm_version)
+
+
+def _accounting(spec: ClusterSpec) -> bool:
+    return slurmdbd.db_node(spec) is not None
 
 
 def listen_address(spec: ClusterSpec) -> str:
@@ -51,9 +59,10 @@ def url(spec: ClusterSpec) -> str:
 def daemon(spec: ClusterSpec, paths: ClusterPaths) -> DaemonSpec:
     """slurmrestd on the controller node, JWT only, as `nobody` with the cluster's group."""
     node = spec.controller.name
+    plugins, parsers = slurm_versions.rest_plugins(spec.slurm_version, _accounting(spec))
     argv = ("slurmrestd", "-f", str(paths.slurm_conf), "-a", "rest_auth/jwt",
-            "-s", ",".join(openapi_plugins(spec)), "-u", RUN_AS_USER, "-g", spec.user,
-            listen_address(spec))
+            "-s", ",".join(plugins), *(("-d", ",".join(parsers)) if parsers else ()),
+            "-u", RUN_AS_USER, "-g", spec.user, listen_address(spec))
     return DaemonSpec("slurmrestd", node, argv, paths.daemon_log("slurmrestd", node),
                       {"SLURM_CONF": str(paths.slurm_conf), "SLURM_JWT": "daemon"})
 

@@ -1,0 +1,57 @@
+"""Which Slurm version a cluster's nodes run, resolved at plan time (ClusterSpec.slurm_version).
+
+The image "host" runs the host's own Slurm: `slurmd -V` ("slurm-wlm 22.05.8"), a few
+milliseconds, remembered per process for as long as the slurmd binary is the same file
+(a package upgrade replaces it). A built image carries its version in its metadata
+(runtime/images.py `image.json`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+
+from vhpc.runtime import images
+from vhpc.spec.model import HOST_IMAGE
+
+SLURMD = "slurmd"
+
+
+def of_image(image: str) -> str:
+    """The Slurm version ("24.11.5") the nodes of `image` run; "" if it cannot be told."""
+    if image != HOST_IMAGE:
+        return images.info(image).slurm_version
+    return host_version()
+
+
+def host_version() -> str:
+    """The host's Slurm version from its slurmd, or "" when slurmd is not installed."""
+    path = shutil.which(SLURMD, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if path is None:
+        return ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return _version_of(path, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _version_of(path: str, inode: int, mtime_ns: int, size: int) -> str:
+    """`slurmd -V` of this very file (the stat fields make a replaced binary a new key)."""
+    del inode, mtime_ns, size
+    try:
+        out = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return short_version(out)
+
+
+def short_version(text: str) -> str:
+    """The bare version in a `slurmd -V` line ('slurm-wlm 24.11.5' -> '24.11.5'), or ""."""
+    found = re.search(r"\d+\.\d+\.\d+", text)
+    return found.group(0) if found else ""
