@@ -15,7 +15,13 @@ from vhpc.cluster import image_root
 from vhpc.cluster.node import node_mounts
 from vhpc.errors import ClusterStateError, SpecError
 from vhpc.runtime import images
-from vhpc.runtime.namespaces import ROOT_SOURCE, new_root_of, render_fstab, setup_script
+from vhpc.runtime.namespaces import (
+    ROOT_SOURCE,
+    Mount,
+    new_root_of,
+    render_fstab,
+    setup_script,
+)
 from vhpc.services import host_clients
 from vhpc.spec import images as recipes
 from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
@@ -151,7 +157,7 @@ def test_resolv_target_becomes_the_images_and_host_paths_stay() -> None:
     node = NodeSpec("compute0", NodeRole.COMPUTE, 10, (0,), 1 << 30)
     plain = node_mounts(PATHS, node, node.memory)
     resolv = next(m for m in plain if m.source == str(PATHS.etc / "resolv.conf"))
-    host_path = image_root.Mount("/var/lib/vhpc/im1/nodes/compute0/tmp/work", "/srv/w")
+    host_path = Mount("/var/lib/vhpc/im1/nodes/compute0/tmp/work", "/srv/w")
     mounts = image_root.image_mounts(PATHS, "compute0", ROOTFS, [*plain, host_path],
                                      resolv.target)
     root = "/var/lib/vhpc/im1/nodes/compute0/root"
