@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from vhpc.errors import (
     VhpcError,
 )
 from vhpc.models import DownResult
-from vhpc.runtime import facts, images
+from vhpc.runtime import facts, images, slurm_version
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
 from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
@@ -82,7 +82,8 @@ def plan(options: ClusterOptions) -> ClusterSpec:
         images.info(options.image)  # built? (if not: the built and the buildable ones)
     spec = build_spec(options, facts.gather(cluster_ids_in_use(exclude=options.name)))
     shares.check_host_dirs(spec.shares, os.path.isdir)  # vhpc never makes (or deletes) them
-    return spec
+    # the renderers write for this version (services/slurm_versions.py)
+    return replace(spec, slurm_version=slurm_version.of_image(spec.image))
 
 
 def cluster_ids_in_use(exclude: str = "") -> frozenset[str]:
