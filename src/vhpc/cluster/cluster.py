@@ -162,7 +162,7 @@ class Cluster:
         write_atomic(p.slurm_conf, slurm.render_slurm_conf(self.spec, p, job_limits=job_limits))
         if job_limits:  # next to slurm.conf, where slurmd looks for it
             write_atomic(p.slurm_etc / "cgroup.conf",
-                         render_cgroup_conf(self.runtime.cgroup_version))
+                         render_cgroup_conf(self.runtime.cgroup_version, self.spec.slurm_version))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
         self._write_munge_key()
         jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
@@ -379,7 +379,8 @@ class Cluster:
         starts (it reads its GPU devices there)."""
         names = {n.name for n in adding}
         nodes = [n for n in self.spec.nodes if n.name not in names] + adding
-        write_atomic(gres.gres_conf_file(self.paths), gres.render_gres_conf(nodes))
+        write_atomic(gres.gres_conf_file(self.paths),
+                     gres.render_gres_conf(nodes, self.spec.slurm_version))
 
     def wait_idle(self, names: list[str], timeout: float) -> None:
         """Wait until every named node is idle in Slurm."""
