@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,21 @@ class VethSpec:
     bridge: str
 
 
+def bridge_mac(name: str) -> str:
+    """A fixed, locally administered MAC address for the bridge `name`.
+
+    A bridge without one takes the lowest MAC of its ports, so it changes as nodes' veths
+    join; every node that had resolved the host's address then sends to a MAC nobody has
+    until its ARP entry is probed again (~5 s): the boot's accounting registration, made
+    while the compute nodes are wired, took 5-14 s instead of 0.2 s that way.
+    """
+    digest = hashlib.sha1(name.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
 def create_bridge(name: str, address: ipaddress.IPv4Interface) -> None:
     """A Linux bridge with the host's address; packets from it are never forwarded onward."""
-    run_command(["ip", "link", "add", name, "type", "bridge"])
+    run_command(["ip", "link", "add", name, "address", bridge_mac(name), "type", "bridge"])
     run_command(["ip", "-batch", "-"], input=(
         f"addr add {address} dev {name}\n"
         f"link set {name} up\n"
