@@ -18,16 +18,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from vhpc.client import ManagerClient
 from vhpc.cluster import kept_logs
 from vhpc.cluster.ledger import Kind, Ledger
-from vhpc.cluster.node import cgroup_group, node_target
-from vhpc.cluster.recovery import booting_manager, dead_manager_note
-from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import (
     BootError,
     ClusterStateError,
@@ -35,16 +29,21 @@ from vhpc.errors import (
     UserError,
     VhpcError,
 )
-from vhpc.models import DownResult
 from vhpc.runtime import facts, images, slurm_version
-from vhpc.runtime.linux import LinuxRuntime
-from vhpc.runtime.proc import ProcessRecord, is_alive, terminate
-from vhpc.runtime.spawn import NodeTarget, UserLogin, node_argv
 from vhpc.spec import ids, scale, shares
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
 from vhpc.spec.model import HOST_IMAGE, ClusterSpec
 from vhpc.spec.paths import ClusterPaths, state_root
 
+if TYPE_CHECKING:
+    from vhpc.client import ManagerClient
+    from vhpc.models import DownResult
+    from vhpc.runtime.proc import ProcessRecord
+    from vhpc.runtime.spawn import NodeTarget, UserLogin
+
+# `up` imports only what planning and starting the manager need; the HTTP client, the
+# models, the runtime and the teardown are imported by the functions that use them.
+MANAGER_KEY = "manager"  # the manager's ledger key (cluster/teardown.py)
 ProgressFn = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)  # boot steps at INFO: `Cluster()` users see them via logging
 
@@ -235,6 +234,8 @@ def _drain(proc: subprocess.Popen[str]) -> str:
 
 def ensure_manager(name: str) -> ManagerClient:
     """A client of the cluster's manager, restarting (re-adopting) it if it is gone."""
+    from vhpc.client import ManagerClient
+
     require_up(name)
     client = ManagerClient(name)
     try:
@@ -252,6 +253,9 @@ def _adopt(name: str) -> ManagerClient:
     Not while the cluster's `up` still runs: its manager serves nothing yet, and stopping
     it would cut the boot short (cluster/recovery.py would then remove the cluster).
     """
+    from vhpc.client import ManagerClient
+    from vhpc.cluster.recovery import booting_manager, dead_manager_note
+
     booting = booting_manager(ClusterPaths.of(name))
     if booting is not None:
         raise ClusterStateError(
@@ -266,6 +270,9 @@ def _adopt(name: str) -> ManagerClient:
 
 
 def _stop_stale_manager(name: str) -> None:
+    from vhpc.cluster.teardown import process_record
+    from vhpc.runtime.proc import is_alive, terminate
+
     ledger = Ledger(ClusterPaths.of(name).ledger)
     for entry in ledger.entries(Kind.PROCESS):
         if entry.ident == MANAGER_KEY:
@@ -300,6 +307,10 @@ def down(name: str) -> list[str]:
 def down_result(name: str, keep_logs: bool = False) -> DownResult:
     """Stop and remove everything the cluster made; with `keep_logs` its logs move to a
     directory of their own first (cluster/kept_logs.py: `DownResult.logs` names it)."""
+    from vhpc.client import ManagerClient
+    from vhpc.cluster.teardown import process_record
+    from vhpc.models import DownResult
+
     require_up(name)
     facts.require_root("vhpc down")
     managers = [process_record(e) for e in Ledger(ClusterPaths.of(name).ledger).entries(
@@ -317,6 +328,8 @@ def down_result(name: str, keep_logs: bool = False) -> DownResult:
 
 
 def _wait_gone(records: list[ProcessRecord], timeout: float = 10.0) -> None:
+    from vhpc.runtime.proc import is_alive
+
     deadline = time.monotonic() + timeout
     while any(is_alive(r) for r in records) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -347,6 +360,9 @@ def clean(name: str, force: bool = False) -> list[str]:
 def _remove(name: str, paths: ClusterPaths, ledger: Ledger,
             kept: list[Path] | None = None) -> list[str]:
     """Teardown by the ledger; with `kept` (a list) the logs are kept and their path added."""
+    from vhpc.cluster.teardown import remove_owned
+    from vhpc.runtime.linux import LinuxRuntime
+
     def keep() -> None:
         where = kept_logs.keep(paths, name)
         if where is not None and kept is not None:
@@ -365,6 +381,12 @@ def remove_kept_logs(name: str | None) -> list[Path]:
 
 def liveness(name: str, ledger: Ledger) -> str:
     """Why the cluster counts as live ('' if it does not): its manager answers, or daemons."""
+    import httpx
+
+    from vhpc.client import ManagerClient
+    from vhpc.cluster.teardown import process_record
+    from vhpc.runtime.proc import is_alive
+
     client = ManagerClient(name, timeout=3.0)
     try:
         client.ping()
@@ -388,6 +410,9 @@ def load_spec(name: str) -> ClusterSpec:
 
 def target_of(name: str, node: str) -> tuple[ClusterSpec, NodeTarget]:
     """How to run something in a node of a running cluster."""
+    from vhpc.cluster.node import cgroup_group, node_target
+    from vhpc.runtime.linux import LinuxRuntime
+
     spec = load_spec(name)
     try:
         found = spec.node(node)
@@ -406,6 +431,8 @@ def target_of(name: str, node: str) -> tuple[ClusterSpec, NodeTarget]:
 
 def login_of(spec: ClusterSpec, user: str | None) -> UserLogin | None:
     """The login of `user` inside the cluster (None = root)."""
+    from vhpc.runtime.spawn import UserLogin
+
     if user in (None, "root"):
         return None
     homes = ClusterPaths.of(spec.name).home
@@ -422,6 +449,8 @@ def login_of(spec: ClusterSpec, user: str | None) -> UserLogin | None:
 
 def exec_argv(name: str, node: str, command: list[str], user: str | None) -> list[str]:
     """The argv that runs `command` in `node` as `user` (see runtime.spawn.node_argv)."""
+    from vhpc.runtime.spawn import node_argv
+
     spec, target = target_of(name, node)
     return node_argv(target, command, user=login_of(spec, user),
                      env={"TERM": os.environ.get("TERM", "xterm")})

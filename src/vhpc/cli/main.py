@@ -6,22 +6,22 @@ import os
 import sys
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vhpc import control
-from vhpc.cli import site_cmds
 from vhpc.cli.completion import node_names
 from vhpc.cli.errors import run_cli
+from vhpc.cli.lazy import LazyGroup
 from vhpc.cli.output import err_console, out_console, plain, print_json, say, waiting
-from vhpc.cli.render import status_table
 from vhpc.errors import ClusterStateError
-from vhpc.services import host_clients
 from vhpc.spec.load import CONTROLLER_NAME, ClusterOptions
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
 
+# Only what `vhpc up` needs is imported here; other commands import theirs when they run
+# (cli/lazy.py), so the boot's fixed cost does not include the whole CLI.
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--cluster", default="vhpc", envvar="VHPC_CLUSTER", show_default=True,
               help="Which cluster (env VHPC_CLUSTER).")
 @click.option("--debug", is_flag=True, envvar="VHPC_DEBUG", help="Show tracebacks.")
@@ -81,6 +81,7 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
        sample_interval: float, pids_max: int | None, gpus: str, users: str,
        no_accounting: bool, image: str) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
+    from vhpc.cli import site_cmds
     from vhpc.web.listen import parse_listen
 
     if listen:
@@ -94,6 +95,8 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
                              accounting=not no_accounting, image=image,
                              extra=tuple((k, v) for k, v in extra.items() if v))
     options = site_cmds.up_options(click.get_current_context(), site_file, shares, options)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True,
@@ -165,6 +168,8 @@ def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
 @click.pass_obj
 def status(obj: dict[str, str], as_json: bool) -> None:
     """Nodes: ip, cpuset, memory limit/usage, OOM kills, Slurm state, pids, daemons."""
+    from vhpc.cli.render import status_table
+
     doc = plain(control.ensure_manager(obj["cluster"]).status())
     if as_json:
         print_json(doc)
@@ -226,7 +231,9 @@ def shell(obj: dict[str, str], node: str, user: str | None) -> None:
 @click.pass_obj
 def env(obj: dict[str, str], jwt: bool, user: str | None, lifespan: int | None) -> None:
     """Shell exports so the host's sinfo/sbatch/srun talk to the cluster."""
+    from vhpc.cli import site_cmds
     from vhpc.rest import env_lines, slurm_token
+    from vhpc.services import host_clients
     from vhpc.services.slurmrestd import DEFAULT_LIFESPAN
 
     spec = control.load_spec(obj["cluster"])
@@ -286,27 +293,21 @@ def manager_status(obj: dict[str, str]) -> None:
     click.echo(f"manager of {doc['cluster']}: {doc['phase']}, up {doc['uptime']}s")
 
 
-from vhpc.cli.chaos_cmds import chaos_group  # noqa: E402
-from vhpc.cli.cluster_list import ls_cmd  # noqa: E402
-from vhpc.cli.completion import completion_cmd  # noqa: E402
-from vhpc.cli.fault_cmds import fault_group  # noqa: E402
-from vhpc.cli.image_cmds import image_group  # noqa: E402
-from vhpc.cli.job_cmds import jobs_cmd  # noqa: E402
-from vhpc.cli.load_cmds import load_cmd  # noqa: E402
-from vhpc.cli.node_cmds import node_group  # noqa: E402
-from vhpc.cli.observe_cmds import logs_cmd, metrics_cmd, top_cmd  # noqa: E402
-from vhpc.cli.site_cmds import spec_group  # noqa: E402
-from vhpc.cli.user_cmds import user_group  # noqa: E402
-
-for command in (ls_cmd, node_group, top_cmd, metrics_cmd, logs_cmd, completion_cmd):
-    cli.add_command(command)
-cli.add_command(user_group)
-cli.add_command(spec_group)
-cli.add_command(jobs_cmd)
-cli.add_command(fault_group)
-cli.add_command(load_cmd)
-cli.add_command(chaos_group)
-cli.add_command(image_group)
+# Commands of their own modules, one line each: imported only when they run.
+assert isinstance(cli, LazyGroup)
+cli.add_lazy("ls", "vhpc.cli.cluster_list:ls_cmd")
+cli.add_lazy("node", "vhpc.cli.node_cmds:node_group")
+cli.add_lazy("top", "vhpc.cli.observe_cmds:top_cmd")
+cli.add_lazy("metrics", "vhpc.cli.observe_cmds:metrics_cmd")
+cli.add_lazy("logs", "vhpc.cli.observe_cmds:logs_cmd")
+cli.add_lazy("completion", "vhpc.cli.completion:completion_cmd")
+cli.add_lazy("user", "vhpc.cli.user_cmds:user_group")
+cli.add_lazy("spec", "vhpc.cli.site_cmds:spec_group")
+cli.add_lazy("jobs", "vhpc.cli.job_cmds:jobs_cmd")
+cli.add_lazy("fault", "vhpc.cli.fault_cmds:fault_group")
+cli.add_lazy("load", "vhpc.cli.load_cmds:load_cmd")
+cli.add_lazy("chaos", "vhpc.cli.chaos_cmds:chaos_group")
+cli.add_lazy("image", "vhpc.cli.image_cmds:image_group")
 
 
 def read_token(cluster: str, strict: bool = False) -> str:

@@ -13,11 +13,13 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # Piped output (scripts, `| grep`) must not be cut to 80 columns. Both consoles resolve
 # sys.stdout / sys.stderr when they print, so redirections (and click's test runner) apply.
@@ -55,6 +57,8 @@ def waiting(description: str) -> Iterator[Progress]:
     Yields the Progress so the caller may change the text: `bar.update(task_id, ...)` with
     `bar.task_ids[0]`.
     """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # ~30 ms
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err_console, transient=True,
                   disable=not err_console.is_terminal) as bar:

@@ -308,8 +308,7 @@ class Cluster:
     def service_daemons(self) -> list[DaemonSpec]:
         """Daemons of the service nodes, in start order."""
         ctl = self.spec.controller
-        out = [munge.daemon(self.paths, ctl.name,
-                            scale.munge_threads(len(self.spec.computes)))]
+        out = [munge.daemon(self.paths, ctl.name)]
         dns = [n for n in self.spec.nodes if n.role is NodeRole.DNS]
         if dns:
             out.append(etcd.daemon(self.spec, self.paths, dns[0]))
@@ -393,7 +392,7 @@ class Cluster:
             self.progress("waiting for nodes to be idle", idle, len(names))
             if idle == len(names):
                 return
-            time.sleep(scale.poll_interval(len(names)))  # each sinfo costs slurmctld
+            time.sleep(0.1)
         missing = [n for n in names if states.get(n, "").rstrip("*~#") != "idle"]
         raise BootError(
             f"timed out after {timeout:.0f}s: {len(missing)} nodes not idle "

@@ -6,16 +6,18 @@ and tests use a fake that implements the same Protocol (so the fake cannot drift
 
 from __future__ import annotations
 
-import ipaddress
-import subprocess
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from vhpc.runtime.cgroups import CgroupStats
-from vhpc.runtime.namespaces import Mount, NsPaths
-from vhpc.runtime.network import LeafSpec, VethSpec
-from vhpc.runtime.proc import ProcessRecord
-from vhpc.runtime.spawn import NodeTarget
+if TYPE_CHECKING:  # not at run time: `vhpc.runtime.facts` (the CLI's) needs none of these
+    import ipaddress
+    import subprocess
+    from pathlib import Path
+
+    from vhpc.runtime.cgroups import CgroupStats
+    from vhpc.runtime.namespaces import Mount, NsPaths
+    from vhpc.runtime.network import LeafSpec, VethSpec
+    from vhpc.runtime.proc import ProcessRecord
+    from vhpc.runtime.spawn import NodeTarget
 
 
 class Runtime(Protocol):
