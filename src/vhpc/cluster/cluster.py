@@ -43,7 +43,7 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
-from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, slurm, slurmrestd
+from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, openmpi, slurm, slurmrestd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import (
     job_limits_on,
@@ -164,6 +164,7 @@ class Cluster:
             write_atomic(p.slurm_etc / "cgroup.conf",
                          render_cgroup_conf(self.runtime.cgroup_version, self.spec.slurm_version))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
+        write_atomic(openmpi.task_prolog_file(p), openmpi.render_task_prolog(), 0o755)
         self._write_munge_key()
         jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
         accounting.prepare(self.spec, p)  # the db node's configs and datadir
