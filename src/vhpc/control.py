@@ -137,7 +137,10 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
     started = time.monotonic()
     facts.require_root("vhpc up")
     facts.require_binaries()
-    with host_lock():  # two concurrent `up`s must not pick the same free subnet
+    # The manager starts now and loads its modules (~0.1-0.3 s) while this process plans
+    # under the host lock; it boots once it reads the spec (or exits on end of input).
+    proc = _start_manager("boot", options.name, None)
+    with _cancel_unless_sent(proc), host_lock():  # two `up`s must not pick the same subnet
         spec = plan(options)
         if is_up(spec.name):
             raise ClusterStateError(
@@ -147,7 +150,7 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
         paths = ClusterPaths.of(spec.name)
         if paths.root.exists():  # leftovers without a ledger: nothing owned, safe to drop
             shutil.rmtree(paths.root)
-        proc = _start_manager("boot", spec.name, json.dumps(spec.to_dict()))
+        _send(proc, json.dumps(spec.to_dict()))
         if timeout is None:  # grows with the node count (spec/scale.py)
             timeout = scale.manager_boot_timeout(len(spec.computes))
         try:
@@ -178,18 +181,41 @@ def _logging_progress(name: str, progress: ProgressFn | None) -> ProgressFn:
     return report
 
 
-def _start_manager(mode: str, name: str, stdin_text: str = "") -> subprocess.Popen[str]:
+def _start_manager(mode: str, name: str, stdin_text: str | None = "") -> subprocess.Popen[str]:
+    """Start a detached manager; `stdin_text` is its input (None: sent later by `_send`)."""
     env = dict(os.environ)
     proc = subprocess.Popen(
         [sys.executable, "-m", "vhpc.server.manager", mode, name],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, env=env, cwd="/",
     )
-    assert proc.stdin is not None
-    proc.stdin.write(stdin_text + "\n")
-    proc.stdin.close()
-    proc.stdin = None  # so communicate() does not touch the closed pipe
+    if stdin_text is not None:
+        _send(proc, stdin_text)
     return proc
+
+
+def _send(proc: subprocess.Popen[str], text: str) -> None:
+    """Give the manager its one line of input and close its stdin."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text + "\n")
+        proc.stdin.close()
+    except BrokenPipeError:  # it died: _follow_boot reports why from its stderr
+        pass
+    proc.stdin = None  # so communicate() does not touch the closed pipe
+
+
+@contextlib.contextmanager
+def _cancel_unless_sent(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """If planning fails before the manager got its spec, end it (it read no input, so it
+    made nothing) and wait for it."""
+    try:
+        yield
+    except BaseException:
+        if proc.stdin is not None:
+            _send(proc, "")
+            _drain(proc)
+        raise
 
 
 NETWORK_BUILT = "creating nodes"  # the first progress message after the bridge exists

@@ -43,7 +43,7 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
-from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, openmpi, slurm, slurmrestd
+from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, slurm, slurmrestd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import (
     job_limits_on,
@@ -87,6 +87,7 @@ class Cluster:
         self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
         self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
         self.kept_logs: Path | None = None  # where teardown(keep_logs=True) put the logs
+        self._registry_wait: Callable[[], None] | None = None  # set by boot: etcd's wait
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float | None = None) -> None:
@@ -113,7 +114,9 @@ class Cluster:
                 later = self.start_services()  # if it fails, the pool's exit waits for
                 building.result()              # the building before the rollback
             self.start_computes(list(self.spec.computes))
-            later()  # etcd came up meanwhile
+            # etcd (the registry) is not on the path to idle nodes: the manager waits for
+            # it after `up` returned, before it publishes the nodes (wait_registry)
+            self._registry_wait = later
             self.wait_idle([n.name for n in self.spec.computes], timeout)
             ops.finish(self.paths.root)
         except BaseException as err:
@@ -133,6 +136,12 @@ class Cluster:
                 from err
         self.events.emit("cluster_up", f"cluster {self.spec.name} is up with "
                          f"{len(self.spec.computes)} compute nodes")
+
+    def wait_registry(self) -> None:
+        """After a boot: wait until etcd answers (it started with the service daemons)."""
+        wait, self._registry_wait = self._registry_wait, None
+        if wait is not None:
+            wait()
 
     def prepare_state(self) -> None:
         """State directory, the cluster's files and its munge key."""
@@ -164,7 +173,6 @@ class Cluster:
             write_atomic(p.slurm_etc / "cgroup.conf",
                          render_cgroup_conf(self.runtime.cgroup_version, self.spec.slurm_version))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
-        write_atomic(openmpi.task_prolog_file(p), openmpi.render_task_prolog(), 0o755)
         self._write_munge_key()
         jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
         accounting.prepare(self.spec, p)  # the db node's configs and datadir
@@ -323,7 +331,8 @@ class Cluster:
         """Start munged, etcd, dnsmasq and slurmctld; return once slurmctld answers.
 
         They start side by side (only munged is waited for first: slurmctld needs it).
-        The returned callable waits for the rest (etcd), so that wait overlaps the slurmds'.
+        The returned callable waits for the rest (etcd), which the boot leaves to the
+        manager (`wait_registry`): nothing on the path to idle nodes needs it.
         """
         n = len(self.spec.computes)  # the waits grow with the node count (spec/scale.py)
         checks: dict[str, tuple[Callable[[], bool], float, str]] = {

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from vhpc.api import ClusterAPI
+    from vhpc.cluster.inventory import Inventory
+    from vhpc.web.listen import TcpAccess
 
 # What is only needed once the cluster is up (FastAPI, uvicorn, etcd client, observe):
 # imported in a thread while the boot runs, which saves ~0.3 s of every `vhpc up`.
@@ -122,6 +124,7 @@ class Manager:
         self.reporter = reporter
         self.cluster = Cluster(spec, self.paths, LinuxRuntime(), progress=self._progress)
         self.server: uvicorn.Server | None = None
+        self.access: TcpAccess | None = None  # the TCP guard, made with the sockets
         self.exit_code = 0
 
     def _progress(self, message: str, done: int, total: int) -> None:
@@ -166,13 +169,26 @@ class Manager:
             log.error("%s failed: %s", self.mode, err)
             return 1
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        warm.join()
-        api, app, sockets, url = self._compose()
+        # The nodes are idle. The API's sockets listen from here, so a command that comes
+        # before the API is composed waits in their backlog instead of failing; the
+        # registry (etcd) is filled before `vhpc up` returns, the observer, the API object
+        # and the web app (~0.2 s) come after.
+        sockets, url = self._listen()
+        self._record_self()
+        try:
+            inventory = self._start_inventory()
+        except (VhpcError, OSError) as err:
+            return self._fail_after_boot(err)
         _setup_logging(self.paths.manager_log)
-        log.info("cluster %s ready; API on %s, dashboard %s", self.cluster.spec.name,
-                 self.paths.manager_socket, url.split("?")[0])
         self.reporter.send(ready=True, dashboard=url)
         self.reporter.detach(self.paths.manager_log)
+        warm.join()
+        try:
+            api, app = self._compose(inventory, url)
+        except Exception as err:
+            return self._fail_after_boot(err)
+        log.info("cluster %s ready; API on %s, dashboard %s", self.cluster.spec.name,
+                 self.paths.manager_socket, url.split("?")[0])
         asyncio.run(self.serve(app, sockets))
         from vhpc.models import Phase
 
@@ -183,26 +199,46 @@ class Manager:
             log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
         return self.exit_code
 
-    def _compose(self) -> tuple[ClusterAPI, FastAPI, list[socket.socket], str]:
-        """Build what serves a ready cluster: inventory, observer, API object, web app."""
-        from vhpc.api import ClusterAPI
-        from vhpc.cluster.inventory import Inventory
-        from vhpc.server.observing import make_observer
+    def _listen(self) -> tuple[list[socket.socket], str]:
+        """The token and the listening sockets (unix and TCP); the dashboard URL."""
         from vhpc.web import listen
-        from vhpc.web.app import create_app
 
-        inventory = Inventory.for_cluster(self.cluster)
-        inventory.start()  # registry records, DNS feed, node health monitor
-        self._record_self()
-        observer = make_observer(self.cluster)
         token = listen.ensure_token(self.paths)
         host, port = listen.parse_listen(self.cluster.spec.options.get(
             "listen", listen.DEFAULT_LISTEN))
         sockets, port = _listen_sockets(self.paths, port or self._dashboard_port(), host)
-        url = listen.dashboard_url(host, port, token)
+        self.access = listen.TcpAccess(token, listen.allowed_hosts(host, port))
+        return sockets, listen.dashboard_url(host, port, token)
+
+    def _start_inventory(self) -> Inventory:
+        """Once etcd answers (it started with the boot, off the nodes' path): every node's
+        registry record, the DNS feed and the node health monitor."""
+        from vhpc.cluster.inventory import Inventory
+
+        self.cluster.wait_registry()
+        inventory = Inventory.for_cluster(self.cluster)
+        inventory.start()
+        return inventory
+
+    def _fail_after_boot(self, err: BaseException) -> int:
+        """The cluster is up but this manager cannot serve it: say so, stop supervising
+        (the daemons keep running; the next command starts a manager that adopts them)."""
+        self.reporter.send(error=f"cluster {self.cluster.spec.name!r} is up, but its manager "
+                           f"could not start its API ({err}): any command restarts it")
+        log.error("could not start the API: %s", err, exc_info=err)
+        self.cluster.supervisor.shutdown()
+        return 1
+
+    def _compose(self, inventory: Inventory, url: str) -> tuple[ClusterAPI, FastAPI]:
+        """Build what serves a ready cluster: observer, API object, web app."""
+        from vhpc.api import ClusterAPI
+        from vhpc.server.observing import make_observer
+        from vhpc.web.app import create_app
+
+        assert self.access is not None  # made by _listen
+        observer = make_observer(self.cluster)
         api = ClusterAPI(self.cluster, inventory, observer, url)
-        access = listen.TcpAccess(token, listen.allowed_hosts(host, port))
-        return api, create_app(api, access, self._stop_server), sockets, url
+        return api, create_app(api, self.access, self._stop_server)
 
     async def serve(self, app: FastAPI, sockets: list[socket.socket]) -> None:
         """Serve the API until `down` or SIGTERM/SIGINT."""
