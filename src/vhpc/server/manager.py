@@ -270,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     paths = ClusterPaths.of(name)
     try:
         if mode == "boot":
-            spec = ClusterSpec.from_dict(json.loads(sys.stdin.readline()))
+            line = sys.stdin.readline()  # `vhpc up` starts us first, then plans: wait
+            if not line.strip():
+                return 0  # its planning failed: nothing to boot, nothing made
+            spec = ClusterSpec.from_dict(json.loads(line))
             signal.signal(signal.SIGTERM, _abort_boot)  # a cancelled `up` rolls back
         else:
             spec = ClusterSpec.from_dict(json.loads(paths.spec.read_text()))

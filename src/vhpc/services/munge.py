@@ -8,11 +8,8 @@ from vhpc.spec.paths import ClusterPaths
 KEY_SIZE = 1024
 
 
-def daemon(paths: ClusterPaths, node: str, threads: int = 4) -> DaemonSpec:
-    """munged in the foreground, socket and key in the cluster's state directory.
-
-    One munged serves every daemon of the cluster (each Slurm RPC is an encode and a
-    decode): `threads` grows with the node count (spec/scale.py munge_threads)."""
+def daemon(paths: ClusterPaths, node: str) -> DaemonSpec:
+    """munged in the foreground, socket and key in the cluster's state directory."""
     argv = (
         "munged", "--foreground", "--force",
         f"--socket={paths.munge_socket}",
@@ -20,6 +17,6 @@ def daemon(paths: ClusterPaths, node: str, threads: int = 4) -> DaemonSpec:
         f"--pid-file={paths.run / 'munged.pid'}",
         f"--seed-file={paths.run / 'munged.seed'}",
         f"--log-file={paths.log / 'munged.log'}",
-        f"--num-threads={threads}",
+        "--num-threads=4",
     )
     return DaemonSpec("munged", node, argv, paths.daemon_log("munged", node))
