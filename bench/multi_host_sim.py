@@ -11,7 +11,8 @@ Everything lives in network namespaces named `cgmh*` (none of it in the host's o
 
 Measured between node namespaces (and host to host over the bare underlay, for scale):
 TCP request/response of 1 byte (TCP_NODELAY; what a Slurm RPC or an MPI small message
-pays) and one TCP stream's throughput, in alternating rounds; medians. The clients and
+pays; both ends pinned to one CPU) and one TCP stream's throughput (sendfile, unpinned),
+in alternating rounds; medians. The clients and
 servers are this script again, run in the namespaces with `nsenter --net`. Afterwards
 every namespace it made is deleted (which deletes their links) and the run checks that
 no `cgmh*` namespace is left.
@@ -22,6 +23,7 @@ no `cgmh*` namespace is left.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -30,6 +32,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +53,6 @@ PATHS = {  # label -> (client namespace, server namespace, server address)
 RESULTS = REPO / "bench" / "results" / "multi_host_sim.json"
 
 
-def ns(short: str) -> str:
-    """The namespace of a host ("A") or node ("A1")."""
-    return f"{PREFIX}{short}"
 
 
 def sh(*argv: str) -> None:
@@ -65,8 +65,18 @@ def sh(*argv: str) -> None:
 class Sim:
     """The namespaces of one run; `close` deletes exactly those."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = PREFIX) -> None:
+        self.prefix = prefix
         self.made: list[str] = []
+
+    def ns(self, short: str) -> str:
+        """The namespace of a host ("A") or node ("A1")."""
+        return f"{self.prefix}{short}"
+
+    def in_ns(self, short: str, *args: str) -> list[str]:
+        """argv that runs this script with `args` in a namespace."""
+        return ["nsenter", f"--net=/run/netns/{self.ns(short)}", sys.executable, __file__,
+                *args]
 
     def add_ns(self, name: str) -> None:
         if Path(f"/run/netns/{name}").exists():
@@ -79,12 +89,12 @@ class Sim:
     def build(self) -> None:
         """Hosts, underlay, bridges with VXLAN ports, and nodes."""
         for host in HOSTS:
-            self.add_ns(ns(host))
-        sh("ip", "-n", ns("A"), "link", "add", "ul0", "type", "veth",
-           "peer", "name", "ul0", "netns", ns("B"))
+            self.add_ns(self.ns(host))
+        sh("ip", "-n", self.ns("A"), "link", "add", "ul0", "type", "veth",
+           "peer", "name", "ul0", "netns", self.ns("B"))
         for host, address in HOSTS.items():
             other = next(a for h, a in HOSTS.items() if h != host)
-            ip = ("ip", "-n", ns(host))
+            ip = ("ip", "-n", self.ns(host))
             sh(*ip, "addr", "add", f"{address}/30", "dev", "ul0")
             sh(*ip, "link", "set", "ul0", "up")
             sh(*ip, "link", "add", "br0", "type", "bridge")
@@ -93,27 +103,22 @@ class Sim:
             sh(*ip, "link", "set", "vx0", "master", "br0", "up")
             sh(*ip, "link", "set", "br0", "up")
         for node, (host, address) in NODES.items():
-            self.add_ns(ns(node))
+            self.add_ns(self.ns(node))
             port = f"v{node.lower()}"
-            sh("ip", "-n", ns(host), "link", "add", port, "type", "veth",
-               "peer", "name", "eth0", "netns", ns(node))
-            sh("ip", "-n", ns(host), "link", "set", port, "master", "br0", "mtu",
+            sh("ip", "-n", self.ns(host), "link", "add", port, "type", "veth",
+               "peer", "name", "eth0", "netns", self.ns(node))
+            sh("ip", "-n", self.ns(host), "link", "set", port, "master", "br0", "mtu",
                str(OVERLAY_MTU), "up")
-            sh("ip", "-n", ns(node), "link", "set", "eth0", "mtu", str(OVERLAY_MTU), "up")
-            sh("ip", "-n", ns(node), "addr", "add", f"{address}/24", "dev", "eth0")
+            sh("ip", "-n", self.ns(node), "link", "set", "eth0", "mtu", str(OVERLAY_MTU), "up")
+            sh("ip", "-n", self.ns(node), "addr", "add", f"{address}/24", "dev", "eth0")
 
     def close(self) -> list[str]:
         """Delete the namespaces made (their links go with them); what is left."""
         for name in reversed(self.made):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         self.made.clear()
-        return sorted(n for n in os.listdir("/run/netns") if n.startswith(PREFIX)) \
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(self.prefix)) \
             if os.path.isdir("/run/netns") else []
-
-
-def in_ns(short: str, *args: str) -> list[str]:
-    """argv that runs this script with `args` in a namespace."""
-    return ["nsenter", f"--net=/run/netns/{ns(short)}", sys.executable, __file__, *args]
 
 
 # -- the two ends, run inside the namespaces -------------------------------------------
@@ -127,8 +132,9 @@ def serve(port: int) -> None:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             mode = conn.recv(1)
             if mode == b"P":
-                while data := conn.recv(64):
-                    conn.sendall(data)
+                with pinned(int(conn.recv(4))):
+                    while data := conn.recv(64):
+                        conn.sendall(data)
             elif mode == b"T":
                 total, buf = 0, bytearray(1 << 20)
                 while got := conn.recv_into(buf):
@@ -138,11 +144,24 @@ def serve(port: int) -> None:
                 return
 
 
-def ping_pong(address: str, port: int, count: int) -> dict[str, float]:
-    """`count` 1-byte round trips; median and 99th percentile in microseconds."""
-    with socket.create_connection((address, port)) as conn:
+@contextlib.contextmanager
+def pinned(cpu: int) -> Iterator[None]:
+    """Run on one CPU meanwhile (both ends of a ping-pong on the same one: a wakeup on
+    another CPU costs 30-50 us more on this machine, whichever path)."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def ping_pong(address: str, port: int, count: int, cpu: int) -> dict[str, float]:
+    """`count` 1-byte round trips, both ends on `cpu`; median and 99th percentile in
+    microseconds."""
+    with socket.create_connection((address, port)) as conn, pinned(cpu):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sendall(b"P")
+        conn.sendall(b"P" + f"{cpu:4d}".encode())
         times = []
         for _ in range(count):
             t0 = time.perf_counter_ns()
@@ -177,29 +196,32 @@ def stream(address: str, port: int, seconds: float) -> dict[str, float]:
     return {"gbit_s": round(total * 8 / elapsed / 1e9, 3)}
 
 
-def client(address: str, port: int, pings: int, seconds: float) -> None:
+def client(address: str, port: int, pings: int, seconds: float, cpu: int) -> None:
     """Both measurements against one server; one JSON line."""
-    print(json.dumps({**ping_pong(address, port, pings), **stream(address, port, seconds)}))
+    print(json.dumps({**ping_pong(address, port, pings, cpu),
+                      **stream(address, port, seconds)}))
 
 
 # -- the run ---------------------------------------------------------------------------
-def measure(rounds: int, pings: int, seconds: float) -> dict[str, list[dict[str, float]]]:
+def measure(sim: Sim, rounds: int, pings: int, seconds: float,
+            cpu: int) -> dict[str, list[dict[str, float]]]:
     """Alternating rounds over every path; the raw results per path."""
     servers = {}
     for _, server, _ in PATHS.values():
         if server not in servers:
-            proc = subprocess.Popen(in_ns(server, "serve", str(PORT)), stdout=subprocess.PIPE,
+            proc = subprocess.Popen(sim.in_ns(server, "serve", str(PORT)), stdout=subprocess.PIPE,
                                     text=True)
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "ready":
-                raise SystemExit(f"the server in {ns(server)} did not start")
+                raise SystemExit(f"the server in {sim.ns(server)} did not start")
             servers[server] = proc
     raw: dict[str, list[dict[str, float]]] = {label: [] for label in PATHS}
     try:
         for _ in range(rounds):
             for label, (src, _, address) in PATHS.items():
                 done = subprocess.run(
-                    in_ns(src, "client", address, str(PORT), str(pings), str(seconds)),
+                    sim.in_ns(src, "client", address, str(PORT), str(pings), str(seconds),
+                          str(cpu)),
                     capture_output=True, text=True, timeout=60 + seconds, check=False)
                 if done.returncode:
                     raise SystemExit(f"{label}: {done.stderr.strip()}")
@@ -227,21 +249,25 @@ def main() -> None:
     cli.add_argument("port", type=int)
     cli.add_argument("pings", type=int)
     cli.add_argument("seconds", type=float)
-    parser.add_argument("--rounds", type=int, default=5)
+    cli.add_argument("cpu", type=int)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rr-cpu", type=int, default=max(os.sched_getaffinity(0)),
+                        help="the CPU both ends of the request/response test run on")
     parser.add_argument("--pings", type=int, default=2000, help="round trips a round")
     parser.add_argument("--seconds", type=float, default=3.0, help="stream time a round")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--prefix", default=PREFIX, help="of the namespaces' names")
     args = parser.parse_args()
     if args.role == "serve":
         serve(args.port)
         return
     if args.role == "client":
-        client(args.address, args.port, args.pings, args.seconds)
+        client(args.address, args.port, args.pings, args.seconds, args.cpu)
         return
-    sim = Sim()
+    sim = Sim(args.prefix)
     try:
         sim.build()
-        raw = measure(args.rounds, args.pings, args.seconds)
+        raw = measure(sim, args.rounds, args.pings, args.seconds, args.rr_cpu)
     finally:
         leftovers = sim.close()
     summary = summarize(raw)
@@ -251,6 +277,7 @@ def main() -> None:
                   "overlay": f"VXLAN VNI {VNI}, UDP {VXLAN_PORT}, unicast, in each host's "
                              "bridge", "node_mtu": OVERLAY_MTU, "rounds": args.rounds,
                   "pings_per_round": args.pings, "stream_seconds": args.seconds,
+                  "rr_cpu": args.rr_cpu,
                   "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()[0]},
         "median": summary,
         "vxlan_over_bridge": {

@@ -118,36 +118,38 @@ def test_boot_records_each_leaf_and_uplink_and_teardown_removes_exactly_them(
     assert runtime.owned() == {}
 
 
-class FakeTable:
-    """A /proc/sys/net/ipv4/neigh/default directory with the kernel's defaults."""
+class FakeProc:
+    """/proc/sys/net with the kernel's defaults of the limits vhpc raises."""
 
     def __init__(self, root: Path) -> None:
-        self.dir = root / "neigh"
-        self.dir.mkdir()
-        for name, value in (("gc_thresh2", 512), ("gc_thresh3", 1024)):
-            (self.dir / name).write_text(f"{value}\n")
+        self.dir = root / "net"
+        for name, value in (("gc_thresh2", 512), ("gc_thresh3", 1024),
+                            ("netdev_max_backlog", 1000)):
+            path = self.dir / neighbours.FILES[name]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{value}\n")
 
-    def limits(self) -> tuple[int, int]:
-        return (int((self.dir / "gc_thresh2").read_text()),
-                int((self.dir / "gc_thresh3").read_text()))
+    def limits(self) -> tuple[int, int, int]:
+        return tuple(int((self.dir / neighbours.FILES[name]).read_text())  # type: ignore
+                     for name in ("gc_thresh2", "gc_thresh3", "netdev_max_backlog"))
 
 
 def test_claims_raise_the_limits_to_their_sum_and_the_last_release_restores_them(
         tmp_path: Path) -> None:
-    table, record = FakeTable(tmp_path), tmp_path / "claims.json"
+    table, record = FakeProc(tmp_path), tmp_path / "claims.json"
     neighbours.claim("small", 100, table.dir, record)
-    assert table.limits() == (512, 1024)  # the host's own limits suffice
+    assert table.limits() == (512, 1024, 1000)  # the host's own limits suffice
     neighbours.claim("big", 6000, table.dir, record)
-    assert table.limits() == (6100, 12200)
-    assert json.loads(record.read_text())["original"] == {"gc_thresh2": 512,
-                                                          "gc_thresh3": 1024}
+    assert table.limits() == (6100, 12200, 6100)
+    assert json.loads(record.read_text())["original"] == {
+        "gc_thresh2": 512, "gc_thresh3": 1024, "netdev_max_backlog": 1000}
     neighbours.claim("big", 3000, table.dir, record)  # a claim is replaced, not added
-    assert table.limits() == (3100, 6200)
+    assert table.limits() == (3100, 6200, 3100)
     neighbours.release("big", table.dir, record)
-    assert table.limits() == (512, 1024)
+    assert table.limits() == (512, 1024, 1000)
     neighbours.release("small", table.dir, record)
     neighbours.release("small", table.dir, record)  # twice: nothing to do
-    assert table.limits() == (512, 1024)
+    assert table.limits() == (512, 1024, 1000)
     assert not record.exists()
 
 

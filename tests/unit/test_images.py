@@ -4,6 +4,7 @@ plan, the pivot in the setup script, the host-side wrappers, and the one-line er
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,15 @@ def test_client_env_puts_image_wrappers_first(tmp_path: Path) -> None:
     (host_clients.wrapper_dir(paths) / host_clients.IMAGE_MARKER).write_text("debian13\n")
     env = host_clients.client_env(paths.slurm_conf, {"PATH": "/usr/bin"})
     assert env["PATH"] == f"{host_clients.wrapper_dir(paths)}:/usr/bin"
+
+
+def test_prepare_rootfs_gives_a_node_what_it_needs(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    images.prepare_rootfs(tmp_path)
+    assert "localhost" in (tmp_path / "etc" / "hosts").read_text()
+    resolv = tmp_path / "etc" / "resolv.conf"
+    assert resolv.is_file() and not resolv.is_symlink()
+    assert os.readlink(tmp_path / images.VENV_PYTHON) == "/usr/bin/python3"
+    for rel in images.MOUNT_POINTS:
+        assert (tmp_path / rel).is_dir()

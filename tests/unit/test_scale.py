@@ -50,3 +50,9 @@ def test_slurm_conf_of_1024_nodes_has_a_longer_node_timeout() -> None:
     assert spec.max_nodes >= 1024 + 256
     assert f"SlurmdTimeout={scale.slurmd_timeout(spec.max_nodes)}\n" in text
     assert scale.slurmd_timeout(spec.max_nodes) > 30
+
+
+def test_munge_threads_and_poll_interval_grow_but_stay_bounded() -> None:
+    assert scale.munge_threads(16) == 4
+    assert 4 < scale.munge_threads(1024) <= scale.MUNGE_THREADS_MAX
+    assert scale.poll_interval(4) < 0.2 and scale.poll_interval(1024) <= 2.0

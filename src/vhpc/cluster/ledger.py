@@ -79,16 +79,23 @@ class Ledger:
         self._live[entry.key] = entry
 
     def _append(self, op: str, entry: Entry) -> None:
-        rec: dict[str, Any] = {"op": op, "kind": entry.kind.value, "id": entry.ident}
-        if entry.data:
-            rec["data"] = entry.data
-        if entry.node:
-            rec["node"] = entry.node
-        if op == "del" and not self.path.parent.exists():
+        self._append_all(op, [entry])
+
+    def _append_all(self, op: str, entries: list[Entry]) -> None:
+        """Append one line per entry, with one fsync for them all."""
+        lines = []
+        for entry in entries:
+            rec: dict[str, Any] = {"op": op, "kind": entry.kind.value, "id": entry.ident}
+            if entry.data:
+                rec["data"] = entry.data
+            if entry.node:
+                rec["node"] = entry.node
+            lines.append(json.dumps(rec) + "\n")
+        if not lines or (op == "del" and not self.path.parent.exists()):
             return  # the state directory (and the ledger with it) is gone: nothing to undo
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+            f.write("".join(lines))
             f.flush()
             os.fsync(f.fileno())
 
@@ -102,9 +109,15 @@ class Ledger:
 
     def remove(self, entry: Entry) -> None:
         """Record that a resource is gone."""
+        self.remove_all([entry])
+
+    def remove_all(self, entries: list[Entry]) -> None:
+        """Record that these resources are gone, in one write (teardown of 1024 nodes
+        removes ~10k entries: one fsync each took seconds)."""
         with self._lock:
-            if entry.key in self._live:
-                self._append("del", entry)
+            gone = [e for e in entries if e.key in self._live]
+            self._append_all("del", gone)
+            for entry in gone:
                 self._live.pop(entry.key, None)
 
     def entries(self, kind: Kind | None = None, node: str | None = None) -> list[Entry]:

@@ -17,7 +17,7 @@ from vhpc.runtime import Runtime, devices
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NODE_PATH, NodeTarget
-from vhpc.services import etcd
+from vhpc.services import etcd, openmpi
 from vhpc.spec import gpus
 from vhpc.spec.model import ClusterSpec, NodeSpec, ShareSpec
 from vhpc.spec.paths import ClusterPaths
@@ -168,6 +168,7 @@ def node_target(spec: ClusterSpec, paths: ClusterPaths, node: str,
     env = {"PATH": NODE_PATH, "SLURM_CONF": str(paths.slurm_conf), "HOSTNAME": node,
            "LANG": "C.UTF-8"}
     env.update(etcd.node_env(spec))  # `etcdctl get --prefix /vhpc/` works in every node
+    env.update(openmpi.JOB_ENV)  # `vhpc exec ... mpirun`: ranks yield, as in Slurm jobs
     return NodeTarget(node, NsPaths.under(paths.ns_dir, node), tuple(procs_files), env,
                       prepare)
 

@@ -60,7 +60,7 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     for entry in foreign:
         log.warning("veth %s is on bridge %s of another cluster: not ours, left alone",
                     entry.ident, master_of(entry.ident))
-        ledger.remove(entry)
+    ledger.remove_all(foreign)
     skip = {e.key for e in foreign}
     plan = [e for e in plan if e.key not in skip]
     procs = [e for e in plan if e.kind is Kind.PROCESS]
@@ -76,8 +76,7 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     for group, grace in ((managers, 5.0), (others, 5.0), (inits, 0.0)):
         records = [process_record(e) for e in group]
         runtime.terminate([r for r in records if r.pid != os.getpid()], grace)
-        for entry in group:
-            ledger.remove(entry)
+        ledger.remove_all(group)
     failed: list[str] = []
     for kind in TEARDOWN_ORDER:
         group = [e for e in plan if e.kind is kind]
@@ -85,11 +84,13 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
             before_directories()
         if kind is Kind.PROCESS or not group:
             continue
+        removed = []
         for done, entry in _remove_group(runtime, kind, group, drop_table):
             if not done:
                 failed.append(f"{entry.kind.value} {entry.ident}")
             elif kind is not Kind.DIRECTORY:  # the ledger file lived in that directory
-                ledger.remove(entry)
+                removed.append(entry)
+        ledger.remove_all(removed)
     return failed
 
 

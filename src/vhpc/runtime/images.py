@@ -32,6 +32,7 @@ BUILD_TIMEOUT = 1800.0
 #: Where the workload programs' `#!/opt/vhpc/venv/bin/python` points in an image: the
 #: image's own python3, with Debian's mpi4py and numpy (the host's venv is the host's).
 VENV_PYTHON = "opt/vhpc/venv/bin/python"
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
 #: Mount points an image node needs that Debian's tree lacks.
 MOUNT_POINTS = ("etc/slurm", "opt/vhpc/bin", "run/munge", "home")
 
@@ -192,11 +193,11 @@ def prepare_rootfs(root: Path) -> None:
     /opt/vhpc/venv/bin/python as the image's python3."""
     for rel in MOUNT_POINTS:
         (root / rel).mkdir(parents=True, exist_ok=True)
-    for rel in ("etc/resolv.conf", "etc/hosts"):
+    for rel, text in (("etc/resolv.conf", ""), ("etc/hosts", LOCALHOST)):
         path = root / rel
-        if path.is_symlink() or not path.exists():
+        if path.is_symlink() or not path.exists() or not path.read_text().strip():
             path.unlink(missing_ok=True)
-            path.touch()
+            path.write_text(text)  # MariaDB 10.11's install-db looks localhost up
     python = root / VENV_PYTHON
     python.parent.mkdir(parents=True, exist_ok=True)
     python.unlink(missing_ok=True)

@@ -81,5 +81,6 @@ def last_line(path: Path) -> str:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return f"{path.name}: (none)"
-    errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower()]
+    words = ("error", "fatal", "failed", "cannot", "can't")
+    errors = [ln for ln in lines if any(w in ln.lower() for w in words)]
     return f"{path.name}: {(errors or lines or ['(empty)'])[-1]}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vhpc.services import gres, jwt_auth, slurm_site, slurm_versions, slurmdbd
+from vhpc.services import gres, jwt_auth, openmpi, slurm_site, slurm_versions, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
 from vhpc.spec import scale
@@ -106,7 +106,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         f"MaxNodeCount={spec.max_nodes}",
         "SlurmctldTimeout=30",
         f"SlurmdTimeout={scale.slurmd_timeout(spec.max_nodes)}",  # grows past 240 nodes
-        "MessageTimeout=20",
+        *launch_reliability_lines(),  # MessageTimeout, TCPTimeout, UnkillableStepTimeout
         "InactiveLimit=0",
         "KillWait=5",
         # One OOM-killed MPI rank must not leave the others waiting forever.
@@ -121,6 +121,7 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         f"HealthCheckProgram={health_check_file(paths)}",
         f"HealthCheckInterval={HEALTH_CHECK_INTERVAL}",
         "HealthCheckNodeState=ANY",
+        *openmpi.slurm_conf_lines(paths),  # TaskProlog: Open MPI ranks yield shared CPUs
         *slurm_site.partition_lines(spec),  # partitions of a site file (NodeSets by group)
         *slurm_site.topology_lines(spec),  # racks: topology/tree
         *slurmdbd.slurm_conf_lines(spec, paths),  # accounting and fair share (a db node)
@@ -129,6 +130,24 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
     ]
     # written for 22.05; what later releases removed or renamed: services/slurm_versions.py
     return "\n".join(slurm_versions.adapt("slurm.conf", lines, spec.slurm_version)) + "\n"
+
+
+#: Seconds a Slurm RPC round trip may take: on a host whose cores every node shares, a
+#: slurmd or slurmstepd may wait its turn for a while (Slurm's default is 10).
+MESSAGE_TIMEOUT = 20
+#: Seconds a TCP connect may take: one lost SYN costs 1 s and a second one 3 s before
+#: the kernel resends it; Slurm's default (2) survives only the first.
+TCP_TIMEOUT = 5
+#: slurm.conf(5): "Ensure that UnkillableStepTimeout is at least 5 times larger than
+#: MessageTimeout, otherwise it can lead to unexpected draining of nodes" (22.05's
+#: default stays 60 s whatever MessageTimeout is: nodes drained with "Kill task failed").
+UNKILLABLE_STEP_TIMEOUT = 6 * MESSAGE_TIMEOUT
+
+
+def launch_reliability_lines() -> list[str]:
+    """Timeouts of step launch and step end that hold while the host is saturated."""
+    return [f"MessageTimeout={MESSAGE_TIMEOUT}", f"TCPTimeout={TCP_TIMEOUT}",
+            f"UnkillableStepTimeout={UNKILLABLE_STEP_TIMEOUT}"]
 
 
 def submission_limit_lines() -> list[str]:

@@ -25,6 +25,7 @@ NEIGHBOURS_BASE = 64
 SLURMD_TIMEOUT_BASE = 30
 SLURMD_TIMEOUT_NODES_PER_SECOND = 8
 SLURMD_TIMEOUT_MAX = 300
+MUNGE_THREADS_MAX = 32
 
 
 def boot_timeout(computes: int) -> float:
@@ -47,6 +48,18 @@ def manager_boot_timeout(computes: int) -> float:
     the services' and the time to make N nodes (~0.1 s each), never under 10 minutes."""
     return max(600.0, boot_timeout(computes) + service_timeout("slurmctld", computes)
                + 0.2 * computes)
+
+
+def poll_interval(nodes: int) -> float:
+    """Seconds between two polls of Slurm's node states while waiting for `nodes` nodes:
+    one `sinfo` over 1024 nodes is real work for a slurmctld they keep busy."""
+    return min(2.0, 0.1 + nodes / 1000)
+
+
+def munge_threads(computes: int) -> int:
+    """Threads of the cluster's one munged (every Slurm RPC of every node is signed and
+    checked there; 4 threads left `sinfo` waiting over 15 s at 1024 nodes)."""
+    return min(MUNGE_THREADS_MAX, 4 + computes // 64)
 
 
 def neighbour_entries(nodes: int) -> int:
