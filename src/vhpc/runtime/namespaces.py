@@ -27,6 +27,7 @@ from vhpc.errors import CommandError
 from vhpc.runtime import pidns
 from vhpc.runtime.hostops import run_command
 from vhpc.runtime.proc import ProcessRecord, record_of
+from vhpc.runtime.umount import umount_each
 
 NS_KINDS = ("net", "uts", "ipc", "mnt", "cgroup", "pid")
 
@@ -288,13 +289,13 @@ def release(path: Path) -> None:
 
 
 def release_all(paths: list[Path]) -> None:
-    """Unpin many namespace files with one `umount`; one by one only if that fails."""
+    """Unpin many namespace files (a system call each: runtime/umount.py); a path that
+    fails (not mounted, a crash mid-create) goes through `release` on its own."""
     present = [p for p in paths if os.path.lexists(p)]
     if not present:
         return
-    if run_command(["umount", *map(str, present)], check=False, timeout=60).returncode:
-        for path in present:  # some were not mounted (a crash mid-create): each on its own
-            release(path)
+    for path in umount_each(present):  # not mounted (a crash mid-create): each on its own
+        release(path)
     for path in present:
         if path.is_file():
             path.unlink(missing_ok=True)
