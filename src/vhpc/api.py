@@ -190,6 +190,7 @@ class ClusterAPI:
         merges the sampler's latest CPU, network and process numbers into each node.
         """
         from vhpc.runtime.facts import online_cpus
+        from vhpc.runtime.slurm_version import host_version
 
         c = self.cluster
         ready = self.phase is Phase.READY
@@ -203,6 +204,7 @@ class ClusterAPI:
             subnet=str(c.spec.subnet), bridge=c.spec.bridge, partition=c.spec.partition,
             state_dir=str(c.paths.root), slurm_conf=str(c.paths.slurm_conf),
             cgroup_version=c.runtime.cgroup_version, host_cpus=list(online_cpus()),
+            slurm_version=c.spec.slurm_version or host_version(),  # '': booted before
             dashboard=self.dashboard_url, uptime=round(time.time() - self.started, 1),
             nodes=nodes, jobs=[Job.model_validate(j) for j in (slurm.jobs if slurm else [])],
             slurm_age=round(time.time() - slurm.ts, 2) if slurm else None)

@@ -124,6 +124,7 @@ class Status(Model):
     state_dir: str
     slurm_conf: str
     cgroup_version: int
+    slurm_version: str = Field(default="", description="the Slurm version the nodes run")
     host_cpus: list[int]
     dashboard: str = Field(description="the dashboard URL, with ?token=")
     uptime: float

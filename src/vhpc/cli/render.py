@@ -22,7 +22,8 @@ def status_table(status: dict[str, Any], console: Console) -> None:
     idle = sum(1 for n in computes if n["slurm_state"].startswith("idle"))
     console.print(
         f"cluster [bold]{status['cluster']}[/] {phase_text(status)}: {len(computes)} compute nodes "
-        f"({idle} idle), subnet {status['subnet']}, cgroup v{status['cgroup_version']}, "
+        f"({idle} idle),{slurm_text(status)} subnet {status['subnet']}, "
+        f"cgroup v{status['cgroup_version']}, "
         f"dashboard {status['dashboard']}"
     )
     table = Table(box=None, header_style="bold")
@@ -50,6 +51,15 @@ def status_table(status: dict[str, Any], console: Console) -> None:
             jobs.add_row(j.get("id", ""), j.get("name", ""), j.get("user", ""),
                          j.get("state", ""), j.get("time", ""), j.get("nodes", ""))
         console.print(jobs)
+
+
+def slurm_text(status: dict[str, Any]) -> str:
+    """' Slurm 24.11.5 (image debian13),' for the header ('' from an older manager)."""
+    version = status.get("slurm_version") or ""
+    image = status.get("image") or "host"
+    if not version:
+        return ""
+    return f" Slurm {version}" + (f" (image {image})," if image != "host" else ",")
 
 
 def site_columns(nodes: list[dict[str, Any]]) -> tuple[str, ...]:

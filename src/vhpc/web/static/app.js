@@ -129,6 +129,7 @@ function renderSummary(st) {
   const pending = (st.jobs || []).filter((j) => /^pd|^pending/i.test(j.state || "")).length;
   $("#summary").textContent =
     `${nodes.length} nodes · ${running} running, ${pending} pending · ` +
+    (st.slurm_version ? `Slurm ${st.slurm_version} · ` : "") +
     `memory ${fmtBytes(used)} / ${fmtBytes(limit)} · updated ${fmtTime(Date.now() / 1000)}`;
 }
 
