@@ -12,11 +12,14 @@ slurmdbd with MariaDB, slurmrestd, a job; tests/integration/test_slurm_versions.
 against Slurm's RELEASE_NOTES and sources of 23.02 to 24.11:
 - 23.11 removed the `none` plugins other than auth and cred (`TaskPlugin=task/none` and
   `JobAcctGatherType=jobacct_gather/none` read as "no plugin"; not written any more);
-- 23.11 removed cgroup.conf's `CgroupAutomount` (24.11 logs "The option CgroupAutomount
-  is defunct" and the slurmd check fails); on cgroup v2 its job is `EnableControllers`;
+- 23.11 removed cgroup.conf's `CgroupAutomount` (24.11's slurmctld and slurmd log 'The
+  option "CgroupAutomount" is defunct'); on cgroup v2 its job is `EnableControllers`;
 - 23.11 dropped the versioned openapi plugins' scheme: `openapi/slurmctld` and
   `openapi/slurmdbd` serve the endpoints of the `data_parser/v0.0.N` plugins, one per API
-  version (23.11: v0.0.40, 24.05: v0.0.41, 24.11: v0.0.42);
+  version (23.11: v0.0.40, 24.05: v0.0.41, 24.11: v0.0.42); 24.11's slurmrestd fails
+  fatally on `openapi/v0.0.38` ("unable to find plugin");
+- 24.11's slurmctld waits for slurmdbd at start (fatal after a while without it): vhpc
+  starts the db node's daemons first on every version;
 - unchanged where vhpc uses them: `select/cons_tres` (cons_res, gone in 23.11, is not
   used), dynamic nodes (`slurmd -Z --conf`, `MaxNodeCount`, `Nodes=ALL`, NodeSets by
   feature), `TreeWidth` (a uint16 in both; 23.11 can fan out through dynamic nodes, but
