@@ -215,3 +215,7 @@ def test_prepare_rootfs_gives_a_node_what_it_needs(tmp_path: Path) -> None:
     assert os.readlink(tmp_path / images.VENV_PYTHON) == "/usr/bin/python3"
     for rel in images.MOUNT_POINTS:
         assert (tmp_path / rel).is_dir()
+
+
+def test_debian12_has_the_pmix_library_slurm_2205_loads() -> None:
+    assert "libpmix-dev" in recipes.RECIPES["debian12"].packages

@@ -41,7 +41,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "debian12": Recipe("debian12", "bookworm", "Debian 12: Slurm 22.05, Open MPI 4.1"),
+    # Slurm 22.05's mpi/pmix dlopens libpmix.so, which only the -dev package ships.
+    "debian12": Recipe("debian12", "bookworm", "Debian 12: Slurm 22.05, Open MPI 4.1",
+                       (*PACKAGES, "libpmix-dev")),
     "debian13": Recipe("debian13", "trixie", "Debian 13: Slurm 24.11, Open MPI 5.0"),
 }
 
