@@ -317,7 +317,8 @@ class Cluster:
     def service_daemons(self) -> list[DaemonSpec]:
         """Daemons of the service nodes, in start order."""
         ctl = self.spec.controller
-        out = [munge.daemon(self.paths, ctl.name)]
+        out = [munge.daemon(self.paths, ctl.name,
+                            scale.munge_threads(len(self.spec.computes)))]
         dns = [n for n in self.spec.nodes if n.role is NodeRole.DNS]
         if dns:
             out.append(etcd.daemon(self.spec, self.paths, dns[0]))
@@ -402,7 +403,7 @@ class Cluster:
             self.progress("waiting for nodes to be idle", idle, len(names))
             if idle == len(names):
                 return
-            time.sleep(0.1)
+            time.sleep(scale.poll_interval(len(names)))  # each sinfo costs slurmctld
         missing = [n for n in names if states.get(n, "").rstrip("*~#") != "idle"]
         raise BootError(
             f"timed out after {timeout:.0f}s: {len(missing)} nodes not idle "
