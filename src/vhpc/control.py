@@ -132,14 +132,17 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
     `progress(step, done, total)` is called as the boot goes; each new step is also logged
     (logger ``vhpc.control``, INFO).
     """
-    plan(options)  # bad input is refused before anything else, root or not
-    progress = _logging_progress(options.name, progress)
     started = time.monotonic()
-    facts.require_root("vhpc up")
-    facts.require_binaries()
-    # The manager starts now and loads its modules (~0.1-0.3 s) while this process plans
-    # under the host lock; it boots once it reads the spec (or exits on end of input).
+    check_cluster_name(options.name)  # it names the manager's process
+    # The manager starts first and loads its modules (~0.1-0.3 s) while this process checks
+    # and plans; it boots once it reads the spec, or exits at the end of its input (bad
+    # input, not root: it made nothing).
     proc = _start_manager("boot", options.name, None)
+    with _cancel_unless_sent(proc):
+        plan(options)  # bad input is refused before anything else, root or not
+        facts.require_root("vhpc up")
+        facts.require_binaries()
+    progress = _logging_progress(options.name, progress)
     with _cancel_unless_sent(proc), host_lock():  # two `up`s must not pick the same subnet
         spec = plan(options)
         if is_up(spec.name):
@@ -153,14 +156,10 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
         _send(proc, json.dumps(spec.to_dict()))
         if timeout is None:  # grows with the node count (spec/scale.py)
             timeout = scale.manager_boot_timeout(len(spec.computes))
-        try:
-            message = _follow_boot(proc, progress, timeout, until=NETWORK_BUILT)
-            if message is None:
-                message = _follow_boot(proc, progress, timeout)
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGTERM)
-            _drain(proc)
-            raise
+        # the lock is held until the bridge holds the subnet (other `up`s then see it)
+        message = _follow_or_cancel(proc, progress, timeout, until=NETWORK_BUILT)
+    if message is None:
+        message = _follow_or_cancel(proc, progress, timeout)
     assert message is not None
     log.info("cluster %s is up in %.1fs: dashboard %s", spec.name, time.monotonic() - started,
              str(message.get("dashboard", "")).partition("?")[0])  # not the token
@@ -219,6 +218,17 @@ def _cancel_unless_sent(proc: subprocess.Popen[str]) -> Iterator[None]:
 
 
 NETWORK_BUILT = "creating nodes"  # the first progress message after the bridge exists
+
+
+def _follow_or_cancel(proc: subprocess.Popen[str], progress: ProgressFn | None,
+                      timeout: float, until: str | None = None) -> dict[str, Any] | None:
+    """`_follow_boot`; on Ctrl-C the manager is told to roll back, and waited for."""
+    try:
+        return _follow_boot(proc, progress, timeout, until)
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        _drain(proc)
+        raise
 
 
 def _follow_boot(proc: subprocess.Popen[str], progress: ProgressFn | None,

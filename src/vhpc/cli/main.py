@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -81,7 +83,6 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
        sample_interval: float, pids_max: int | None, gpus: str, users: str,
        no_accounting: bool, image: str) -> None:
     """Boot the cluster; returns when every compute node is idle in Slurm."""
-    from vhpc.cli import site_cmds
     from vhpc.web.listen import parse_listen
 
     if listen:
@@ -94,18 +95,12 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
                              gpus=gpus, users=(users,) if users else (),
                              accounting=not no_accounting, image=image,
                              extra=tuple((k, v) for k, v in extra.items() if v))
-    options = site_cmds.up_options(click.get_current_context(), site_file, shares, options)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    if site_file is not None or shares:  # the cluster file's reader loads pydantic
+        from vhpc.cli import site_cmds
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True,
-                  disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("planning", total=None)
-
-        def progress(message: str, done: int, total: int) -> None:
-            bar.update(task, description=message, completed=done, total=total or None)
-
+        options = site_cmds.up_options(click.get_current_context(), site_file, shares,
+                                       options)
+    with boot_progress() as progress:
         result = control.up(options, progress)
     spec = result.spec
     token = read_token(spec.name)
@@ -308,6 +303,25 @@ cli.add_lazy("fault", "vhpc.cli.fault_cmds:fault_group")
 cli.add_lazy("load", "vhpc.cli.load_cmds:load_cmd")
 cli.add_lazy("chaos", "vhpc.cli.chaos_cmds:chaos_group")
 cli.add_lazy("image", "vhpc.cli.image_cmds:image_group")
+
+
+@contextlib.contextmanager
+def boot_progress() -> Iterator[control.ProgressFn | None]:
+    """A progress bar on stderr while `up` boots; on a terminal only (rich loads it then)."""
+    if not err_console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("planning", total=None)
+
+        def progress(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total or None)
+
+        yield progress
 
 
 def read_token(cluster: str, strict: bool = False) -> str:

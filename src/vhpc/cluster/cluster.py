@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
-from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, slurm, slurmrestd
+from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, openmpi, slurm, slurmrestd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import (
     job_limits_on,
@@ -88,6 +88,7 @@ class Cluster:
         self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
         self.kept_logs: Path | None = None  # where teardown(keep_logs=True) put the logs
         self._registry_wait: Callable[[], None] | None = None  # set by boot: etcd's wait
+        self._db_files: Future[None] | None = None  # set by boot: the db node's files
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float | None = None) -> None:
@@ -99,8 +100,11 @@ class Cluster:
                        else timeout)
 
     def _boot(self, timeout: float) -> None:
+        # The db node's files (a ~20 MB datadir copy, ~0.3 s) are made in this thread while
+        # the network and the nodes are; mariadbd waits for them (start_services).
+        side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-files")
         try:
-            self.prepare_state()
+            self.prepare_state(side)
             self.progress("network", 0, 1)
             self.build_network()
             # Service nodes first: their daemons (etcd takes ~0.25 s) start while the
@@ -118,10 +122,13 @@ class Cluster:
             # it after `up` returned, before it publishes the nodes (wait_registry)
             self._registry_wait = later
             self.wait_idle([n.name for n in self.spec.computes], timeout)
+            if self._db_files is not None:  # done (without accounting: nothing waited)
+                self._db_files.result()
             ops.finish(self.paths.root)
         except BaseException as err:
             log.error("boot failed: %s; rolling back", err)
             self.progress("rolling back", 0, 1)
+            side.shutdown(wait=True)  # no copy into the state directory while it goes
             cancelled = isinstance(err, KeyboardInterrupt)
             self.teardown(keep_logs=not cancelled, note="".join(
                 traceback.format_exception(err)))
@@ -134,6 +141,8 @@ class Cluster:
                 raise
             raise BootError(f"cluster {self.spec.name!r} failed to boot: {err}{where}") \
                 from err
+        finally:
+            side.shutdown(wait=False)
         self.events.emit("cluster_up", f"cluster {self.spec.name} is up with "
                          f"{len(self.spec.computes)} compute nodes")
 
@@ -143,8 +152,9 @@ class Cluster:
         if wait is not None:
             wait()
 
-    def prepare_state(self) -> None:
-        """State directory, the cluster's files and its munge key."""
+    def prepare_state(self, side: Executor | None = None) -> None:
+        """State directory, the cluster's files and its munge key; the db node's files in
+        `side` if given (start_services waits for them)."""
         p = self.paths
         # Before the ledger exists (`is_up` is false, `up` may drop the directory): the boot
         # record, so that while it runs nobody adopts the cluster (recovery.booting_manager),
@@ -173,9 +183,13 @@ class Cluster:
             write_atomic(p.slurm_etc / "cgroup.conf",
                          render_cgroup_conf(self.runtime.cgroup_version, self.spec.slurm_version))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
+        write_atomic(openmpi.task_prolog_file(p), openmpi.render_task_prolog(), 0o755)
         self._write_munge_key()
         jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
-        accounting.prepare(self.spec, p)  # the db node's configs and datadir
+        if side is None:
+            accounting.prepare(self.spec, p)  # the db node's configs and datadir
+        else:
+            self._db_files = side.submit(accounting.prepare, self.spec, p)
 
     def record_manager(self) -> None:
         """Record the process running this Cluster as the cluster's manager."""
@@ -348,6 +362,8 @@ class Cluster:
         for daemon in self.service_daemons():
             self.progress(f"starting {daemon.name}", 0, 1)
             supervised = self.supervisor.start(daemon, self.target(daemon.node))
+            if daemon.name in accounting.WAITED and self._db_files is not None:
+                self._db_files.result()  # its datadir is copied (raises what the copy did)
             if daemon.name in accounting.WAITED:  # one after the other, before slurmctld
                 accounting.wait_ready(self.spec, self.paths, self.slurm, daemon, supervised)
             elif daemon.name == "munged":

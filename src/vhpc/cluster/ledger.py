@@ -9,7 +9,6 @@ dependency order; nothing is ever found or killed by name.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -82,7 +81,13 @@ class Ledger:
         self._append_all(op, [entry])
 
     def _append_all(self, op: str, entries: list[Entry]) -> None:
-        """Append one line per entry, with one fsync for them all."""
+        """Append one line per entry, in one write.
+
+        Not fsync'ed: a crash of the manager leaves the lines in the page cache, where the
+        next reader finds them, and what a power loss could lose (processes, namespaces,
+        cgroups, links, mounts) dies with the kernel anyway. An fsync per entry cost
+        ~1.7 ms, ~180 of them in the boot of 16 nodes.
+        """
         lines = []
         for entry in entries:
             rec: dict[str, Any] = {"op": op, "kind": entry.kind.value, "id": entry.ident}
@@ -96,8 +101,6 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
 
     def add(self, kind: Kind, ident: str | Path, node: str = "", **data: Any) -> Entry:
         """Record a resource about to be created."""
