@@ -185,11 +185,13 @@ def test_setup_script_pivots_into_the_image_root() -> None:
 
 def test_image_wrapper_and_client_script() -> None:
     wrapper = host_clients.render_image_wrapper("sinfo", "debian13", PATHS)
+    assert '[ -e /.vhpc-image-client ] && exec /usr/bin/sinfo "$@"' in wrapper.splitlines()
     assert wrapper.splitlines()[-1] == (
         "exec unshare --mount --propagation private -- /bin/sh "
         '/var/lib/vhpc/im1/bin/vhpc-client.sh "$(pwd)" /usr/bin/sinfo "$@"')
     script = host_clients.render_client_script(ROOTFS, PATHS)
     assert f"lowerdir={ROOTFS}," in script
+    assert ': > "$r/.vhpc-image-client"' in script
     assert "mount --bind /var/lib/vhpc/im1/etc/passwd \"$r/etc/passwd\"" in script
     assert 'mount --rbind "$wd" "$r$wd"' in script
     assert script.rstrip().splitlines()[-1].startswith('exec chroot "$r" /bin/sh -c')

@@ -68,6 +68,9 @@ def render_path_export(paths: ClusterPaths) -> str:
 IMAGE_CLIENTS = ("sinfo", "squeue", "sbatch", "srun", "scontrol", "sacct", "scancel",
                  "salloc", "sacctmgr", "sprio", "sshare", "sstat", "sreport", "strigger",
                  "sattach", "sbcast", "sdiag")
+#: In the root a wrapper makes (its throwaway upper layer): a wrapper run from there (by
+#: salloc, inside the image) runs the image's program directly.
+IN_IMAGE_MARKER = ".vhpc-image-client"
 #: In the wrapper directory of an image cluster: the image it runs (its name).
 IMAGE_MARKER = ".image"
 
@@ -91,6 +94,7 @@ def render_client_script(rootfs: Path, paths: ClusterPaths) -> str:
         f'mount -t overlay -o lowerdir={q(str(rootfs))},upperdir="$c/u",workdir="$c/w" '
         'vhpc-client-root "$c/r"',
         'r="$c/r"',
+        f': > "$r/{IN_IMAGE_MARKER}"',
         'for d in dev proc sys; do mount --rbind "/$d" "$r/$d"; done',
         f'mkdir -p "$r"{state}; mount --bind {state} "$r"{state}',
         *(f'mount --bind {q(src)} "$r{dst}"' for src, dst in binds),
@@ -109,6 +113,8 @@ def render_image_wrapper(program: str, image: str, paths: ClusterPaths) -> str:
     return (
         "#!/bin/sh\n"
         f"# written by vhpc: image {image}'s {program} for cluster {paths.root.name}\n"
+        # already in the image's root (salloc's shell or command runs there): run it
+        f'[ -e /{IN_IMAGE_MARKER} ] && exec /usr/bin/{program} "$@"\n'
         f'exec unshare --mount --propagation private -- /bin/sh {q(str(script))} '
         f'"$(pwd)" /usr/bin/{program} "$@"\n'
     )
