@@ -89,6 +89,7 @@ class Cluster:
         self.kept_logs: Path | None = None  # where teardown(keep_logs=True) put the logs
         self._registry_wait: Callable[[], None] | None = None  # set by boot: etcd's wait
         self._db_files: Future[None] | None = None  # set by boot: the db node's files
+        self.daemons_started = threading.Event()  # set by boot once every daemon started
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float | None = None) -> None:
@@ -121,6 +122,7 @@ class Cluster:
             # etcd (the registry) is not on the path to idle nodes: the manager waits for
             # it after `up` returned, before it publishes the nodes (wait_registry)
             self._registry_wait = later
+            self.daemons_started.set()  # the manager starts the registry beside the wait
             self.wait_idle([n.name for n in self.spec.computes], timeout)
             if self._db_files is not None:  # done (without accounting: nothing waited)
                 self._db_files.result()

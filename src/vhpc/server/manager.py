@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +116,36 @@ def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
     return [unix, tcp], port
 
 
+class InventoryStarter:
+    """Starts the inventory in a thread once the boot started every daemon, so its wait
+    for etcd and the registry's writes (~0.15 s) overlap the nodes' registration."""
+
+    def __init__(self, start: Callable[[], Inventory], started: threading.Event) -> None:
+        self._start = start
+        self._started = started
+        self._done = threading.Event()
+        self._inventory: Inventory | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="inventory-start", daemon=True).start()
+
+    def _run(self) -> None:
+        self._started.wait()  # never set if the boot fails first: the thread just waits
+        try:
+            self._inventory = self._start()
+        except BaseException as err:  # handed to the manager's thread by result()
+            self._error = err
+        finally:
+            self._done.set()
+
+    def result(self) -> Inventory:
+        """The started inventory (after a successful boot), or what its start raised."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._inventory is not None
+        return self._inventory
+
+
 class Manager:
     """Owns the Cluster object, the API server and the boot/adopt sequence."""
 
@@ -159,6 +190,8 @@ class Manager:
         """Boot or adopt (in this thread, so a signal can cancel it), then serve."""
         warm = threading.Thread(target=_import_server_modules, name="imports", daemon=True)
         warm.start()
+        early = InventoryStarter(self._start_inventory, self.cluster.daemons_started) \
+            if self.mode == "boot" else None
         try:
             if self.mode == "boot":
                 self.cluster.boot()
@@ -171,13 +204,13 @@ class Manager:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # The nodes are idle. The API's sockets listen from here, so a command that comes
         # before the API is composed waits in their backlog instead of failing; the
-        # registry (etcd) is filled before `vhpc up` returns, the observer, the API object
-        # and the web app (~0.2 s) come after.
+        # registry (etcd; started beside the nodes' registration) is filled before `vhpc up`
+        # returns, the observer, the API object and the web app (~0.2 s) come after.
         sockets, url = self._listen()
         self._record_self()
         try:
-            inventory = self._start_inventory()
-        except (VhpcError, OSError) as err:
+            inventory = early.result() if early is not None else self._start_inventory()
+        except Exception as err:  # the cluster runs; any command starts a new manager
             return self._fail_after_boot(err)
         _setup_logging(self.paths.manager_log)
         self.reporter.send(ready=True, dashboard=url)
