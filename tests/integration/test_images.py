@@ -95,6 +95,10 @@ def test_sacct_and_host_wrappers(cluster: str, tmp_path: Path) -> None:
     job = subprocess.run(["srun", "-N2", "hostname"], capture_output=True, text=True,
                          env=env, timeout=120, cwd=home)
     assert job.returncode == 0 and len(job.stdout.split()) == 2, job
+    alloc = subprocess.run(["salloc", "-N2", "srun", "hostname"], capture_output=True,
+                           text=True, env=env, timeout=120, cwd=home)
+    # salloc's srun runs inside the image's root: the wrapper there runs it directly
+    assert alloc.returncode == 0 and len(alloc.stdout.split()) == 2, alloc
     in_node("slurm", "srun", "-N1", "true")
     sacct = subprocess.run(["sacct", "-a", "-X", "-n", "-P", "-o", "JobName,State"],
                            capture_output=True, text=True, env=env, timeout=60)
