@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -159,3 +160,18 @@ def test_subnets_hold_the_bound_of_compute_nodes() -> None:
     need = addressing.smallest_prefix_for(addressing.with_headroom(bounds.MAX_COMPUTE_NODES))
     net = ipaddress.IPv4Network(f"10.0.0.0/{need}")
     assert addressing.compute_capacity(net) >= bounds.MAX_COMPUTE_NODES
+
+
+def test_a_discarded_tree_leaves_its_path_at_once_and_is_deleted_after(tmp_path: Path) -> None:
+    from vhpc.runtime.trash import TRASH_PREFIX, discard_tree
+
+    tree = tmp_path / "state"
+    (tree / "nodes" / "c0").mkdir(parents=True)
+    (tree / "nodes" / "c0" / "log").write_text("x")
+    discard_tree(tree)
+    assert not tree.exists()
+    deadline = time.monotonic() + 10
+    while any(p.name.startswith(TRASH_PREFIX) for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline, "the trash was not deleted"
+        time.sleep(0.05)
+    discard_tree(tree)  # gone already: nothing to do

@@ -114,12 +114,24 @@ class OrderedRuntime(FakeRuntime):
 def test_teardown_kills_node_inits_after_their_daemons_without_grace(tmp_path: Path) -> None:
     runtime = OrderedRuntime()
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    for pid, key in ((11, "init@compute0"), (12, "slurmd@compute0"), (13, "manager")):
+    for pid, key in ((11, "init@compute0"), (12, "slurmd@compute0"), (13, "manager"),
+                     (14, "slurmctld@slurm")):
         runtime.processes[pid] = ProcessRecord(pid, pid)
-        ledger.add(Kind.PROCESS, key, "" if key == "manager" else "compute0",
+        ledger.add(Kind.PROCESS, key, "" if key == "manager" else key.partition("@")[2],
                    pid=pid, starttime=pid)
     assert remove_owned(ledger, runtime) == []
-    assert runtime.calls == [([13], 5.0), ([12], 5.0), ([11], 0.0)]
+    # the whole cluster goes: slurmd ends with its node's init, no grace to wait for
+    assert runtime.calls == [([13], 5.0), ([14], 5.0), ([11, 12], 0.0)]
+
+
+def test_removing_one_node_stops_its_slurmd_before_its_init(tmp_path: Path) -> None:
+    runtime = OrderedRuntime()
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    for pid, key in ((11, "init@compute0"), (12, "slurmd@compute0")):
+        runtime.processes[pid] = ProcessRecord(pid, pid)
+        ledger.add(Kind.PROCESS, key, "compute0", pid=pid, starttime=pid)
+    assert remove_owned(ledger, runtime, nodes="compute0") == []
+    assert runtime.calls == [([12], 5.0), ([11], 0.0)]
 
 
 @pytest.mark.parametrize("key,expected", [("init@compute0", True), ("slurmd@compute0", False),
