@@ -15,6 +15,15 @@ Result: bench/results/boot.json. Run as root, with nothing else named `bench` up
 
     .venv/bin/python bench/boot.py                 # N = 1 4 16 64 256, default repeats
     .venv/bin/python bench/boot.py -n 16 -n 64 -r 2 --out /tmp/boot.json
+
+`--whole` (issue 12: the boot's fixed cost) instead times, in turn within each round, the
+whole `vhpc up` command from the shell for -n 1 and -n 16, with accounting (the default)
+and `--no-accounting`, and the floor for 1 and 16 nodes; medians and ratios to the floor
+(bench/results/boot_whole.json). Its vhpc commands run as an installed vhpc does, from
+compiled bytecode (a private PYTHONPYCACHEPREFIX, filled by one warm-up round); `--source`
+runs them from source instead (PYTHONDONTWRITEBYTECODE=1, as in this repo's .venv).
+
+    .venv/bin/python bench/boot.py --whole -r 7 --cluster sbbench
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, median_of, rss_kb, vhpc_timed
+from common import REPO, VHPC, median_of, rss_kb, timed_run, vhpc_timed
 
 #: The floor script beside the repo (the steering tree's shared/bench), named relative to it.
 FLOOR_NAME = "../shared/bench/bare_boot.sh"
@@ -228,6 +237,66 @@ def phases(n: int) -> dict[str, Any]:
             "cli_startup_s": round(cli_s, 3), "down_s": round(down_s, 3)}
 
 
+#: (label, `vhpc up` arguments) of the --whole runs; the floor runs 1 and 16 nodes beside.
+WHOLE_CASES = (("n1", ("-n", "1")), ("n1_no_accounting", ("-n", "1", "--no-accounting")),
+               ("n16", ("-n", "16")), ("n16_no_accounting", ("-n", "16", "--no-accounting")))
+
+
+def whole_env(source: bool) -> dict[str, str]:
+    """The vhpc commands' environment: compiled bytecode in a private cache, or source."""
+    env = dict(os.environ)
+    if source:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = "/var/tmp/vhpc-bench-pycache"
+    return env
+
+
+def whole_round(cluster: str, env: dict[str, str]) -> dict[str, Any]:
+    """One round: each case's whole `vhpc up` (then its `down`), and the floor's 1 and 16."""
+    out: dict[str, Any] = {}
+    for label, args in WHOLE_CASES:
+        seconds, proc = timed_run([VHPC, "-c", cluster, "up", *args], UP_TIMEOUT, env=env)
+        down_s, down = timed_run([VHPC, "-c", cluster, "down"], 600, env=env)
+        out[label] = round(seconds, 3) if proc.returncode == 0 else None
+        out[f"{label}_down"] = round(down_s, 3)
+        if proc.returncode != 0 or down.returncode != 0:
+            out[f"{label}_error"] = (proc.stderr + down.stderr).strip()[-500:]
+        floor_n = 1 if label == "n1" else 16 if label == "n16" else None
+        if floor_n is not None:
+            floor = run_floor(floor_n)
+            out[f"floor_n{floor_n}"] = floor.get("boot_s")
+            if "error" in floor:
+                out[f"floor_n{floor_n}_error"] = floor["error"]
+    return out
+
+
+def whole(cluster: str, rounds: int, source: bool) -> dict[str, Any]:
+    """Whole-command boot times beside the floor, alternating, `rounds` rounds + a warm-up."""
+    env = whole_env(source)
+    whole_round(cluster, env)  # warm-up: fills the bytecode cache, page cache, template
+    runs = []
+    for i in range(rounds):
+        runs.append(whole_round(cluster, env))
+        print(f"round {i}: {runs[-1]}", file=sys.stderr, flush=True)
+    keys = [label for label, _ in WHOLE_CASES] + ["floor_n1", "floor_n16"]
+    medians = {k: median_of([{k: r[k]} for r in runs if r.get(k) is not None], k)
+               for k in keys}
+    ratios = {}
+    for label, _ in WHOLE_CASES:
+        v, f = medians[label], medians["floor_n16" if label.startswith("n16") else "floor_n1"]
+        ratios[f"{label}_vs_floor"] = round(v / f, 2) if v and f else None
+    return {"machine": machine(), "cluster": cluster, "floor": FLOOR_NAME,
+            "python": "source (no bytecode cache)" if source else "compiled bytecode",
+            "rounds": runs, "medians_s": medians, "ratios": ratios,
+            "max_s": {k: max((r[k] for r in runs if r.get(k) is not None), default=None)
+                      for k in keys},
+            "min_s": {k: min((r[k] for r in runs if r.get(k) is not None), default=None)
+                      for k in keys}}
+
+
 def machine() -> dict[str, Any]:
     """Where and when this ran."""
     load = Path("/proc/loadavg").read_text().split()[:3]
@@ -251,10 +320,23 @@ def main() -> None:
     ap.add_argument("-r", "--repeats", type=int, help="runs per N (default 3/2/1 by size)")
     ap.add_argument("--phases", type=int, metavar="N",
                     help="instead: time the boot phases of one N-node boot and print them")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "boot.json")
+    ap.add_argument("--whole", action="store_true",
+                    help="instead: whole `vhpc up` -n 1/16, with and without accounting, "
+                         "beside the floor (default out: bench/results/boot_whole.json)")
+    ap.add_argument("--source", action="store_true",
+                    help="with --whole: run vhpc from source, not from compiled bytecode")
+    ap.add_argument("--cluster", default=CLUSTER, help="with --whole: the cluster's name")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
+    if args.whole:
+        doc = whole(args.cluster, args.repeats or 5, args.source)
+        out = args.out or REPO / "bench" / "results" / "boot_whole.json"
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+        print(json.dumps({"medians_s": doc["medians_s"], "ratios": doc["ratios"]}, indent=1))
+        return
+    args.out = args.out or REPO / "bench" / "results" / "boot.json"
     if args.phases:
         print(json.dumps(phases(args.phases), indent=1))
         return

@@ -12,7 +12,6 @@ in any way that matters: killing the manager leaves the cluster running.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -222,6 +221,8 @@ class Manager:
             return self._fail_after_boot(err)
         log.info("cluster %s ready; API on %s, dashboard %s", self.cluster.spec.name,
                  self.paths.manager_socket, url.split("?")[0])
+        import asyncio  # ~20 ms: not before the boot
+
         asyncio.run(self.serve(app, sockets))
         from vhpc.models import Phase
 
@@ -275,6 +276,8 @@ class Manager:
 
     async def serve(self, app: FastAPI, sockets: list[socket.socket]) -> None:
         """Serve the API until `down` or SIGTERM/SIGINT."""
+        import asyncio
+
         import uvicorn
 
         loop = asyncio.get_running_loop()
