@@ -84,7 +84,10 @@ def ensure_template() -> Path:
         data, str(work / "init.sock"), str(work / "init.pid")))
     write_atomic(work / "slurmdbd.conf", render_slurmdbd_conf(work), 0o600)
     try:
-        run_command(["unshare", "--net", "--", "sh", "-c", render_script(work)],
+        # its own PID namespace too: a failed or timed-out script takes mariadbd and
+        # slurmdbd with it (they were left running when slurmdbd never came up)
+        run_command(["unshare", "--net", "--pid", "--fork", "--kill-child", "--",
+                     "sh", "-c", render_script(work)],
                     timeout=TEMPLATE_TIMEOUT)
         if not (data / mariadb.DATABASE).is_dir():
             raise BootError(f"slurmdbd made no {mariadb.DATABASE} database")
