@@ -138,10 +138,13 @@ def test_host_wrapper_runs_the_real_client_with_the_clusters_passwd() -> None:
 
 def test_template_script_makes_the_schema_in_a_private_loopback() -> None:
     script = db_template.render_script(Path("/t/w"))
-    assert script.startswith("set -e\nip link set lo up\nmariadb-install-db ")
-    assert "SLURM_CONF=/t/w/slurm.conf slurmdbd -D" in script
+    assert script.startswith("set -e\nip link set lo up\n")
+    # a throwaway munged before slurmdbd (24.11 makes a credential when it starts)
+    assert script.index("munged --force --key-file=/t/w/munge.key --socket=/t/w/munge") < \
+        script.index("mariadb-install-db ") < script.index("SLURM_CONF=/t/w/slurm.conf slurmdbd -D")
     conf = db_template.render_slurmdbd_conf(Path("/t/w"))
     assert "DbdAddr=127.0.0.1" in conf and "StorageHost=127.0.0.1" in conf
+    assert "AuthInfo=socket=/t/w/munge.socket.2" in conf
 
 
 def test_user_routes_answer_their_models_and_the_client_parses_them() -> None:

@@ -47,7 +47,8 @@ def template_dir(mariadb_version: str, slurm: str) -> Path:
 def render_slurmdbd_conf(work: Path) -> str:
     """slurmdbd.conf of the throwaway slurmdbd that creates the schema."""
     return (f"# made by vhpc to create slurmdbd's schema in a template\n"
-            f"AuthType=auth/munge\nDbdAddr=127.0.0.1\nDbdHost=localhost\n"
+            f"AuthType=auth/munge\nAuthInfo=socket={work}/munge.socket.2\n"
+            f"DbdAddr=127.0.0.1\nDbdHost=localhost\n"
             f"DbdPort=6819\nSlurmUser=root\nPidFile={work}/slurmdbd.pid\n"
             f"LogFile={work}/slurmdbd.log\nStorageType=accounting_storage/mysql\n"
             f"StorageHost=127.0.0.1\nStoragePort={mariadb.PORT}\nStorageUser=root\n"
@@ -55,11 +56,17 @@ def render_slurmdbd_conf(work: Path) -> str:
 
 
 def render_script(work: Path, timeout: int = 120) -> str:
-    """sh run in a new network namespace: system tables, server, slurmdbd's schema, stop."""
+    """sh run in new network and PID namespaces: system tables, server, slurmdbd's schema,
+    stop. A throwaway munged with a throwaway key: slurmdbd 23.11 and later make a
+    credential when they start (Debian 13's 24.11 is fatal without munged; 22.05 was not)."""
     w = shlex.quote(str(work))
     ticks = timeout * 20
     return f"""set -e
 ip link set lo up
+dd if=/dev/urandom of={w}/munge.key bs=1024 count=1 2>/dev/null
+chmod 400 {w}/munge.key
+munged --force --key-file={w}/munge.key --socket={w}/munge.socket.2 \\
+    --pid-file={w}/munged.pid --seed-file={w}/munged.seed --log-file={w}/munged.log
 mariadb-install-db --defaults-file={w}/init.cnf --auth-root-authentication-method=normal \\
     --skip-test-db >{w}/install.log 2>&1
 mariadbd --defaults-file={w}/init.cnf >{w}/mariadbd.log 2>&1 & db=$!
