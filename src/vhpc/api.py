@@ -205,6 +205,7 @@ class ClusterAPI:
             state_dir=str(c.paths.root), slurm_conf=str(c.paths.slurm_conf),
             cgroup_version=c.runtime.cgroup_version, host_cpus=list(online_cpus()),
             slurm_version=c.spec.slurm_version or host_version(),  # '': booted before
+            image=c.spec.image,
             dashboard=self.dashboard_url, uptime=round(time.time() - self.started, 1),
             nodes=nodes, jobs=[Job.model_validate(j) for j in (slurm.jobs if slurm else [])],
             slurm_age=round(time.time() - slurm.ts, 2) if slurm else None)

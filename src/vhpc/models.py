@@ -125,6 +125,7 @@ class Status(Model):
     slurm_conf: str
     cgroup_version: int
     slurm_version: str = Field(default="", description="the Slurm version the nodes run")
+    image: str = Field(default="host", description="the nodes' root: host or an image")
     host_cpus: list[int]
     dashboard: str = Field(description="the dashboard URL, with ?token=")
     uptime: float
