@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,9 +81,12 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
     # SIGKILL ends every process still in the node.
     for group, grace in ((managers, 5.0), (others, 5.0), (inits, 0.0)):
+        started = time.monotonic()
         records = [process_record(e) for e in group]
         runtime.terminate([r for r in records if r.pid != os.getpid()], grace)
         ledger.remove_all(group)
+        log.info("teardown: %d processes (grace %.0fs) in %.2fs", len(group), grace,
+                 time.monotonic() - started)
     failed: list[str] = []
     for kind in TEARDOWN_ORDER:
         group = [e for e in plan if e.kind is kind]
@@ -91,12 +95,14 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
         if kind is Kind.PROCESS or not group:
             continue
         removed = []
+        started = time.monotonic()
         for done, entry in _remove_group(runtime, kind, group, drop_table):
             if not done:
                 failed.append(f"{entry.kind.value} {entry.ident}")
             elif kind is not Kind.DIRECTORY:  # the ledger file lived in that directory
                 removed.append(entry)
         ledger.remove_all(removed)
+        log.info("teardown: %d %s in %.2fs", len(group), kind.value, time.monotonic() - started)
     return failed
 
 

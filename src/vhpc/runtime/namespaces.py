@@ -260,7 +260,10 @@ def _start_init(argv: list[str], timeout: float, pin: Callable[[int], None],
 def _wait_ready(init: subprocess.Popen[bytes], argv: list[str], timeout: float) -> None:
     """Wait for the setup script's ready line; raise with its stderr if it failed."""
     assert init.stdout is not None and init.stderr is not None
-    readable, _, _ = select.select([init.stdout], [], [], timeout)
+    # poll, not select: a manager of 768 nodes holds over 1024 descriptors (select's limit)
+    poller = select.poll()
+    poller.register(init.stdout, select.POLLIN)
+    readable = poller.poll(timeout * 1000)
     line = init.stdout.readline().decode(errors="replace").strip() if readable else ""
     if line == READY:
         init.stdout.close()
