@@ -168,8 +168,11 @@ def test_a_discarded_tree_leaves_its_path_at_once_and_is_deleted_after(tmp_path:
     tree = tmp_path / "state"
     (tree / "nodes" / "c0").mkdir(parents=True)
     (tree / "nodes" / "c0" / "log").write_text("x")
-    discard_tree(tree)
+    (tree / "ledger.jsonl").write_text("{}\n")
+    discard_tree(tree, first=("ledger.jsonl",))
     assert not tree.exists()
+    # nothing that lists clusters (a directory with a ledger) sees the trash as one
+    assert not any((p / "ledger.jsonl").exists() for p in tmp_path.iterdir())
     deadline = time.monotonic() + 10
     while any(p.name.startswith(TRASH_PREFIX) for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline, "the trash was not deleted"

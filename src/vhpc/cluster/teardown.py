@@ -125,7 +125,7 @@ def _remove_group(runtime: Runtime, kind: Kind, group: list[Entry],
                 if entry.data.get(MOUNTPOINT):  # a share's mount point: never its contents
                     _remove_empty_dir(entry.ident)
                 else:  # renamed aside at once, deleted in the background
-                    discard_tree(Path(entry.ident))
+                    discard_tree(Path(entry.ident), first=("ledger.jsonl", "spec.json"))
         else:  # a node's cgroups are independent: removed side by side
             with ThreadPoolExecutor(max_workers=8) as pool:
                 return list(zip(pool.map(lambda e: _remove_cgroup(runtime, e), group),

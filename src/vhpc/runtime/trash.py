@@ -24,8 +24,9 @@ def trash_name(path: Path) -> Path:
     return path.with_name(f"{TRASH_PREFIX}{path.name}-{os.getpid()}-{time.monotonic_ns()}")
 
 
-def discard_tree(path: Path) -> None:
-    """Make `path` disappear now and delete its contents in the background."""
+def discard_tree(path: Path, first: tuple[str, ...] = ()) -> None:
+    """Make `path` disappear now and delete its contents in the background; the files
+    named in `first` go at once (a cluster's ledger and spec: the trash is no cluster)."""
     target = trash_name(path)
     try:
         path.rename(target)
@@ -34,5 +35,7 @@ def discard_tree(path: Path) -> None:
     except OSError:  # cannot rename (a mount point, another file system): delete here
         shutil.rmtree(path, ignore_errors=True)
         return
+    for name in first:
+        (target / name).unlink(missing_ok=True)
     # setsid -f: rm runs in its own session, detached (no zombie for the caller to reap)
     run_command(["setsid", "-f", "rm", "-rf", "--one-file-system", str(target)])
