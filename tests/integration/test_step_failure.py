@@ -1,12 +1,12 @@
 """A job whose step failed on one node is not reported as success (issue 12).
 
 The batch script runs `srun -N4 hostname` and exits 0 whatever srun did, so Slurm records
-the job COMPLETED 0:0. Before the step starts, compute3 is cut off from compute0 (the
-batch host, where srun runs) with `fault partition --from`: srun's task launch fails
-there with Slurm's "Communication connection failure" while slurmctld still reaches
-every node (so the job ends normally). vhpc's Python API (`Cluster.wait`, `Cluster.jobs`),
-`GET /api/v1/jobs` and `vhpc jobs` must report it FAILED; the same script without the
-fault is COMPLETED.
+the job COMPLETED 0:0. Before the step starts, another node of the job is cut off from
+the batch host (where srun runs; with dynamic nodes not always compute0) with `fault
+partition --from`: srun's task launch fails there with Slurm's "Communication connection
+failure" while slurmctld still reaches every node (so the job ends normally). vhpc's
+Python API (`Cluster.wait`, `Cluster.jobs`), `GET /api/v1/jobs` and `vhpc jobs` must
+report it FAILED; the same script without the fault is COMPLETED.
 """
 
 from __future__ import annotations
@@ -44,13 +44,15 @@ def cluster() -> Iterator[Cluster]:
     assert leftovers(NAME) == []
 
 
-def run_job(cluster: Cluster, cut: bool) -> tuple[int, str]:
-    """Submit the script; with `cut`, partition compute3 from compute0 before the step;
-    the job id and its output once srun has returned."""
+def run_job(cluster: Cluster, cut: bool) -> tuple[int, str, str]:
+    """Submit the script; with `cut`, partition one of its nodes from the batch host
+    before the step; the job id, the node cut off and the output once srun returned."""
     job = cluster.sbatch(SCRIPT)
     wait_until(lambda: cluster.job(job).get("JobState") == "RUNNING", 120, "the job to run")
+    batch_host = cluster.job(job)["BatchHost"]
+    victim = next(n for n in ("compute3", "compute2") if n != batch_host)
     if cut:
-        cluster.fault("partition", "compute3", peers=["compute0"])
+        cluster.fault("partition", victim, peers=[batch_host])
     go = cluster.home / f"go-{job}"
     go.touch()
     os.chown(go, cluster.spec.user_uid, cluster.spec.user_uid)
@@ -60,7 +62,7 @@ def run_job(cluster: Cluster, cut: bool) -> tuple[int, str]:
     finally:
         if cut:
             cluster.clear_faults()
-    return job, _read(out)
+    return job, victim, _read(out)
 
 
 def _read(path: Path) -> str:
@@ -71,15 +73,15 @@ def _read(path: Path) -> str:
 
 
 def test_a_job_whose_step_launched_everywhere_is_completed(cluster: Cluster) -> None:
-    job, output = run_job(cluster, cut=False)
+    job, _, output = run_job(cluster, cut=False)
     assert "srun exit 0" in output
     result = cluster.wait(job, timeout=120)
     assert result.ok and (result.state, result.slurm_state) == ("COMPLETED", "")
 
 
 def test_a_partial_launch_failure_is_reported_failed(cluster: Cluster) -> None:
-    job, output = run_job(cluster, cut=True)
-    assert "failed on node compute3" in output, output  # Slurm's own launch error
+    job, victim, output = run_job(cluster, cut=True)
+    assert f"failed on node {victim}" in output, output  # Slurm's own launch error
     assert "srun exit 0" not in output
     # what Slurm itself says: the batch script exited 0
     assert cluster.job(job)["ExitCode"] == "0:0"
