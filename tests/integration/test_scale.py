@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def test_racks_hang_on_leaf_bridges_that_reach_each_other_and_go_with_down(
         probe = exec_on(name, "a0", "bash", "-c",
                         "timeout 5 bash -c 'echo > /dev/tcp/c0/6818' && echo reached")
         assert "reached" in probe.stdout
+        assert_partitions_hold_across_leaves(name)
         added = vhpc("-c", name, "node", "add", "--group", "b", timeout=300)
         assert "b1" in added.stdout + added.stderr
         grown = json.loads((STATE_ROOT / name / "spec.json").read_text())
@@ -96,6 +98,35 @@ def test_racks_hang_on_leaf_bridges_that_reach_each_other_and_go_with_down(
     assert net_links(net_id) == []
     assert leftovers(name) == []
     assert not claimed(name)
+
+
+def reaches(cluster: str, node: str, peer: str) -> bool:
+    """Whether `node` opens a TCP connection to slurmd (6818) on `peer` within 3 s (by
+    address: a node cut from everything has no DNS either)."""
+    spec = json.loads((STATE_ROOT / cluster / "spec.json").read_text())
+    base = ipaddress.ip_network(spec["subnet"]).network_address
+    address = base + next(n["slot"] for n in spec["nodes"] if n["name"] == peer)
+    probe = exec_on(cluster, node, "bash", "-c",
+                    f"timeout 3 bash -c 'echo > /dev/tcp/{address}/6818' && echo reached",
+                    check=False)
+    return "reached" in probe.stdout
+
+
+def assert_partitions_hold_across_leaves(name: str) -> None:
+    """A partition between nodes on different leaves drops their traffic (the rules match
+    addresses at the sender's port, not only the peer's port on one bridge); a node cut
+    from everything is cut from other leaves too, nodes cut together still reach each
+    other across leaves; heal restores everything."""
+    vhpc("-c", name, "fault", "partition", "a0", "--from", "c0")
+    assert not reaches(name, "a0", "c0") and not reaches(name, "c0", "a0")
+    assert reaches(name, "a0", "a1") and reaches(name, "a0", "b0")
+    vhpc("-c", name, "fault", "heal")
+    assert reaches(name, "a0", "c0")
+    vhpc("-c", name, "fault", "partition", "b0,c0")
+    assert reaches(name, "b0", "c0") and reaches(name, "c0", "b0")
+    assert not reaches(name, "a0", "b0") and not reaches(name, "c0", "a1")
+    vhpc("-c", name, "fault", "heal")
+    assert reaches(name, "a0", "b0") and reaches(name, "c0", "a1")
 
 
 def test_256_nodes_boot_run_one_step_on_all_and_leave_nothing() -> None:

@@ -4,6 +4,9 @@ book of active faults, the controller over a fake kernel adapter, teardown of th
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +53,28 @@ def test_nft_script_replaces_the_table_in_one_transaction() -> None:
                                       Cut("f2", ("vh1n11", "vh1n12"), ("vh1n2",))],
                           [Loss("f3", "vh1n13", 25.5)])
     assert script == (GOLDEN / "faults.nft").read_text()
+
+
+def test_cuts_with_addresses_match_at_the_senders_port_across_leaves() -> None:
+    script = render_table("vhpc-fk", [
+        Cut("f1", ("vh1n10",), ("vh1n2",), ("10.1.0.10",), ("10.1.0.2",)),
+        Cut("f2", ("vh1n11", "vh1n12"), (), ("10.1.0.11", "10.1.0.12"))], [])
+    assert script == (GOLDEN / "faults-addresses.nft").read_text()
+    # the sender's own port and the peer's address: a frame leaving a leaf by its uplink
+    assert 'iifname "vh1n10" ip daddr 10.1.0.2 drop comment "f1"' in script
+    assert 'iifname "vh1n2" ip daddr 10.1.0.10 drop comment "f1"' in script
+    # cut from all but each other: traffic to the other dev's address passes on any port
+    assert ('iifname { "vh1n11", "vh1n12" } oifname != { "vh1n11", "vh1n12" } '
+            'ip daddr != { 10.1.0.11, 10.1.0.12 } drop') in script
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None,
+                    reason="nft -c needs root and nftables")
+def test_nft_accepts_the_rendered_tables() -> None:
+    for golden in ("faults.nft", "faults-addresses.nft"):
+        text = (GOLDEN / golden).read_text().replace("vhpc-fk", "vhpc-unit-check")
+        subprocess.run(["nft", "-c", "-f", "-"], input=text, text=True, check=True,
+                       capture_output=True)
 
 
 def test_loss_thresholds_in_hundredths_and_total_loss_without_a_draw() -> None:

@@ -215,7 +215,8 @@ class FaultController:
         """The cluster's nftables table holds exactly the active cuts and losses."""
         spec, ledger = self.cluster.spec, self.cluster.ledger
         table = table_name(spec.name)
-        cuts, losses = net_rules(self.book.faults, lambda n: spec.veth_of(spec.node(n)))
+        cuts, losses = net_rules(self.book.faults, lambda n: spec.veth_of(spec.node(n)),
+                                 lambda n: str(spec.ip_of(spec.node(n))))
         recorded = ledger.entries(Kind.NFT_TABLE)
         if cuts or losses:
             if not recorded:

@@ -251,16 +251,21 @@ def split_per_node(spec: FaultSpec) -> list[FaultSpec]:
     return [replace(spec, nodes=(n,)) for n in spec.nodes]
 
 
-def net_rules(faults: Iterable[ActiveFault], veth_of: Callable[[str], str]
-              ) -> tuple[list[Cut], list[Loss]]:
-    """The nftables cuts and losses the active faults add up to (host-side veth names)."""
+def net_rules(faults: Iterable[ActiveFault], veth_of: Callable[[str], str],
+              addr_of: Callable[[str], str] | None = None) -> tuple[list[Cut], list[Loss]]:
+    """The nftables cuts and losses the active faults add up to (host-side veth names;
+    with `addr_of`, the nodes' addresses too, so cuts hold across leaf bridges)."""
     cuts: list[Cut] = []
     losses: list[Loss] = []
     for fault in faults:
         s = fault.spec
         if s.kind is FaultKind.PARTITION:
+            addrs: Callable[[tuple[str, ...]], tuple[str, ...]] = (
+                (lambda names: tuple(addr_of(n) for n in names)) if addr_of
+                else (lambda names: ()))
             cuts.append(Cut(fault.id, tuple(veth_of(n) for n in s.nodes),
-                            tuple(veth_of(p) for p in s.peers)))
+                            tuple(veth_of(p) for p in s.peers),
+                            addrs(s.nodes), addrs(s.peers)))
         elif s.kind is FaultKind.LOSS and s.percent is not None:
             losses.extend(Loss(fault.id, veth_of(n), s.percent) for n in s.nodes)
     return cuts, losses

@@ -4,7 +4,10 @@ node's link, the cgroup freezer and SIGKILL of a supervised pid.
 Network faults live in one nftables table per cluster, `bridge vhpc-<cluster>`, with
 three base chains on the bridge hooks: `forward` (node to node), `input` (node to the
 host, e.g. the host's Slurm clients) and `output` (host to node). Rules match the nodes'
-host-side veths. The table is rendered whole from the active faults (pure,
+host-side veths; where the nodes' addresses are known, a cut also matches IPv4 and ARP
+by address at the sender's own port, so it holds between nodes on different leaf bridges
+(a frame from a leaf to the spine leaves by the uplink, not by the peer's port). The
+table is rendered whole from the active faults (pure,
 `render_table`) and replaced in one `nft -f` transaction; with no network fault left it is
 deleted. Rate limits (`tbf`) and delays (`netem`, where the kernel has it) are the root
 qdisc of the node's host-side veth (traffic to the node) and of its `eth0` inside its
@@ -38,6 +41,8 @@ class Cut:
     fault_id: str
     devs: tuple[str, ...]
     peers: tuple[str, ...] = ()
+    dev_addrs: tuple[str, ...] = ()  # the devs' nodes' IPv4 addresses (() = unknown)
+    peer_addrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,12 +76,9 @@ def chain_rules(cuts: list[Cut], losses: list[Loss]) -> dict[str, list[str]]:
         devs = _set(cut.devs)
         note = f'comment "{cut.fault_id}"'
         if cut.peers:
-            peers = _set(cut.peers)
-            chains["forward"] += [f"iifname {devs} oifname {peers} drop {note}",
-                                  f"iifname {peers} oifname {devs} drop {note}"]
+            chains["forward"] += _peer_cut(cut, note)
             continue
-        chains["forward"] += [f"iifname {devs} oifname != {devs} drop {note}",
-                              f"oifname {devs} iifname != {devs} drop {note}"]
+        chains["forward"] += _cut_from_all(cut, note)
         chains["input"].append(f"iifname {devs} drop {note}")
         chains["output"].append(f"oifname {devs} drop {note}")
     for loss in losses:
@@ -88,6 +90,44 @@ def chain_rules(cuts: list[Cut], losses: list[Loss]) -> dict[str, list[str]]:
         chains["input"].append(f'iifname "{loss.dev}"{draw} {note}')
         chains["output"].append(f'oifname "{loss.dev}"{draw} {note}')
     return chains
+
+
+def _peer_cut(cut: Cut, note: str) -> list[str]:
+    """Forward rules of a cut between devs and peers: by port on one bridge, and by
+    address at each sender's port (across leaf bridges)."""
+    devs, peers = _set(cut.devs), _set(cut.peers)
+    rules = [f"iifname {devs} oifname {peers} drop {note}",
+             f"iifname {peers} oifname {devs} drop {note}"]
+    if cut.dev_addrs and cut.peer_addrs:
+        dev_ips, peer_ips = _set_raw(cut.dev_addrs), _set_raw(cut.peer_addrs)
+        rules += [f"iifname {devs} ip daddr {peer_ips} drop {note}",
+                  f"iifname {peers} ip daddr {dev_ips} drop {note}",
+                  f"iifname {devs} arp daddr ip {peer_ips} drop {note}",
+                  f"iifname {peers} arp daddr ip {dev_ips} drop {note}"]
+    return rules
+
+
+def _cut_from_all(cut: Cut, note: str) -> list[str]:
+    """Forward rules of a cut from everything but each other: by port when the addresses
+    are unknown, else by port unless the frame is IPv4 or ARP for (from) one of the devs,
+    wherever its port is (another leaf)."""
+    devs = _set(cut.devs)
+    if not cut.dev_addrs:
+        return [f"iifname {devs} oifname != {devs} drop {note}",
+                f"oifname {devs} iifname != {devs} drop {note}"]
+    ips = _set_raw(cut.dev_addrs)
+    out, into = f"iifname {devs} oifname != {devs}", f"oifname {devs} iifname != {devs}"
+    return [f"{out} ip daddr != {ips} drop {note}",
+            f"{out} arp daddr ip != {ips} drop {note}",
+            f"{out} meta protocol != {{ ip, arp }} drop {note}",
+            f"{into} ip saddr != {ips} drop {note}",
+            f"{into} arp saddr ip != {ips} drop {note}",
+            f"{into} meta protocol != {{ ip, arp }} drop {note}"]
+
+
+def _set_raw(values: tuple[str, ...]) -> str:
+    """An nft set of unquoted values (addresses), or the value alone."""
+    return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
 
 
 def render_table(table: str, cuts: list[Cut], losses: list[Loss]) -> str:
