@@ -43,11 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, VHPC, median_of, rss_kb, timed_run, vhpc_timed
+from common import FLOOR_NAME, REPO, VHPC, median_of, rss_kb, run_floor, timed_run, vhpc_timed
 
-#: The floor script beside the repo (the steering tree's shared/bench), named relative to it.
-FLOOR_NAME = "../shared/bench/bare_boot.sh"
-FLOOR = str((REPO / FLOOR_NAME).resolve())
 CLUSTER = "bench"
 STATE = Path("/var/lib/vhpc") / CLUSTER
 DEFAULT_NS = (1, 4, 16, 64, 256)
@@ -154,18 +151,6 @@ def run_srun(n: int) -> dict[str, Any]:
             "stderr": proc.stderr.strip()[-500:]}
 
 
-def run_floor(n: int) -> dict[str, Any]:
-    """One run of bare_boot.sh N: '<N> <boot_s> <rss>KB idle=<k>'."""
-    proc = subprocess.run(["bash", FLOOR, str(n)], capture_output=True, text=True,
-                          timeout=UP_TIMEOUT, check=False)
-    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    fields = last.split()
-    try:
-        idle = int(fields[3].removeprefix("idle="))
-        return {"boot_s": float(fields[1]), "rss_per_slurmd_kb": int(fields[2].rstrip("KB")),
-                "idle": idle, "ok": idle == n}
-    except (IndexError, ValueError):
-        return {"error": (last + proc.stderr)[-1000:]}
 
 
 def bench_n(n: int, repeats: int) -> dict[str, Any]:
@@ -176,7 +161,7 @@ def bench_n(n: int, repeats: int) -> dict[str, Any]:
     for i in range(repeats):
         vruns.append(run_vhpc(n, extra, srun=n > BIG_N and i == 0))
         print(f"N={n} vhpc #{i}: {vruns[-1]}", file=sys.stderr, flush=True)
-        fruns.append(run_floor(n))
+        fruns.append(run_floor(n, UP_TIMEOUT))
         print(f"N={n} floor #{i}: {fruns[-1]}", file=sys.stderr, flush=True)
     v, f = median_of(vruns, "boot_s"), median_of(fruns, "boot_s")
     out: dict[str, Any] = {
@@ -266,7 +251,7 @@ def whole_round(cluster: str, env: dict[str, str]) -> dict[str, Any]:
             out[f"{label}_error"] = (proc.stderr + down.stderr).strip()[-500:]
         floor_n = 1 if label == "n1" else 16 if label == "n16" else None
         if floor_n is not None:
-            floor = run_floor(floor_n)
+            floor = run_floor(floor_n, UP_TIMEOUT)
             out[f"floor_n{floor_n}"] = floor.get("boot_s")
             if "error" in floor:
                 out[f"floor_n{floor_n}_error"] = floor["error"]

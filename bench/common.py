@@ -14,6 +14,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 VHPC = str(REPO / ".venv" / "bin" / "vhpc")
+FLOOR_NAME = "../shared/bench/bare_boot.sh"  # the floor, named relative to the repo
+FLOOR = str((REPO / FLOOR_NAME).resolve())
 
 
 def timed_run(argv: list[str], timeout: float, env: dict[str, str] | None = None,
@@ -54,3 +56,18 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
     """Median of `key` over the runs that have it and did not fail (None if none did)."""
     vals = [r[key] for r in runs if key in r and "error" not in r]
     return round(statistics.median(vals), 3) if vals else None
+
+
+def run_floor(n: int, timeout: float) -> dict[str, Any]:
+    """One run of the floor, bare_boot.sh N, whose last line is
+    '<N> <boot_s> <rss>KB idle=<k>'."""
+    proc = subprocess.run(["bash", FLOOR, str(n)], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    fields = last.split()
+    try:
+        idle = int(fields[3].removeprefix("idle="))
+        return {"boot_s": float(fields[1]), "rss_per_slurmd_kb": int(fields[2].rstrip("KB")),
+                "idle": idle, "ok": idle == n}
+    except (IndexError, ValueError):
+        return {"error": (last + proc.stderr)[-1000:]}

@@ -22,10 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import REPO, VHPC, median_of, timed_run, vhpc_timed
+from common import FLOOR_NAME, REPO, VHPC, median_of, run_floor, timed_run, vhpc_timed
 
-FLOOR_NAME = "../shared/bench/bare_boot.sh"
-FLOOR = str((REPO / FLOOR_NAME).resolve())
 CLUSTER = "imbench"
 UP_TIMEOUT = 900.0
 
@@ -44,15 +42,6 @@ def boot(n: int, image: str) -> dict[str, Any]:
     return result
 
 
-def floor(n: int) -> dict[str, Any]:
-    """One run of bare_boot.sh N ('<N> <boot_s> <rss>KB idle=<k>')."""
-    proc = subprocess.run(["bash", FLOOR, str(n)], capture_output=True, text=True,
-                          timeout=UP_TIMEOUT, check=False)
-    fields = (proc.stdout.strip().splitlines() or [""])[-1].split()
-    try:
-        return {"boot_s": float(fields[1]), "idle": int(fields[3].removeprefix("idle="))}
-    except (IndexError, ValueError):
-        return {"error": (proc.stdout + proc.stderr)[-500:]}
 
 
 def images() -> list[dict[str, Any]]:
@@ -97,7 +86,7 @@ def main() -> None:
         for image in ("host", args.image):
             runs[image].append(boot(args.nodes, image))
             print(f"#{i} {image}: {runs[image][-1]}", file=sys.stderr, flush=True)
-        runs["floor"].append(floor(args.nodes))
+        runs["floor"].append(run_floor(args.nodes, UP_TIMEOUT))
         print(f"#{i} floor: {runs['floor'][-1]}", file=sys.stderr, flush=True)
     host, image = median_of(runs["host"], "boot_s"), median_of(runs[args.image], "boot_s")
     result.update({

@@ -30,10 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import REPO, rss_kb, vhpc_timed
+from common import FLOOR_NAME, REPO, rss_kb, run_floor, vhpc_timed
 
-FLOOR_NAME = "../shared/bench/bare_boot.sh"
-FLOOR = str((REPO / FLOOR_NAME).resolve())
 CLUSTER = "snscale"
 STATE = Path("/var/lib/vhpc") / CLUSTER
 DEFAULT_NS = (256, 512, 1024)
@@ -114,18 +112,6 @@ def run_vhpc(n: int, sruns: int) -> dict[str, Any]:
     return result
 
 
-def run_floor(n: int) -> dict[str, Any]:
-    """One run of bare_boot.sh N: '<N> <boot_s> <rss>KB idle=<k>'."""
-    proc = subprocess.run(["bash", FLOOR, str(n)], capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
-    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    fields = last.split()
-    try:
-        idle = int(fields[3].removeprefix("idle="))
-        return {"boot_s": float(fields[1]), "rss_per_slurmd_kb": int(fields[2].rstrip("KB")),
-                "idle": idle, "ok": idle == n}
-    except (IndexError, ValueError):
-        return {"error": (last + proc.stderr)[-500:]}
 
 
 def main() -> None:
@@ -143,7 +129,7 @@ def main() -> None:
         row: dict[str, Any] = {"n": n, "vhpc": run_vhpc(n, args.sruns)}
         print(f"N={n} vhpc: {row['vhpc']}", file=sys.stderr, flush=True)
         if not args.no_floor:
-            row["floor"] = run_floor(n)
+            row["floor"] = run_floor(n, TIMEOUT)
             print(f"N={n} floor: {row['floor']}", file=sys.stderr, flush=True)
         results.append(row)
     doc = {

@@ -125,3 +125,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def launch_chromium(playwright: Any) -> Any:
     """A headless Debian chromium for Playwright (`playwright install` cannot run here)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def break_db_template(root: Path) -> None:
+    """Plant a broken MariaDB template datadir (an ibdata1 that is no tablespace) in the
+    private state root `root`: every accounting boot under that root fails the same way
+    (mariadbd aborts), and no other cluster is affected."""
+    from vhpc.services import db_template, mariadb
+
+    os.environ["VHPC_STATE_ROOT"] = str(root)
+    try:
+        template = db_template.template_dir(mariadb.server_version(),
+                                            db_template.slurm_version())
+    finally:
+        del os.environ["VHPC_STATE_ROOT"]
+    for sub in ("mysql", mariadb.DATABASE):
+        (template / sub).mkdir(parents=True)
+    (template / "ibdata1").write_bytes(os.urandom(1 << 20))  # not a tablespace

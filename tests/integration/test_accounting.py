@@ -21,7 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import STATE_ROOT, VHPC, leftovers, status, vhpc, wait_for
+from tests.integration.helpers import (
+    STATE_ROOT,
+    VHPC,
+    break_db_template,
+    leftovers,
+    status,
+    vhpc,
+    wait_for,
+)
 
 pytestmark = pytest.mark.privileged
 
@@ -243,21 +251,11 @@ def test_bad_users_get_one_line_and_nothing_is_made() -> None:
 def test_a_mariadb_that_cannot_start_rolls_the_boot_back() -> None:
     """A broken template datadir (what a full disk or a bad upgrade leaves): mariadbd aborts,
     `up` fails with its last log lines, and nothing of the cluster is left."""
-    from vhpc.services import db_template, mariadb
-
     root = Path(tempfile.mkdtemp(prefix="vhpc-hktest-", dir="/var/lib"))
     name = "hkbaddb"
     env = {"VHPC_STATE_ROOT": str(root)}
     try:
-        os.environ["VHPC_STATE_ROOT"] = str(root)
-        try:
-            template = db_template.template_dir(mariadb.server_version(),
-                                                db_template.slurm_version())
-        finally:
-            del os.environ["VHPC_STATE_ROOT"]
-        for sub in ("mysql", mariadb.DATABASE):
-            (template / sub).mkdir(parents=True)
-        (template / "ibdata1").write_bytes(os.urandom(1 << 20))  # not a tablespace
+        break_db_template(root)
         out = vhpc("-c", name, "up", "-n", "1", check=False, user_env=env)
         assert out.returncode != 0
         assert "mariadbd" in out.stderr and "Aborting" in out.stderr, out.stderr

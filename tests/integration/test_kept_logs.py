@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import leftovers, vhpc
+from tests.integration.helpers import break_db_template, leftovers, vhpc
 
 pytestmark = pytest.mark.privileged
 
@@ -42,21 +42,11 @@ def _used_by_anything(path: Path) -> list[str]:
 def test_a_failed_boot_keeps_its_logs_where_the_error_says_and_clean_removes_them() -> None:
     """A broken MariaDB template datadir makes every boot fail the same way (mariadbd
     aborts): a private state root holds it, so no other cluster is affected."""
-    from vhpc.services import db_template, mariadb
-
     root = Path(tempfile.mkdtemp(prefix="vhpc-sbkeep-", dir="/var/lib"))
     name = "sbkeep"
     env = {"VHPC_STATE_ROOT": str(root)}
     try:
-        os.environ["VHPC_STATE_ROOT"] = str(root)
-        try:
-            template = db_template.template_dir(mariadb.server_version(),
-                                                db_template.slurm_version())
-        finally:
-            del os.environ["VHPC_STATE_ROOT"]
-        for sub in ("mysql", mariadb.DATABASE):
-            (template / sub).mkdir(parents=True)
-        (template / "ibdata1").write_bytes(os.urandom(1 << 20))  # not a tablespace
+        break_db_template(root)
         out = vhpc("-c", name, "up", "-n", "1", check=False, user_env=env)
         assert out.returncode != 0
         assert out.stderr.count("\n") == 1, out.stderr  # one line
