@@ -142,6 +142,26 @@ def test_a_lost_lease_is_granted_again_and_every_record_rewritten() -> None:
     assert etcd.kv[PREFIX + "compute0"][1] == registry.lease
 
 
+def test_revoking_stop_abandons_a_rewrite_under_way() -> None:
+    """A teardown (stop with revoke) does not wait for every record to be written again."""
+    etcd = FakeEtcd()
+    registry = Registry(etcd, PREFIX)
+    registry.start([record(f"compute{i}") for i in range(5)])
+    registry.stop()
+    etcd.expire(registry.lease)
+    puts: list[str] = []
+    real_put = etcd.put
+
+    def put_then_tear_down(key: str, value: str, lease: int = 0) -> None:
+        real_put(key, value, lease)
+        puts.append(key)
+        registry.stop(revoke=True)  # the teardown arrives during the rewrite
+
+    etcd.put = put_then_tear_down  # type: ignore[method-assign]
+    registry.tick()
+    assert puts == [PREFIX + "compute0"]
+
+
 def test_keepalive_failures_are_retried_not_raised() -> None:
     etcd = FakeEtcd()
     registry = Registry(etcd, PREFIX)

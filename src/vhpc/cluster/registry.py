@@ -100,6 +100,7 @@ class Registry:
     records: dict[str, NodeRecord] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _closing: threading.Event = field(default_factory=threading.Event)  # records go for good
     _thread: threading.Thread | None = None
 
     def key(self, name: str) -> str:
@@ -119,7 +120,11 @@ class Registry:
         self._thread.start()
 
     def stop(self, revoke: bool = False) -> None:
-        """Stop keeping the lease alive (records expire after `ttl` unless revoked now)."""
+        """Stop keeping the lease alive (records expire after `ttl` unless revoked now;
+        revoking also abandons a rewrite of every record under way: at 1024 nodes one
+        held the cluster's teardown for seconds)."""
+        if revoke:
+            self._closing.set()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -162,7 +167,9 @@ class Registry:
 
     def _republish(self) -> None:
         self.lease = self.kv.grant(self.ttl)
-        for record in self.records.values():
+        for record in list(self.records.values()):
+            if self._closing.is_set():
+                return  # the cluster is going: its records are revoked
             self.kv.put(self.key(record.name), record.to_json(), self.lease)
 
     def tick(self) -> None:
