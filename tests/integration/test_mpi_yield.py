@@ -1,15 +1,17 @@
-"""MPI ranks inside a job yield their CPU while they wait (issue 12): every task Slurm
-starts gets `OMPI_MCA_mpi_yield_when_idle=1` from vhpc's TaskProlog, Open MPI itself reads
-it (ompi_info: data source environment), a job that sets its own value keeps it, and a
-`vhpc exec` session has it too (mpirun outside Slurm)."""
+"""MPI ranks inside a job yield their CPU while they wait (issue 12): every node's Open MPI
+reads `mpi_yield_when_idle = 1` from the cluster's system-wide MCA parameter file (ompi_info:
+data source file), in job steps and batch scripts on every node, a job that sets its own
+value keeps it, a `vhpc exec` session has it too (mpirun outside Slurm), and `srun --pty`
+terminals stay clean (a TaskProlog made Slurm write a NUL byte to them)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.helpers import exec_on, leftovers, vhpc
+from tests.integration.helpers import VHPC, exec_on, leftovers, vhpc
 
 pytestmark = pytest.mark.privileged
 NAME = "slyield"
@@ -33,26 +35,38 @@ def as_cluser(cluster: str, script: str) -> str:
     return exec_on(cluster, "slurm", "bash", "-lc", script, user=True).stdout
 
 
-def test_mpi_ranks_of_a_job_see_the_yield_setting(cluster: str) -> None:
-    # env -u: the rank's value comes from the node (TaskProlog), not from this shell
-    out = as_cluser(cluster, f"env -u {VAR} srun -N2 -n4 --overcommit --mpi=pmix "
-                             f"/opt/vhpc/venv/bin/python -c \"{RANK_SNIPPET}\"")
-    ranks = sorted(line.split() for line in out.splitlines() if line[:1].isdigit())
-    assert [r[0] for r in ranks] == ["0", "1", "2", "3"], out
-    assert {r[1] for r in ranks} == {"compute0", "compute1"}
-    assert {r[2] for r in ranks} == {"1"}, out
+YIELD_ON = "mca:mpi:base:param:mpi_yield_when_idle:value:true"
+FROM_FILE = "mpi_yield_when_idle:source:file"
+OMPI_INFO = "ompi_info --param mpi all --level 9 --parsable | grep yield_when_idle"
 
 
-def test_open_mpi_reads_it_and_a_job_may_set_its_own(cluster: str) -> None:
-    info = as_cluser(cluster, f"env -u {VAR} srun -N1 ompi_info --param mpi all --level 9 "
-                              "--parsable | grep yield_when_idle")
-    assert "mca:mpi:base:param:mpi_yield_when_idle:value:true" in info, info
-    assert "mpi_yield_when_idle:source:environment" in info, info
-    own = as_cluser(cluster, f"{VAR}=0 srun -N1 printenv {VAR}")
-    assert own.split() == ["0"]
+def test_every_nodes_open_mpi_reads_yield_from_the_parameter_file(cluster: str) -> None:
+    # env -u: the value comes from the node, not from this shell's environment
+    out = as_cluser(cluster, f"env -u {VAR} srun -N2 --ntasks-per-node=1 bash -c "
+                             f"'echo $(hostname) $({OMPI_INFO} | tr \"\\n\" \" \")'")
+    lines = sorted(line for line in out.splitlines() if line.startswith("compute"))
+    assert [line.split()[0] for line in lines] == ["compute0", "compute1"], out
+    assert all(YIELD_ON in line and FROM_FILE in line for line in lines), out
+    ranks = as_cluser(cluster, f"env -u {VAR} srun -N2 -n4 --overcommit --mpi=pmix "
+                               f"/opt/vhpc/venv/bin/python -c \"{RANK_SNIPPET}\"")
+    assert sorted(line.split()[0] for line in ranks.splitlines()
+                  if line[:1].isdigit()) == ["0", "1", "2", "3"], ranks
+
+
+def test_a_batch_script_sees_it_and_a_job_may_set_its_own(cluster: str) -> None:
+    own = as_cluser(cluster, f"{VAR}=0 srun -N1 bash -c '{OMPI_INFO}'")
+    assert "mpi_yield_when_idle:value:false" in own and "source:environment" in own, own
     batch = as_cluser(cluster, f"env -u {VAR} sbatch -N1 --wait -o yield-%j.out --wrap "
-                               f"'printenv {VAR}' >/dev/null && cat yield-*.out")
-    assert batch.split() == ["1"]
+                               f"'{OMPI_INFO}' >/dev/null && cat yield-*.out")
+    assert YIELD_ON in batch and FROM_FILE in batch, batch
+
+
+def test_srun_pty_terminals_get_no_stray_bytes(cluster: str) -> None:
+    command = " ".join([*VHPC, "-c", cluster, "exec", "slurm", "--user", "cluser", "--",
+                        "srun", "-N1", "--pty", "tty"])
+    out = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                         text=True, timeout=120, stdin=subprocess.DEVNULL).stdout
+    assert out.strip().startswith("/dev/pts/"), repr(out)
 
 
 def test_commands_run_in_a_node_have_it(cluster: str) -> None:

@@ -53,7 +53,7 @@ from vhpc.services.slurm_cgroup import (
 )
 from vhpc.services.slurm_client import SlurmClient, SlurmView
 from vhpc.spec import fabric, scale
-from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec
+from vhpc.spec.model import HOST_IMAGE, ClusterSpec, NodeRole, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 from vhpc.spec.placement import format_cpulist
 
@@ -185,7 +185,8 @@ class Cluster:
             write_atomic(p.slurm_etc / "cgroup.conf",
                          render_cgroup_conf(self.runtime.cgroup_version, self.spec.slurm_version))
         write_atomic(slurm.health_check_file(p), slurm.render_health_check(p), 0o755)
-        write_atomic(openmpi.task_prolog_file(p), openmpi.render_task_prolog(), 0o755)
+        write_atomic(openmpi.mca_params_file(p), openmpi.render_mca_params(self._node_file(
+            openmpi.MCA_PARAMS_TARGET)))
         self._write_munge_key()
         jwt_auth.write_key(p)  # slurmctld's and slurmdbd's key of slurmrestd's tokens
         if side is None:
@@ -309,12 +310,34 @@ class Cluster:
     def _node_mounts(self, node: NodeSpec) -> list[Mount]:
         """Everything mounted in a new node; with an image, below its image root."""
         mounts = nodes_mod.node_mounts(self.paths, node, node.memory, self.spec.shares) \
-            + self._job_cgroup_mounts()
+            + self._job_cgroup_mounts() + self._openmpi_mounts(node)
         if not image_root.uses_image(self.spec, node):
             return mounts
         image_root.prepare_dirs(self.paths, node.name)
         return image_root.image_mounts(self.paths, node.name, images.rootfs(self.spec.image),
                                        mounts, nodes_mod.resolv_target())
+
+    def _node_root(self, node: NodeSpec | None = None) -> Path:
+        """The root tree a node runs on: the image's, or the host's (`None`: a compute
+        node's)."""
+        uses = (self.spec.image != HOST_IMAGE if node is None
+                else image_root.uses_image(self.spec, node))
+        return images.rootfs(self.spec.image) if uses else Path("/")
+
+    def _node_file(self, target: str) -> str:
+        """A file of the compute nodes' root tree ('' if it has none)."""
+        try:
+            return (self._node_root() / target.lstrip("/")).read_text()
+        except OSError:
+            return ""
+
+    def _openmpi_mounts(self, node: NodeSpec) -> list[Mount]:
+        """The cluster's Open MPI parameter file over the node root's own (services/
+        openmpi.py), where that root has Open MPI."""
+        target = openmpi.MCA_PARAMS_TARGET
+        if not (self._node_root(node) / target.lstrip("/")).is_file():
+            return []
+        return [Mount(target, str(openmpi.mca_params_file(self.paths)))]
 
     def _job_cgroup_mounts(self) -> list[Mount]:
         """The node's own cgroup mounts for Slurm's job cgroups, where jobs get them."""

@@ -7,14 +7,15 @@ rank it waits for needs: mpi4py's ringtest with 4 ranks on 2 cores took 195 time
 long as with 2. With `mpi_yield_when_idle` a waiting rank calls sched_yield() between
 polls, and the 4 ranks run within a small factor of the 2 (docs/mpi.md).
 
-Open MPI takes the setting from its environment (`OMPI_MCA_<param>`), in 4.1 (the
-host's, Debian 12) and 5.0 (Debian 13 images) alike, whatever root the node has; only
-its ob1 messaging layer polls (UCX is not used over TCP and shared memory, PMIx and
-PRRTE wait in poll()). vhpc gives it to every task Slurm starts, batch scripts included,
-through a TaskProlog (`/etc/slurm/vhpc-task-prolog`: the cluster's Slurm directory,
-mounted in every node, image or not) that exports each variable the job's own
-environment does not already set; `vhpc exec` sessions get it in their environment too.
-A job that wants the spinning back sets `OMPI_MCA_mpi_yield_when_idle=0` itself.
+vhpc sets it where a site admin would: the system-wide MCA parameter file
+(`/etc/openmpi/openmpi-mca-params.conf`), which Open MPI 4.1 (the host's, Debian 12) and
+5.0 (Debian 13 images) both read. Each node gets the cluster's copy of its own root's
+file (the host's or the image's, Debian's defaults kept) with the setting added, bound
+over the original: every rank of every job and every `mpirun` in a node sees it, and
+the host's file is never touched. A job that wants the spinning back sets
+`OMPI_MCA_mpi_yield_when_idle=0` (the environment beats the file). A Slurm TaskProlog
+would do too, but with one configured Slurm 22.05 puts a NUL byte on every
+`srun --pty` terminal. `vhpc exec` sessions also get the variable itself (JOB_ENV).
 """
 
 from __future__ import annotations
@@ -23,33 +24,30 @@ from pathlib import Path
 
 from vhpc.spec.paths import ClusterPaths
 
-#: What every job (and every command run in a node) gets unless it sets it itself.
-JOB_ENV: dict[str, str] = {
+#: The system-wide parameter file of Debian's Open MPI (4.1 and 5.0), inside a node.
+MCA_PARAMS_TARGET = "/etc/openmpi/openmpi-mca-params.conf"
+
+#: The MCA parameters vhpc sets for every node (name without the OMPI_MCA_ prefix).
+MCA_PARAMS: dict[str, str] = {
     # ob1's progress loop calls sched_yield() when a poll found nothing (Open MPI 4 and 5)
-    "OMPI_MCA_mpi_yield_when_idle": "1",
+    "mpi_yield_when_idle": "1",
 }
 
-
-def task_prolog_file(paths: ClusterPaths) -> Path:
-    """The TaskProlog every slurmstepd runs before a task (in the cluster's /etc/slurm)."""
-    return paths.slurm_etc / "vhpc-task-prolog"
+#: The same as environment variables, for `vhpc exec` sessions (mpirun outside Slurm).
+JOB_ENV: dict[str, str] = {f"OMPI_MCA_{name}": value for name, value in MCA_PARAMS.items()}
 
 
-def render_task_prolog(env: dict[str, str] | None = None) -> str:
-    """The TaskProlog: print `export NAME=VALUE` (Slurm sets it in the task) for every
-    variable of `env` (default JOB_ENV) the task's environment does not have yet."""
-    lines = ["#!/bin/sh",
-             "# written by vhpc: defaults for every task's environment (services/openmpi.py);",
-             "# a variable the job sets itself is left alone"]
-    for name, value in sorted((env if env is not None else JOB_ENV).items()):
-        # Slurm takes the value literally (no shell quoting): plain words only
-        if not value or any(c.isspace() or c in "\"'$`\\" for c in value):
-            raise ValueError(f"task prolog value of {name} must be a plain word: {value!r}")
-        lines.append(f'[ -n "${{{name}+set}}" ] || echo "export {name}={value}"')
-    lines.append("exit 0")
-    return "\n".join(lines) + "\n"
+def mca_params_file(paths: ClusterPaths) -> Path:
+    """The cluster's copy of the parameter file, bound into every node."""
+    return paths.etc / "openmpi-mca-params.conf"
 
 
-def slurm_conf_lines(paths: ClusterPaths) -> list[str]:
-    """slurm.conf's line naming the TaskProlog."""
-    return [f"TaskProlog={task_prolog_file(paths)}"]
+def render_mca_params(base: str, params: dict[str, str] | None = None) -> str:
+    """The node root's own parameter file `base` without lines of the parameters vhpc
+    sets, then vhpc's values."""
+    chosen = MCA_PARAMS if params is None else params
+    kept = [line for line in base.splitlines()
+            if line.split("=", 1)[0].strip() not in chosen]
+    lines = [*kept, "", "# added by vhpc (services/openmpi.py): ranks yield shared CPUs"]
+    lines += [f"{name} = {value}" for name, value in sorted(chosen.items())]
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vhpc.services import gres, jwt_auth, openmpi, slurm_site, slurm_versions, slurmdbd
+from vhpc.services import gres, jwt_auth, slurm_site, slurm_versions, slurmdbd
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
 from vhpc.spec import scale
@@ -121,7 +121,6 @@ def render_slurm_conf(spec: ClusterSpec, paths: ClusterPaths, mpi_default: str =
         f"HealthCheckProgram={health_check_file(paths)}",
         f"HealthCheckInterval={HEALTH_CHECK_INTERVAL}",
         "HealthCheckNodeState=ANY",
-        *openmpi.slurm_conf_lines(paths),  # TaskProlog: Open MPI ranks yield shared CPUs
         *slurm_site.partition_lines(spec),  # partitions of a site file (NodeSets by group)
         *slurm_site.topology_lines(spec),  # racks: topology/tree
         *slurmdbd.slurm_conf_lines(spec, paths),  # accounting and fair share (a db node)
