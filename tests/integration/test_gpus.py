@@ -93,12 +93,16 @@ def test_one_gpu_jobs_get_different_devices_and_a_third_waits(cluster: str) -> N
             return {r.split()[0]: (r.split()[1], r.split()[2]) for r in rows if r.strip()}
 
         def two_ran_and_wrote() -> bool:
-            running = [i for i in ids if states().get(i, ("", ""))[0] == "RUNNING"]
-            return len(running) == 2 and all(
+            now = states()
+            running = [i for i in ids if now.get(i, ("", ""))[0] == "RUNNING"]
+            # the third's reason is 'None' until the scheduler has looked at it
+            evaluated = all(now.get(i, ("", ""))[1] != "None" for i in ids if i not in running)
+            return len(running) == 2 and evaluated and all(
                 "GPU " in run("compute0", "cat", f"/tmp/hhgpu-{ids.index(i)}.out", check=False)
                 for i in running)
 
-        wait_until(two_ran_and_wrote, 90, "two 1-GPU jobs running with their output")
+        wait_until(two_ran_and_wrote, 90,
+                   "two 1-GPU jobs running with their output, the third's reason known")
         now = states()
         running = [i for i in ids if now[i][0] == "RUNNING"]
         waiting = [i for i in ids if i not in running]

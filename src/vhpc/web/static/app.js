@@ -64,13 +64,27 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+/* A request that got no answer at all is tried again (twice, 0.3 s apart): on a vhpc host
+   network interfaces come and go with every node, and Chromium aborts requests in flight
+   when they do (net::ERR_NETWORK_CHANGED). An HTTP error is an answer: never retried. */
+async function fetchRetrying(url, options, tries = 3) {
+  for (let i = 1; ; i++) {
+    try {
+      return await fetch(url, options);
+    } catch (err) {
+      if (i >= tries) throw err;
+      await new Promise((done) => setTimeout(done, 300));
+    }
+  }
+}
+
 async function getJSON(path, params) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== "" && v !== null && v !== undefined) qs.set(k, v);
   }
   const url = qs.toString() ? `${path}?${qs}` : path;
-  const r = await fetch(url, { headers: { Accept: "application/json", ...AUTH } });
+  const r = await fetchRetrying(url, { headers: { Accept: "application/json", ...AUTH } });
   if (!r.ok) {
     let detail = `HTTP ${r.status}`;
     try { const e = (await r.json()).error; if (e) detail = `${e.type}: ${e.message}`; } catch (_) {}
