@@ -34,16 +34,24 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from common import FLOOR_NAME, REPO, VHPC, median_of, rss_kb, run_floor, timed_run, vhpc_timed
+from common import (
+    FLOOR_NAME,
+    REPO,
+    VHPC,
+    median_of,
+    rss_kb,
+    run_floor,
+    run_srun,
+    timed_run,
+    vhpc_timed,
+)
 
 CLUSTER = "bench"
 STATE = Path("/var/lib/vhpc") / CLUSTER
@@ -94,46 +102,20 @@ def node_memory(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class LogKeeper:
-    """Copy the cluster's logs aside while it boots (a failed boot removes its state)."""
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> LogKeeper:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.5):
-            src = STATE / "log"
-            if src.is_dir():
-                shutil.copytree(src, self.dest, dirs_exist_ok=True,
-                                ignore_dangling_symlinks=True)
-
 
 def run_vhpc(n: int, extra: tuple[str, ...], srun: bool) -> dict[str, Any]:
     """One vhpc boot of N nodes: boot time, memory, optional srun, down time."""
     result: dict[str, Any] = {}
-    logs = Path(f"/var/tmp/vhpc-bench-logs/n{n}")
     try:
-        with LogKeeper(logs):
-            boot_s, up = vhpc("up", "-n", str(n), *extra)
+        boot_s, up = vhpc("up", "-n", str(n), *extra)
         result["boot_s"] = round(boot_s, 3)
-        if up.returncode != 0:
+        if up.returncode != 0:  # the error names where vhpc kept the failed boot's logs
             result["error"] = (up.stderr or up.stdout).strip()[-2000:]
-            result["logs"] = str(logs)
             return result
         _, st = vhpc("status", "--json", timeout=120)
         result.update(node_memory(json.loads(st.stdout)))
         if srun:
-            result["srun"] = run_srun(n)
+            result["srun"] = run_srun(CLUSTER, n, 600)
     finally:
         down_s, down = vhpc("down", timeout=600)
         result["down_s"] = round(down_s, 3)
@@ -141,14 +123,6 @@ def run_vhpc(n: int, extra: tuple[str, ...], srun: bool) -> dict[str, Any]:
             result["down_error"] = down.stderr.strip()[-500:]
     return result
 
-
-def run_srun(n: int) -> dict[str, Any]:
-    """`srun -N n hostname` inside the controller: time, distinct hostnames."""
-    t, proc = vhpc("exec", "slurm", "--", "srun", f"-N{n}", "hostname", timeout=600)
-    names = proc.stdout.split()
-    return {"seconds": round(t, 3), "returncode": proc.returncode, "lines": len(names),
-            "distinct_hostnames": len(set(names)), "ok": len(set(names)) == n,
-            "stderr": proc.stderr.strip()[-500:]}
 
 
 

@@ -71,3 +71,14 @@ def run_floor(n: int, timeout: float) -> dict[str, Any]:
                 "idle": idle, "ok": idle == n}
     except (IndexError, ValueError):
         return {"error": (last + proc.stderr)[-1000:]}
+
+
+def run_srun(cluster: str, n: int, timeout: float) -> dict[str, Any]:
+    """`srun -N n hostname` as the cluster user in the controller node: wall time, and
+    whether all n nodes answered with distinct hostnames."""
+    t, proc = vhpc_timed(cluster, "exec", "slurm", "--user", "cluser", "--", "srun",
+                         f"-N{n}", "hostname", timeout=timeout)
+    names = proc.stdout.split()
+    return {"seconds": round(t, 3), "returncode": proc.returncode, "lines": len(names),
+            "distinct_hostnames": len(set(names)), "ok": len(set(names)) == n,
+            "stderr": proc.stderr.strip()[-500:]}

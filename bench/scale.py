@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import FLOOR_NAME, REPO, rss_kb, run_floor, vhpc_timed
+from common import FLOOR_NAME, REPO, rss_kb, run_floor, run_srun, vhpc_timed
 
 CLUSTER = "snscale"
 STATE = Path("/var/lib/vhpc") / CLUSTER
@@ -76,15 +76,6 @@ def manager_rss_kb() -> int:
         return 0
 
 
-def run_srun(n: int) -> dict[str, Any]:
-    """`srun -N n hostname` inside the controller: time and distinct hostnames."""
-    t, proc = vhpc("exec", "slurm", "--user", "cluser", "--", "srun", f"-N{n}", "hostname",
-                   timeout=900)
-    names = proc.stdout.split()
-    return {"seconds": round(t, 2), "returncode": proc.returncode,
-            "distinct_hostnames": len(set(names)), "ok": len(set(names)) == n,
-            "stderr_tail": proc.stderr.strip()[-300:]}
-
 
 def run_vhpc(n: int, sruns: int) -> dict[str, Any]:
     """One vhpc cluster of N nodes: boot, sruns, memory, down."""
@@ -102,7 +93,7 @@ def run_vhpc(n: int, sruns: int) -> dict[str, Any]:
                                              - _meminfo_kb("MemAvailable")) // n
         _, st = vhpc("status", "--json", timeout=300)
         result.update(node_overhead(json.loads(st.stdout)))
-        result["srun"] = [run_srun(n) for _ in range(sruns)]
+        result["srun"] = [run_srun(CLUSTER, n, 900) for _ in range(sruns)]
         result["manager_rss_kb_after_sruns"] = manager_rss_kb()
     finally:
         down_s, down = vhpc("down", timeout=900)
