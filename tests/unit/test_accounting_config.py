@@ -174,3 +174,10 @@ def test_the_python_api_passes_users_and_accounting_to_the_options() -> None:
     options = vhpc.Cluster("lab", users=["alice:physics"], accounting=False).options
     assert (options.users, options.accounting) == (("alice:physics",), False)
     assert vhpc.Cluster("lab").options.accounting is True
+
+
+def test_a_failed_template_build_names_each_logs_last_error_line(tmp_path: Path) -> None:
+    (tmp_path / "install.log").write_text("Installing\n[ERROR] cannot create db\nbye\n")
+    (tmp_path / "mariadbd.log").write_text("")
+    assert db_template.work_logs(tmp_path) == (
+        "install.log: [ERROR] cannot create db | mariadbd.log: (empty) | slurmdbd.log: (none)")

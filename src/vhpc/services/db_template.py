@@ -104,8 +104,7 @@ def ensure_template() -> Path:
             if not (target / mariadb.DATABASE).is_dir():
                 raise
     except Exception as err:
-        logs = " | ".join(_tail(work / name) for name in
-                          ("install.log", "mariadbd.log", "slurmdbd.log"))
+        logs = work_logs(work)
         raise BootError(f"could not make the accounting database template {target}: "
                         f"{err}; logs: {logs}") from err
     finally:
@@ -113,9 +112,21 @@ def ensure_template() -> Path:
     return target
 
 
-def _tail(path: Path) -> str:
+#: The logs a template build leaves in its work directory.
+WORK_LOGS = ("install.log", "mariadbd.log", "slurmdbd.log")
+
+
+def work_logs(work: Path) -> str:
+    """What went wrong in a failed template build: one line of each of its logs."""
+    return " | ".join(last_line(work / name) for name in WORK_LOGS)
+
+
+def last_line(path: Path) -> str:
+    """`name: line` of a log of the template's daemons: its last error line, else its last."""
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return f"{path.name}: (none)"
-    return f"{path.name}: {lines[-1] if lines else '(empty)'}"
+    words = ("error", "fatal", "failed", "cannot", "can't")
+    errors = [ln for ln in lines if any(w in ln.lower() for w in words)]
+    return f"{path.name}: {(errors or lines or ['(empty)'])[-1]}"

@@ -67,20 +67,10 @@ def make_template(root: Path, dest: Path) -> None:
             raise BootError(f"slurmdbd made no {mariadb.DATABASE} database")
         os.rename(work / "data", dest)
     except (CommandError, BootError, OSError) as err:
-        logs = " | ".join(last_line(work / name) for name in
-                          ("install.log", "mariadbd.log", "slurmdbd.log"))
+        logs = db_template.work_logs(work)
         raise BootError(f"image build failed: the accounting template "
                         f"(exit {getattr(err, 'returncode', '?')}): {logs}") from err
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def last_line(path: Path) -> str:
-    """`name: line` of a log of the template's daemons: its last error line, else its last."""
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return f"{path.name}: (none)"
-    words = ("error", "fatal", "failed", "cannot", "can't")
-    errors = [ln for ln in lines if any(w in ln.lower() for w in words)]
-    return f"{path.name}: {(errors or lines or ['(empty)'])[-1]}"
