@@ -317,17 +317,18 @@ class Cluster:
         return image_root.image_mounts(self.paths, node.name, images.rootfs(self.spec.image),
                                        mounts, nodes_mod.resolv_target())
 
-    def _node_root(self, node: NodeSpec | None = None) -> Path:
-        """The root tree a node runs on: the image's, or the host's (`None`: a compute
-        node's)."""
-        uses = (self.spec.image != HOST_IMAGE if node is None
-                else image_root.uses_image(self.spec, node))
-        return images.rootfs(self.spec.image) if uses else Path("/")
+    def _slurm_root(self) -> Path:
+        """The root tree the Slurm nodes run on: the cluster's image, or the host's."""
+        return Path("/") if self.spec.image == HOST_IMAGE else images.rootfs(self.spec.image)
+
+    def _node_root(self, node: NodeSpec) -> Path:
+        """The root tree this node runs on (the dns node keeps the host's)."""
+        return self._slurm_root() if image_root.uses_image(self.spec, node) else Path("/")
 
     def _node_file(self, target: str) -> str:
-        """A file of the compute nodes' root tree ('' if it has none)."""
+        """A file of the Slurm nodes' root tree ('' if it has none)."""
         try:
-            return (self._node_root() / target.lstrip("/")).read_text()
+            return (self._slurm_root() / target.lstrip("/")).read_text()
         except OSError:
             return ""
 
