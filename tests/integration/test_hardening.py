@@ -5,8 +5,8 @@ Each test reproduces a command of the issue against the real CLI and a real mana
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,14 +118,16 @@ def capped_cluster() -> Iterator[tuple[str, int]]:
     cap.mkdir(exist_ok=True)
     (cap / "memory.limit_in_bytes").write_text(str(MANAGER_HEADROOM))
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):  # every thread of the manager
-            (cap / "tasks").write_text(task)
+        # cgroup.procs moves every thread at once: walking /proc/PID/task races with
+        # threads that end in between (CI saw ProcessLookupError)
+        (cap / "cgroup.procs").write_text(str(pid))
         yield RUNNING, pid
     finally:
         vhpc("-c", RUNNING, "down", check=False)
         if cap.exists():
-            for task in (cap / "tasks").read_text().split():
-                (home / "tasks").write_text(task)
+            for task in (cap / "cgroup.procs").read_text().split():
+                with contextlib.suppress(ProcessLookupError):  # ended in between
+                    (home / "cgroup.procs").write_text(task)
             cap.rmdir()
         assert leftovers(RUNNING) == []
 
