@@ -78,6 +78,7 @@ class Cluster:
         self.events = events or EventBus()
         self.progress = progress
         self.workers = workers
+        self._boot_started = time.monotonic()  # the boot's timeline (mark) counts from here
         self.ledger = Ledger(paths.ledger)
         self.lock = threading.RLock()  # the one lock of state mutations (module docstring)
         self.closing = False  # set by teardown: no change may start after it
@@ -104,13 +105,17 @@ class Cluster:
         # The db node's files (a ~20 MB datadir copy, ~0.3 s) are made in this thread while
         # the network and the nodes are; mariadbd waits for them (start_services).
         side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-files")
+        self._boot_started = time.monotonic()
         try:
             self.prepare_state(side)
+            self.mark("state files written")
             self.progress("network", 0, 1)
             self.build_network()
+            self.mark("bridge made")
             # Service nodes first: their daemons (etcd takes ~0.25 s) start while the
             # compute nodes are made.
             self.build_nodes([n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE])
+            self.mark("service nodes made")
             self.supervisor.start_thread()
             # The compute nodes are made while the service daemons start (with accounting
             # slurmctld first waits ~0.5 s for MariaDB, slurmdbd and the cluster's records)
@@ -118,12 +123,15 @@ class Cluster:
                 building = pool.submit(self.build_nodes, list(self.spec.computes))
                 later = self.start_services()  # if it fails, the pool's exit waits for
                 building.result()              # the building before the rollback
+            self.mark("compute nodes made")
             self.start_computes(list(self.spec.computes))
+            self.mark("slurmds started")
             # etcd (the registry) is not on the path to idle nodes: the manager waits for
             # it after `up` returned, before it publishes the nodes (wait_registry)
             self._registry_wait = later
             self.daemons_started.set()  # the manager starts the registry beside the wait
             self.wait_idle([n.name for n in self.spec.computes], timeout)
+            self.mark("compute nodes idle")
             if self._db_files is not None:  # done (without accounting: nothing waited)
                 self._db_files.result()
             ops.finish(self.paths.root)
@@ -147,6 +155,10 @@ class Cluster:
             side.shutdown(wait=False)
         self.events.emit("cluster_up", f"cluster {self.spec.name} is up with "
                          f"{len(self.spec.computes)} compute nodes")
+
+    def mark(self, step: str) -> None:
+        """One line of the boot's timeline in the manager's log (time since the boot)."""
+        log.info("boot +%.3fs: %s", time.monotonic() - self._boot_started, step)
 
     def wait_registry(self) -> None:
         """After a boot: wait until etcd answers (it started with the service daemons)."""
@@ -396,12 +408,14 @@ class Cluster:
                 self._db_files.result()  # its datadir is copied (raises what the copy did)
             self.progress(f"starting {daemon.name}", 0, 1)
             supervised = self.supervisor.start(daemon, self.target(daemon.node))
+            self.mark(f"{daemon.name} started")
             if daemon.name == "mariadbd":
                 mariadb = (daemon, supervised)
             elif daemon.name in accounting.WAITED:  # registers the cluster once it answers
                 accounting.wait_ready(self.spec, self.paths, self.slurm, daemon, supervised)
             elif daemon.name == "munged":
                 self._wait_for(*checks["munged"][:2], checks["munged"][2], daemon)
+                self.mark("munged answers")
             else:
                 started.append(daemon)
 
@@ -414,6 +428,7 @@ class Cluster:
         # slurmd -Z started before slurmctld listens retries its registration only a
         # second later: wait for the controller, not for etcd (that overlaps the slurmds)
         wait({"slurmctld"})
+        self.mark("slurmctld answers")
         return lambda: wait({"etcd"})
 
     def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,

@@ -84,13 +84,36 @@ class Reporter:
         os.close(devnull)
 
 
+class BootLines(logging.Handler):
+    """Keeps the boot's lines (logged before the state directory exists or is known to
+    survive) so that manager.log gets them once the boot succeeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_boot_lines = BootLines()
+
+
 def _setup_logging(log_file: Path | None) -> None:
+    """Log to stderr (while `up` follows the boot), or to the manager's log file; the
+    boot's lines kept so far go to that file first."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler: logging.Handler = (logging.FileHandler(log_file) if log_file
                                 else logging.StreamHandler(sys.stderr))
     handler.setFormatter(fmt)
+    if log_file is None:
+        root.handlers = [handler, _boot_lines]
+        return
+    for record in _boot_lines.records:
+        handler.handle(record)
+    _boot_lines.records.clear()
     root.handlers = [handler]
 
 
