@@ -67,7 +67,8 @@ def list_clusters() -> list[str]:
     root = state_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "ledger.jsonl").exists())
+    return sorted(p.name for p in root.iterdir()  # '.trash-*' holds a ledger a moment
+                  if not p.name.startswith(".") and (p / "ledger.jsonl").exists())
 
 
 def plan(options: ClusterOptions) -> ClusterSpec:
@@ -413,6 +414,15 @@ def remove_kept_logs(name: str | None) -> list[Path]:
     every one's with None); the directories removed."""
     facts.require_root("vhpc clean")
     return kept_logs.remove_kept(name)
+
+
+def remove_trash(name: str | None) -> list[Path]:
+    """Remove the state directories an interrupted `down` left renamed aside (of one
+    cluster, or every one's with None); the directories removed."""
+    from vhpc.runtime import trash_sweep
+
+    facts.require_root("vhpc clean")
+    return trash_sweep.remove_trash(name, state_root())
 
 
 def liveness(name: str, ledger: Ledger) -> str:

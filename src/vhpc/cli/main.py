@@ -147,8 +147,8 @@ def down(obj: dict[str, str], keep_logs: bool) -> None:
 @click.option("--force", is_flag=True, help="Also remove a cluster that is still running.")
 @click.pass_obj
 def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
-    """Remove what a crashed cluster left behind, from its ledger, and the logs kept of
-    failed boots and 'down --keep-logs'."""
+    """Remove what a crashed cluster left behind, from its ledger, the logs kept of
+    failed boots and 'down --keep-logs', and what an interrupted 'down' left to delete."""
     names = control.list_clusters() if all_clusters else [obj["cluster"]]
     for name in names:
         leftovers = control.clean(name, force=force)
@@ -156,6 +156,8 @@ def clean(obj: dict[str, str], all_clusters: bool, force: bool) -> None:
         say(f"{name}: {state}")
     for kept in control.remove_kept_logs(None if all_clusters else obj["cluster"]):
         say(f"removed kept logs {kept}")
+    for trash in control.remove_trash(None if all_clusters else obj["cluster"]):
+        say(f"removed trash {trash} (an interrupted 'down' left it)")
 
 
 @cli.command()
