@@ -8,6 +8,7 @@ tests use a fake. Every method returns a model of :mod:`vhpc.models`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Protocol
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from vhpc.cluster.inventory import Inventory
     from vhpc.observe import Observer
 
+log = logging.getLogger(__name__)
 EPOCH_CUTOFF = 1e9  # an events `since` above this is a Unix time, below an age
 
 
@@ -229,10 +231,13 @@ class ClusterAPI:
         """Stop and remove everything the cluster made; leftovers (normally none) and,
         with `keep_logs`, where its logs now are (cluster/kept_logs.py)."""
         with self.lock:
+            started = time.monotonic()
             self._clear_faults_before_down()
             self.phase = Phase.STOPPING
             self.inventory.stop(revoke=True)
             self.stop_observer()  # before teardown removes its state directory
+            log.info("down: faults, registry and observer stopped in %.2fs",
+                     time.monotonic() - started)
             leftovers = self.cluster.teardown(keep_logs=keep_logs)
             kept = self.cluster.kept_logs if keep_logs else None
             return DownResult(ok=not leftovers, leftovers=leftovers,

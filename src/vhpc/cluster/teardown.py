@@ -27,7 +27,6 @@ from vhpc.runtime.trash import discard_tree
 
 log = logging.getLogger(__name__)
 MANAGER_KEY = "manager"
-SLURMD_PREFIX = "slurmd@"  # ledger keys of the compute nodes' slurmds
 #: Ledger data of a DIRECTORY that is an (empty) mount point made for a share: rmdir only.
 MOUNTPOINT = "mountpoint"
 
@@ -59,6 +58,7 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     `before_directories` runs once every process is gone and before any directory is
     removed (cluster/kept_logs.py moves the logs aside there)."""
     plan = list(ledger.teardown_plan(nodes))
+    log.info("teardown: %d entries of %s", len(plan), "all nodes" if nodes is None else nodes)
     foreign = foreign_veths(ledger, [e for e in plan if e.kind is Kind.VETH], master_of)
     for entry in foreign:
         log.warning("veth %s is on bridge %s of another cluster: not ours, left alone",
@@ -74,10 +74,14 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     for entry in plan:  # a frozen node (vhpc fault freeze) takes no signal until thawed
         if entry.kind is Kind.CGROUP:
             thaw(entry.ident)
-    if nodes is None:  # the whole cluster goes: its slurmds need no clean exit, the
-        # SIGKILL of their node's init ends them (1024 slurmds took seconds to stop)
-        inits += [e for e in others if e.ident.startswith(SLURMD_PREFIX)]
-        others = [e for e in others if not e.ident.startswith(SLURMD_PREFIX)]
+    with_init: list[Entry] = []
+    if nodes is None:  # the whole cluster goes: its daemons need no clean exit (their
+        # state goes too), the SIGKILL of their node's init ends them (1024 slurmds took
+        # seconds to stop, slurmctld and the rest of the 7 daemons 2-4 s); the node's
+        # cgroup, emptied below, holds any that would not be in its PID namespace
+        nodes_with_init = {e.node for e in inits}
+        with_init = [e for e in others if e.node in nodes_with_init]
+        others = [e for e in others if e.node not in nodes_with_init]
     # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
     # SIGKILL ends every process still in the node.
     for group, grace in ((managers, 5.0), (others, 5.0), (inits, 0.0)):
@@ -87,9 +91,13 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
         ledger.remove_all(group)
         log.info("teardown: %d processes (grace %.0fs) in %.2fs", len(group), grace,
                  time.monotonic() - started)
+    ledger.remove_all(with_init)
     failed: list[str] = []
+    pin_dirs = _pin_dirs(plan)
     for kind in TEARDOWN_ORDER:
-        group = [e for e in plan if e.kind is kind]
+        group = [e for e in plan if e.kind is kind and e not in pin_dirs]
+        if kind is Kind.NAMESPACE:  # the pins' directory first, with them all in one call
+            group = pin_dirs + group
         if kind is Kind.DIRECTORY and before_directories is not None:
             before_directories()
         if kind is Kind.PROCESS or not group:
@@ -104,6 +112,13 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
         ledger.remove_all(removed)
         log.info("teardown: %d %s in %.2fs", len(group), kind.value, time.monotonic() - started)
     return failed
+
+
+def _pin_dirs(plan: list[Entry]) -> list[Entry]:
+    """The MOUNT entries of the plan that hold namespace pins of the plan below them (a
+    cluster's private `ns` directory, when the whole cluster goes)."""
+    parents = {Path(e.ident).parent for e in plan if e.kind is Kind.NAMESPACE}
+    return [e for e in plan if e.kind is Kind.MOUNT and Path(e.ident) in parents]
 
 
 def _remove_group(runtime: Runtime, kind: Kind, group: list[Entry],
@@ -126,10 +141,8 @@ def _remove_group(runtime: Runtime, kind: Kind, group: list[Entry],
                     _remove_empty_dir(entry.ident)
                 else:  # renamed aside at once, deleted in the background
                     discard_tree(Path(entry.ident), first=("ledger.jsonl", "spec.json"))
-        else:  # a node's cgroups are independent: removed side by side
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                return list(zip(pool.map(lambda e: _remove_cgroup(runtime, e), group),
-                                group, strict=True))
+        else:  # a node's cgroups are independent: emptied, then removed, side by side
+            return _remove_cgroups(runtime, group)
     except (OSError, VhpcError) as err:
         log.warning("could not remove %d %s: %s", len(group), kind.value, err)
         return [(False, e) for e in group]
@@ -146,10 +159,34 @@ def _remove_empty_dir(path: str) -> None:
         log.warning("left mount point %s in place: %s", path, err)
 
 
-def _remove_cgroup(runtime: Runtime, entry: Entry) -> bool:
-    """Kill every process of a cgroup (jobs included), then remove its directories."""
+def _remove_cgroups(runtime: Runtime, group: list[Entry]) -> list[tuple[bool, Entry]]:
+    """Kill every process of the cgroups (jobs included) and wait until all are empty,
+    then remove their directories (a cgroup with a process left is not removed)."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        emptied = list(pool.map(lambda e: _empty_cgroup(runtime, e), group))
+        waited = time.monotonic() - started
+        removed = list(pool.map(lambda e: _remove_cgroup_dirs(runtime, e),
+                                [e for e, ok in zip(group, emptied, strict=True) if ok]))
+    log.info("teardown: %d cgroups emptied in %.2fs, removed in %.2fs", len(group), waited,
+             time.monotonic() - started - waited)
+    done = iter(removed)
+    return [(ok and next(done), e) for e, ok in zip(group, emptied, strict=True)]
+
+
+def _empty_cgroup(runtime: Runtime, entry: Entry) -> bool:
+    """Kill every process of a cgroup and wait for it to be empty."""
     try:
         runtime.kill_cgroup(entry.ident)
+    except (OSError, VhpcError) as err:
+        log.warning("could not empty cgroup %s: %s", entry.ident, err)
+        return False
+    return True
+
+
+def _remove_cgroup_dirs(runtime: Runtime, entry: Entry) -> bool:
+    """Remove an empty cgroup's directories (those below it first)."""
+    try:
         for d in runtime.cgroup_dirs(entry.ident):
             runtime.remove_cgroup_dir(d)
     except (OSError, VhpcError) as err:

@@ -292,13 +292,21 @@ def release(path: Path) -> None:
 
 
 def release_all(paths: list[Path]) -> None:
-    """Unpin many namespace files (a system call each: runtime/umount.py); a path that
-    fails (not mounted, a crash mid-create) goes through `release` on its own."""
+    """Unpin many namespace files and mount points (a system call each: runtime/umount.py).
+
+    Parents first: a directory among the paths (a cluster's private `ns` directory) is
+    unmounted lazily with every pin below it in one call (6144 calls at 1024 nodes took
+    8 s), and those pins are left as files in it. A path that fails (not mounted, a crash
+    mid-create) goes through `release` on its own; the files of unpinned pins go.
+    """
     present = [p for p in paths if os.path.lexists(p)]
-    if not present:
-        return
-    for path in umount_each(present):  # not mounted (a crash mid-create): each on its own
-        release(path)
-    for path in present:
+    released: set[Path] = set()
+    for path in sorted(present, key=lambda p: len(p.parts)):
+        if any(parent in released for parent in path.parents):
+            continue  # went with its directory
+        if umount_each([path]):  # not mounted (a crash mid-create): each on its own
+            release(path)
+        else:
+            released.add(path)
         if path.is_file():
             path.unlink(missing_ok=True)
