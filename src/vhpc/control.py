@@ -495,8 +495,9 @@ def login_of(spec: ClusterSpec, user: str | None) -> UserLogin | None:
 
 def exec_argv(name: str, node: str, command: list[str], user: str | None) -> list[str]:
     """The argv that runs `command` in `node` as `user` (see runtime.spawn.node_argv)."""
-    from vhpc.runtime.spawn import node_argv
+    from vhpc.runtime.spawn import ROOT_LOGIN_ENV, node_argv
 
     spec, target = target_of(name, node)
-    return node_argv(target, command, user=login_of(spec, user),
-                     env={"TERM": os.environ.get("TERM", "xterm")})
+    login = login_of(spec, user)
+    env = {"TERM": os.environ.get("TERM", "xterm"), **(ROOT_LOGIN_ENV if login is None else {})}
+    return node_argv(target, command, user=login, env=env)

@@ -81,6 +81,10 @@ def test_gemm_with_open_mpi_5(cluster: str) -> None:
     result = json.loads(out.strip().splitlines()[-1])
     assert result["verification"] == "PASSED" and result["ranks"] == 4
     assert "Open MPI v5" in in_node("compute0", "ompi_info", "--version")
+    # as root too: Open MPI 5 needs $HOME ("Unable to get the user home directory")
+    assert "Open MPI v5" in in_node("compute0", "ompi_info", "--version", user=None)
+    assert in_node("compute0", "sh", "-c", "echo $HOME $USER", user=None).split() == [
+        "/root", "root"]
 
 
 def test_sacct_and_host_wrappers(cluster: str, tmp_path: Path) -> None:

@@ -24,6 +24,9 @@ from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.proc import ProcessRecord, record_of
 
 NODE_PATH = "/opt/vhpc/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: What a root login has (`vhpc exec` without --user; daemons do without): Open MPI 5
+#: reads the home from $HOME alone ("Unable to get the user home directory" without it).
+ROOT_LOGIN_ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash"}
 
 
 @dataclass(frozen=True)
