@@ -102,11 +102,15 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1024, help="compute nodes")
     ap.add_argument("--name", default="sndown", help="cluster name")
     ap.add_argument("--no-srun", action="store_true", help="down an idle cluster")
+    ap.add_argument("--settle", type=float, default=8.0,
+                    help="wait until the 1-minute load average is below this first")
     ap.add_argument("--note", default="", help="what this run measures (kept in the JSON)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "down.json"))
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/down.py boots clusters: run it as root")
+    while os.getloadavg()[0] > args.settle:  # the last teardown's kernel work, others'
+        time.sleep(5)
     load_before = os.getloadavg()
     result = run(args.n, args.name, not args.no_srun)
     result.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -92,18 +92,20 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
         log.info("teardown: %d processes (grace %.0fs) in %.2fs", len(group), grace,
                  time.monotonic() - started)
     ledger.remove_all(with_init)
-    failed: list[str] = []
     pin_dirs = _pin_dirs(plan)
-    for kind in TEARDOWN_ORDER:
-        group = [e for e in plan if e.kind is kind and e not in pin_dirs]
-        if kind is Kind.NAMESPACE:  # the pins' directory first, with them all in one call
-            group = pin_dirs + group
+    groups: dict[Kind, list[Entry]] = {
+        kind: [e for e in plan if e.kind is kind and e not in pin_dirs]
+        for kind in TEARDOWN_ORDER if kind is not Kind.PROCESS}
+    groups[Kind.NAMESPACE] = pin_dirs + groups[Kind.NAMESPACE]  # their directory first
+
+    def remove_kind(kind: Kind) -> list[str]:
+        group = groups[kind]
         if kind is Kind.DIRECTORY and before_directories is not None:
             before_directories()
-        if kind is Kind.PROCESS or not group:
-            continue
-        removed = []
+        if not group:
+            return []
         started = time.monotonic()
+        removed, failed = [], []
         for done, entry in _remove_group(runtime, kind, group, drop_table):
             if not done:
                 failed.append(f"{entry.kind.value} {entry.ident}")
@@ -111,6 +113,21 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
                 removed.append(entry)
         ledger.remove_all(removed)
         log.info("teardown: %d %s in %.2fs", len(group), kind.value, time.monotonic() - started)
+        return failed
+
+    # The whole cluster goes: its cgroups empty while the killed nodes' processes die
+    # (seconds at 1024 nodes); the pins and links need no process gone and go meanwhile.
+    beside = [Kind.CGROUP] if nodes is None else []
+    failed: list[str] = []
+    with ThreadPoolExecutor(max_workers=1) as side:
+        pending = [side.submit(remove_kind, kind) for kind in beside]
+        for kind in groups:
+            if kind in (Kind.MOUNT, Kind.DIRECTORY):  # last, once every process is gone
+                for future in pending:
+                    failed += future.result()
+                pending = []
+            if kind not in beside:
+                failed += remove_kind(kind)
     return failed
 
 

@@ -8,7 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from vhpc.runtime import cgroups, namespaces, neighbours, network, proc, spawn
+from vhpc.errors import VhpcError
+from vhpc.runtime import cgroups, link_delete, namespaces, neighbours, network, proc, spawn
 from vhpc.runtime.cgroups import CgroupDriver, CgroupStats
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import LeafSpec, VethSpec
@@ -33,7 +34,11 @@ class LinuxRuntime:
         network.create_bridge(name, address)
 
     def delete_links(self, names: list[str]) -> None:
-        network.delete_links(names)
+        failed = link_delete.delete_links([n for n in names if network.link_exists(n)])
+        left = [n for n in failed if network.link_exists(n)]
+        if left:
+            raise VhpcError(f"could not delete {len(left)} links ({', '.join(left[:3])}): "
+                            f"{os.strerror(failed[left[0]])}")
 
     def create_leaves(self, leaves: list[LeafSpec]) -> None:
         network.create_leaves(leaves)
@@ -105,4 +110,9 @@ class LinuxRuntime:
         return fd
 
     def terminate(self, records: list[ProcessRecord], grace: float = 5.0) -> None:
-        proc.terminate(records, grace)
+        if grace > 0:
+            proc.terminate(records, grace)
+            return
+        for record in records:  # no time to handle a SIGTERM: one signal, one check each
+            if proc.signal_record(record, signal.SIGKILL):
+                proc.reap_if_child(record.pid)

@@ -1,0 +1,28 @@
+"""A larger CPU share for a process that tears a cluster down while it loads the host.
+
+Right after a step across 1024 nodes the host runs hundreds of runnable tasks, and the
+kernel's autogroup scheduler gives every session (each node daemon starts one) the same
+share of the 2 cores: the manager's session, which must stop them all, got too little to
+do it in seconds. A session leader (the manager) may weight its own session: nice -20
+there weighs ~87 default sessions. The processes it starts in its session share that
+weight; those started in a session of their own (a background `rm`) do not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
+    """Weight this process's session as nice `nice`; True if done. Only a session leader
+    does (anyone else would change the session it was started from, e.g. a terminal's)."""
+    if os.getsid(0) != os.getpid():
+        return False
+    try:
+        autogroup.write_text(f"{nice}\n")
+    except OSError:  # no autogroups in this kernel, or not allowed
+        return False
+    return True
