@@ -21,7 +21,6 @@ from vhpc.runtime.link_delete import (
     parse_acks,
     unused_group,
 )
-from vhpc.runtime.priority import raise_session_share
 
 
 def attributes(message: bytes) -> dict[int, bytes]:
