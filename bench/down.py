@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, run_srun, vhpc_timed
+from common import REPO, VHPC, run_srun, timed_run, vhpc_timed
 
 STATE_ROOT = Path("/var/lib/vhpc")
 TIMEOUT = 1800.0
@@ -58,24 +58,30 @@ def leftovers(cluster: str) -> list[str]:
     return found
 
 
-def timed_down(cluster: str) -> dict[str, Any]:
-    """`vhpc down`, timed; the manager's log lines of it (held open across the rename)."""
+def timed_down(cluster: str, importtime: bool = False) -> dict[str, Any]:
+    """`vhpc down`, timed; the manager's log lines of it (held open across the rename);
+    with `importtime` the wall time the command's imports took (python -X importtime)."""
+    prefix = [sys.executable, "-X", "importtime"] if importtime else []
     log_path = STATE_ROOT / cluster / "log" / "manager.log"
     with log_path.open("rb") as log:
         log.seek(0, os.SEEK_END)
         start = dt.datetime.now()
-        seconds, down = vhpc_timed(cluster, "down", timeout=900)
+        seconds, down = timed_run([*prefix, VHPC, "-c", cluster, "down"], timeout=900)
         lines = log.read().decode(errors="replace").splitlines()
     steps = [f"{start:%H:%M:%S,%f}"[:12] + " vhpc down starts",
              *(f"{m[1]} {m[2]}" for line in lines if (m := STEP.match(line))),
              f"{dt.datetime.now():%H:%M:%S,%f}"[:12] + " vhpc down returned"]
     out: dict[str, Any] = {"down_s": round(seconds, 2), "steps": steps}
+    if importtime:
+        top = [int(m[1]) for m in re.finditer(r"^import time:\s+\d+ \|\s+(\d+) \| \S",
+                                               down.stderr, re.M)]
+        out["cli_import_s"] = round(sum(top) / 1e6, 2)
     if down.returncode != 0:
-        out["down_error"] = (down.stderr or down.stdout).strip()[-500:]
+        out["down_error"] = down.stdout.strip()[-500:]
     return out
 
 
-def run(n: int, cluster: str, srun: bool) -> dict[str, Any]:
+def run(n: int, cluster: str, srun: bool, importtime: bool) -> dict[str, Any]:
     """One cluster of N nodes: boot, an srun across all, a timed down, leftovers."""
     result: dict[str, Any] = {"n": n}
     boot_s, up = vhpc_timed(cluster, "up", "-n", str(n), "--memory", "64M", "--overcommit",
@@ -91,7 +97,7 @@ def run(n: int, cluster: str, srun: bool) -> dict[str, Any]:
             time.sleep(5)
             result["srun"] = run_srun(cluster, n, 900)
     if (STATE_ROOT / cluster / "log" / "manager.log").exists():
-        result.update(timed_down(cluster))
+        result.update(timed_down(cluster, importtime))
     result["leftovers"] = leftovers(cluster)
     return result
 
@@ -104,6 +110,8 @@ def main() -> None:
     ap.add_argument("--no-srun", action="store_true", help="down an idle cluster")
     ap.add_argument("--settle", type=float, default=8.0,
                     help="wait until the 1-minute load average is below this first")
+    ap.add_argument("--importtime", action="store_true",
+                    help="run down under python -X importtime, record its imports' time")
     ap.add_argument("--note", default="", help="what this run measures (kept in the JSON)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "down.json"))
     args = ap.parse_args()
@@ -112,7 +120,7 @@ def main() -> None:
     while os.getloadavg()[0] > args.settle:  # the last teardown's kernel work, others'
         time.sleep(5)
     load_before = os.getloadavg()
-    result = run(args.n, args.name, not args.no_srun)
+    result = run(args.n, args.name, not args.no_srun, args.importtime)
     result.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                   load_before=[round(x, 2) for x in load_before], note=args.note)
     print(json.dumps(result, indent=1), file=sys.stderr, flush=True)

@@ -238,10 +238,12 @@ class ClusterAPI:
             started = time.monotonic()
             self._clear_faults_before_down()
             self.phase = Phase.STOPPING
+            faults = time.monotonic()
             self.inventory.stop(revoke=True)
+            registry = time.monotonic()
             self.stop_observer()  # before teardown removes its state directory
-            log.info("down: faults, registry and observer stopped in %.2fs",
-                     time.monotonic() - started)
+            log.info("down: faults cleared in %.2fs, registry stopped in %.2fs, observer "
+                     "in %.2fs", faults - started, registry - faults, time.monotonic() - registry)
             leftovers = self.cluster.teardown(keep_logs=keep_logs)
             kept = self.cluster.kept_logs if keep_logs else None
             return DownResult(ok=not leftovers, leftovers=leftovers,

@@ -66,69 +66,98 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     ledger.remove_all(foreign)
     skip = {e.key for e in foreign}
     plan = [e for e in plan if e.key not in skip]
-    procs = [e for e in plan if e.kind is Kind.PROCESS]
-    # The manager first, so it cannot restart what is being stopped.
-    managers = [e for e in procs if e.ident == MANAGER_KEY]
-    inits = [e for e in procs if is_init_key(e.ident)]
-    others = [e for e in procs if e.ident != MANAGER_KEY and not is_init_key(e.ident)]
     for entry in plan:  # a frozen node (vhpc fault freeze) takes no signal until thawed
         if entry.kind is Kind.CGROUP:
             thaw(entry.ident)
-    with_init: list[Entry] = []
-    if nodes is None:  # the whole cluster goes: its daemons need no clean exit (their
-        # state goes too), the SIGKILL of their node's init ends them (1024 slurmds took
-        # seconds to stop, slurmctld and the rest of the 7 daemons 2-4 s); the node's
-        # cgroup, emptied below, holds any that would not be in its PID namespace
-        nodes_with_init = {e.node for e in inits}
-        with_init = [e for e in others if e.node in nodes_with_init]
-        others = [e for e in others if e.node not in nodes_with_init]
+    managers, others, inits, with_init = _process_groups(plan, nodes is None)
+    removal = _Removal(ledger, runtime, plan, drop_table, before_directories)
+    # The manager first, so it cannot restart what is being stopped.
+    _terminate(ledger, runtime, managers, 5.0)
+    _terminate(ledger, runtime, others, 5.0)
+    failed: list[str] = []
+    if nodes is None:  # the pins go while the nodes still run: each namespace is then
+        # freed by its node's last exit, side by side, not one after another here
+        failed += removal.remove(Kind.NAMESPACE)
     # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
     # SIGKILL ends every process still in the node.
-    for group, grace in ((managers, 5.0), (others, 5.0), (inits, 0.0)):
-        started = time.monotonic()
-        records = [process_record(e) for e in group]
-        runtime.terminate([r for r in records if r.pid != os.getpid()], grace)
-        ledger.remove_all(group)
-        log.info("teardown: %d processes (grace %.0fs) in %.2fs", len(group), grace,
-                 time.monotonic() - started)
+    _terminate(ledger, runtime, inits, 0.0)
     ledger.remove_all(with_init)
-    pin_dirs = _pin_dirs(plan)
-    groups: dict[Kind, list[Entry]] = {
-        kind: [e for e in plan if e.kind is kind and e not in pin_dirs]
-        for kind in TEARDOWN_ORDER if kind is not Kind.PROCESS}
-    groups[Kind.NAMESPACE] = pin_dirs + groups[Kind.NAMESPACE]  # their directory first
-
-    def remove_kind(kind: Kind) -> list[str]:
-        group = groups[kind]
-        if kind is Kind.DIRECTORY and before_directories is not None:
-            before_directories()
-        if not group:
-            return []
-        started = time.monotonic()
-        removed, failed = [], []
-        for done, entry in _remove_group(runtime, kind, group, drop_table):
-            if not done:
-                failed.append(f"{entry.kind.value} {entry.ident}")
-            elif kind is not Kind.DIRECTORY:  # the ledger file lived in that directory
-                removed.append(entry)
-        ledger.remove_all(removed)
-        log.info("teardown: %d %s in %.2fs", len(group), kind.value, time.monotonic() - started)
-        return failed
-
     # The whole cluster goes: its cgroups empty while the killed nodes' processes die
-    # (seconds at 1024 nodes); the pins and links need no process gone and go meanwhile.
+    # (seconds at 1024 nodes); the links need no process gone and go meanwhile.
     beside = [Kind.CGROUP] if nodes is None else []
-    failed: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as side:
-        pending = [side.submit(remove_kind, kind) for kind in beside]
-        for kind in groups:
+        pending = [side.submit(removal.remove, kind) for kind in beside]
+        for kind in removal.groups:
             if kind in (Kind.MOUNT, Kind.DIRECTORY):  # last, once every process is gone
                 for future in pending:
                     failed += future.result()
                 pending = []
             if kind not in beside:
-                failed += remove_kind(kind)
+                failed += removal.remove(kind)
     return failed
+
+
+def _process_groups(plan: list[Entry], whole: bool
+                    ) -> tuple[list[Entry], list[Entry], list[Entry], list[Entry]]:
+    """The plan's processes: managers, other daemons, node inits, and (`whole` cluster)
+    the daemons that end with their node's init without a signal of their own.
+
+    When the whole cluster goes its daemons need no clean exit (their state goes too):
+    the SIGKILL of their node's init ends them (1024 slurmds took seconds to stop,
+    slurmctld and the rest 2-4 s); the node's cgroup, emptied after, holds any that
+    would not be in its PID namespace."""
+    procs = [e for e in plan if e.kind is Kind.PROCESS]
+    managers = [e for e in procs if e.ident == MANAGER_KEY]
+    inits = [e for e in procs if is_init_key(e.ident)]
+    others = [e for e in procs if e.ident != MANAGER_KEY and not is_init_key(e.ident)]
+    nodes_with_init = {e.node for e in inits} if whole else set()
+    with_init = [e for e in others if e.node in nodes_with_init]
+    others = [e for e in others if e.node not in nodes_with_init]
+    return managers, others, inits, with_init
+
+
+def _terminate(ledger: Ledger, runtime: Runtime, group: list[Entry], grace: float) -> None:
+    """Stop a group of recorded processes (never this one) and drop their records."""
+    started = time.monotonic()
+    records = [process_record(e) for e in group]
+    runtime.terminate([r for r in records if r.pid != os.getpid()], grace)
+    ledger.remove_all(group)
+    log.info("teardown: %d processes (grace %.0fs) in %.2fs", len(group), grace,
+             time.monotonic() - started)
+
+
+class _Removal:
+    """The non-process entries of a plan by kind, each kind removed once, in one call."""
+
+    def __init__(self, ledger: Ledger, runtime: Runtime, plan: list[Entry],
+                 drop_table: Callable[[str], None],
+                 before_directories: Callable[[], None] | None) -> None:
+        self.ledger, self.runtime, self.drop_table = ledger, runtime, drop_table
+        self.before_directories = before_directories
+        pin_dirs = _pin_dirs(plan)
+        self.groups: dict[Kind, list[Entry]] = {
+            kind: [e for e in plan if e.kind is kind and e not in pin_dirs]
+            for kind in TEARDOWN_ORDER if kind is not Kind.PROCESS}
+        self.groups[Kind.NAMESPACE] = pin_dirs + self.groups[Kind.NAMESPACE]  # dir first
+
+    def remove(self, kind: Kind) -> list[str]:
+        """Remove the entries of one kind (once: a kind done early is empty after);
+        what could not go."""
+        group, self.groups[kind] = self.groups[kind], []
+        if kind is Kind.DIRECTORY and self.before_directories is not None:
+            self.before_directories()
+        if not group:
+            return []
+        started = time.monotonic()
+        removed, failed = [], []
+        for done, entry in _remove_group(self.runtime, kind, group, self.drop_table):
+            if not done:
+                failed.append(f"{entry.kind.value} {entry.ident}")
+            elif kind is not Kind.DIRECTORY:  # the ledger file lived in that directory
+                removed.append(entry)
+        self.ledger.remove_all(removed)
+        log.info("teardown: %d %s in %.2fs", len(group), kind.value, time.monotonic() - started)
+        return failed
 
 
 def _pin_dirs(plan: list[Entry]) -> list[Entry]:
