@@ -239,11 +239,15 @@ class ClusterAPI:
             self._clear_faults_before_down()
             self.phase = Phase.STOPPING
             faults = time.monotonic()
+            # both wait for their threads' rounds under way: side by side
+            observer = threading.Thread(target=self.stop_observer, name="observer-stop")
+            observer.start()
             self.inventory.stop(revoke=True)
             registry = time.monotonic()
-            self.stop_observer()  # before teardown removes its state directory
+            observer.join()  # before teardown removes its state directory
             log.info("down: faults cleared in %.2fs, registry stopped in %.2fs, observer "
-                     "in %.2fs", faults - started, registry - faults, time.monotonic() - registry)
+                     "%.2fs later", faults - started, registry - faults,
+                     time.monotonic() - registry)
             leftovers = self.cluster.teardown(keep_logs=keep_logs)
             kept = self.cluster.kept_logs if keep_logs else None
             return DownResult(ok=not leftovers, leftovers=leftovers,
