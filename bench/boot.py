@@ -22,6 +22,8 @@ and `--no-accounting`, and the floor for 1 and 16 nodes; medians and ratios to t
 (bench/results/boot_whole.json). Its vhpc commands run as an installed vhpc does, from
 compiled bytecode (a private PYTHONPYCACHEPREFIX, filled by one warm-up round); `--source`
 runs them from source instead (PYTHONDONTWRITEBYTECODE=1, as in this repo's .venv).
+Each `up` also records `<case>_host_cpu_s`: the CPU seconds the whole host was busy
+during it (/proc/stat), a figure of what the boot costs only on an otherwise quiet host.
 
     .venv/bin/python bench/boot.py --whole -r 7 --cluster sbbench
 """
@@ -213,11 +215,21 @@ def whole_env(source: bool) -> dict[str, str]:
     return env
 
 
+def host_busy_seconds() -> float:
+    """CPU seconds the whole host has been busy since boot (/proc/stat: all but idle and
+    iowait): around a quiet `up`, what the boot cost the CPUs, daemons and kernel included."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal without idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def whole_round(cluster: str, env: dict[str, str]) -> dict[str, Any]:
     """One round: each case's whole `vhpc up` (then its `down`), and the floor's 1 and 16."""
     out: dict[str, Any] = {}
     for label, args in WHOLE_CASES:
+        busy = host_busy_seconds()
         seconds, proc = timed_run([VHPC, "-c", cluster, "up", *args], UP_TIMEOUT, env=env)
+        out[f"{label}_host_cpu_s"] = round(host_busy_seconds() - busy, 2)
         down_s, down = timed_run([VHPC, "-c", cluster, "down"], 600, env=env)
         out[label] = round(seconds, 3) if proc.returncode == 0 else None
         out[f"{label}_down"] = round(down_s, 3)
@@ -240,7 +252,8 @@ def whole(cluster: str, rounds: int, source: bool) -> dict[str, Any]:
     for i in range(rounds):
         runs.append(whole_round(cluster, env))
         print(f"round {i}: {runs[-1]}", file=sys.stderr, flush=True)
-    keys = [label for label, _ in WHOLE_CASES] + ["floor_n1", "floor_n16"]
+    keys = [label for label, _ in WHOLE_CASES] + ["floor_n1", "floor_n16"] + \
+        [f"{label}_host_cpu_s" for label, _ in WHOLE_CASES]
     medians = {k: median_of([{k: r[k]} for r in runs if r.get(k) is not None], k)
                for k in keys}
     ratios = {}
