@@ -74,21 +74,21 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     # The manager first, so it cannot restart what is being stopped.
     _terminate(ledger, runtime, managers, 5.0)
     _terminate(ledger, runtime, others, 5.0)
-    failed: list[str] = []
-    if nodes is None:  # the links go while the nodes still run: once their network
-        # namespaces die, the kernel's cleanup of them holds the lock a link deletion
-        # needs (1029 veths took 2-5 s then, against under 1 s before)
-        failed += removal.remove(Kind.VETH) + removal.remove(Kind.BRIDGE)
     # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
     # SIGKILL ends every process still in the node.
     _terminate(ledger, runtime, inits, 0.0)
     ledger.remove_all(with_init)
     # The whole cluster goes: its cgroups empty while the killed nodes' processes die
-    # (seconds at 1024 nodes); the pins need no process gone and go meanwhile.
+    # (seconds at 1024 nodes), and the links and pins, which need no process gone, go
+    # meanwhile: the links first, while the pins still hold the network namespaces (the
+    # kernel's cleanup of dead ones holds the lock a link deletion needs: 1029 veths took
+    # 2-5 s after the pins, and as long before the kill, with the cluster still busy).
     beside = [Kind.CGROUP] if nodes is None else []
+    order = [Kind.NFT_TABLE, Kind.VETH, Kind.BRIDGE, *removal.groups]
+    failed: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as side:
         pending = [side.submit(removal.remove, kind) for kind in beside]
-        for kind in removal.groups:
+        for kind in order:
             if kind in (Kind.MOUNT, Kind.DIRECTORY):  # last, once every process is gone
                 for future in pending:
                     failed += future.result()
