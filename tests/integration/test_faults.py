@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -62,6 +63,14 @@ def slurm_states() -> dict[str, str]:
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 
+def state_at_once(node: str) -> str:
+    """The node's state from the host's sinfo (no `vhpc exec` in between: right after a
+    command returns, before slurmctld's next ping could change it)."""
+    env = dict(os.environ, SLURM_CONF=str(STATE_ROOT / NAME / "etc" / "slurm" / "slurm.conf"))
+    return subprocess.run(["sinfo", "-h", "-N", "-n", node, "-o", "%T"], env=env,
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
 def daemon(node: str, name: str) -> dict[str, Any]:
     n = next(n for n in status(NAME)["nodes"] if n["name"] == node)
     found: dict[str, Any] = next(d for d in n["services"] if d["name"] == name)
@@ -105,11 +114,40 @@ def test_partition_is_noticed_by_slurm_and_heal_brings_the_node_back(cluster: st
         slurm_states()
     assert [f["kind"] for f in active()] == ["partition"]
     fault("heal")
+    assert not state_at_once("compute0").endswith("*")  # slurmctld has heard from it
     assert wait_for(lambda: slurm_states().get("compute0") == "idle", 120), slurm_states()
     assert daemon("compute0", "slurmd")["pid"] == pid  # nothing was restarted
     assert active() == [] and TABLE not in nft_tables()
     events = vhpc("-c", cluster, "events").stdout
     assert "fault_injected" in events and "fault_cleared" in events
+
+
+def test_a_job_ending_in_a_partition_and_heal_returning_once_slurm_hears(
+        cluster: str) -> None:
+    """The job ends while its node is cut off from everything (its end cannot reach
+    slurmctld); `heal` returns once slurmctld has heard from the node again: never
+    'allocated*'/'idle*' (or DOWN 'Not responding' by a ping that failed after the heal,
+    which left the node down for more than a minute and requeued the job)."""
+    home = STATE_ROOT / cluster / "home" / "cluser"
+    go = home / "heal-go"
+    go.unlink(missing_ok=True)
+    job = run("sbatch", "--parsable", "-w", "compute0", "--chdir", str(home), "--wrap",
+              f"while [ ! -e {go.name} ]; do sleep 0.2; done").stdout.strip()
+    assert wait_for(lambda: run("squeue", "-h", "-j", job, "-o", "%T").stdout.strip()
+                    == "RUNNING", 60)
+    fault("partition", "compute0")
+    go.touch()  # the job ends inside the cut
+    assert wait_for(lambda: slurm_states().get("compute0", "").endswith("*"), 120), \
+        slurm_states()
+    fault("heal")  # returns once slurmctld has heard from the node
+    state = state_at_once("compute0")
+    assert state and not state.endswith("*") and not state.startswith("down"), state
+    assert wait_for(lambda: job not in run("squeue", "-h", "-o", "%i").stdout, 60), \
+        run("squeue").stdout
+    assert wait_for(lambda: slurm_states().get("compute0") == "idle", 60), slurm_states()
+    shown = run("scontrol", "show", "job", job, check=False).stdout
+    assert "Restarts=0" in shown or not shown.strip(), shown  # ran once: not requeued
+    go.unlink()
 
 
 def test_total_loss_fails_the_nodes_steps_and_clear_restores_them(cluster: str) -> None:

@@ -234,6 +234,9 @@ class FakeSlurm:
     def run(self, argv: list[str], check: bool = True, timeout: float = 30.0,
             input: str | None = None) -> CommandResult:
         self.ran.append(argv)
+        if "state=resume" in argv:  # as slurmctld: a resumed node has no reason left
+            for name in argv[2].removeprefix("nodename=").split(","):
+                self.reasons.pop(name, None)
         return CommandResult(argv, 0, "", "")
 
     def node_states(self) -> dict[str, str]:

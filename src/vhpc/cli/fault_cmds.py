@@ -108,7 +108,8 @@ def partition(obj: dict[str, str], nodes: tuple[str, ...], peers: str) -> None:
 @click.argument("nodes", nargs=-1, shell_complete=node_names)
 @click.pass_obj
 def heal(obj: dict[str, str], nodes: tuple[str, ...]) -> None:
-    """Undo partitions (of these nodes, or every one); nothing is restarted."""
+    """Undo partitions (of these nodes, or every one); nothing is restarted. Returns once
+    slurmctld has heard from the healed nodes again."""
     _report_cleared(_client(obj).clear_faults(kind="partition", nodes=parse_nodes(nodes)),
                     "partition")
 

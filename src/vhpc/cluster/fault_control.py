@@ -44,20 +44,27 @@ from vhpc.runtime.netfault import (
     table_name,
     tbf_args,
 )
+from vhpc.services import slurm as slurm_conf
+from vhpc.spec import scale
 
 log = logging.getLogger(__name__)
 FAULTS_FILE = "faults.json"
 NOT_RESPONDING = "Not responding"  # slurmctld's reason of a node it set DOWN
+SETTLE_POLL = 0.5  # s between looks at Slurm while a heal waits for it
 
 
 class FaultController:
     """Faults of one cluster: add, list, clear (all through `runtime`)."""
 
     def __init__(self, cluster: Cluster, runtime: FaultRuntime,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.cluster = cluster
         self.runtime = runtime
         self.clock = clock
+        self.monotonic = monotonic  # with `sleep`: the wait for Slurm after a heal
+        self.sleep = sleep
         self.path: Path = cluster.paths.root / FAULTS_FILE
         self.book = self._load()
 
@@ -129,28 +136,47 @@ class FaultController:
         return chosen
 
     def _return_to_service(self, cleared: list[ActiveFault]) -> None:
-        """Resume the nodes Slurm set DOWN as not responding during these faults.
+        """Wait until slurmctld has heard from the nodes of these faults again, resuming
+        those it set DOWN as not responding (`settle_step`); at most `_settle_limit()`.
 
-        slurmctld does not ping a node that is DOWN and not responding, so it would stay
-        down after a heal until slurmd registers again (it restarts); `state=resume`
-        lets slurmctld ping it, and it is idle once it answers. Nodes down or drained for
-        any other reason are left alone.
+        slurmctld notices a heal only at its next ping, and a ping sent into the cut can
+        fail after the heal: the node then goes DOWN 'Not responding' just after it (its
+        jobs requeued), and slurmctld does not ping a node DOWN and not responding, so it
+        stayed down for more than a minute. `state=resume` lets slurmctld ping it at once.
+        Nodes still under another fault, or down or drained for another reason, are left
+        alone. Returns when Slurm can use the nodes again (typically 1-2 s).
         """
         touched = {n for f in cleared if f.spec.kind is not FaultKind.KILL for n in f.spec.nodes}
         touched |= {n for f in cleared if f.spec.kind is FaultKind.PARTITION
                     for n in f.spec.peers}
-        if not touched:
-            return
-        try:
-            reasons = self.cluster.slurm.node_reasons()
-            down = sorted(n for n in touched if reasons.get(n) == NOT_RESPONDING)
-            if down:
-                scontrol_update(self.cluster.slurm, down, "resume", "")
-                self.cluster.events.emit(
-                    "fault_resumed", f"resumed {', '.join(down)} in Slurm (set DOWN as not "
-                    "responding during the fault)")
-        except Exception as err:  # Slurm may be down itself (a partitioned controller)
-            log.warning("could not resume nodes after clearing faults: %s", err)
+        touched -= {n for f in self.book.faults for n in (*f.spec.nodes, *f.spec.peers)}
+        deadline = self.monotonic() + self._settle_limit()
+        resumed: set[str] = set()
+        while touched and not self.cluster.closing:
+            try:
+                slurm = self.cluster.slurm
+                resume, touched = settle_step(touched, slurm.node_states(),
+                                              slurm.node_reasons())
+                if resume:
+                    scontrol_update(slurm, resume, "resume", "")
+                    if not set(resume) <= resumed:
+                        self.cluster.events.emit(
+                            "fault_resumed", f"resumed {', '.join(resume)} in Slurm (set "
+                            "DOWN as not responding during the fault)")
+                    resumed |= set(resume)
+            except Exception as err:  # Slurm may be down itself (a partitioned controller)
+                log.warning("could not return nodes to service after clearing faults: %s", err)
+                return
+            if touched and self.monotonic() >= deadline:
+                log.warning("slurmctld has not heard from %s since the fault was cleared",
+                            ", ".join(sorted(touched)))
+                return
+            if touched:
+                self.sleep(SETTLE_POLL)
+
+    def _settle_limit(self) -> float:
+        """How long a heal waits for slurmctld: its ping timeout past SlurmdTimeout."""
+        return scale.slurmd_timeout(self.cluster.spec.max_nodes) + slurm_conf.MESSAGE_TIMEOUT
 
     def clear_all(self) -> list[ActiveFault]:
         """Undo every fault (before teardown: frozen nodes thawed, the table deleted)."""
@@ -226,6 +252,17 @@ class FaultController:
             self.runtime.delete_table(table)
             for entry in recorded:
                 ledger.remove(entry)
+
+
+def settle_step(nodes: set[str], states: dict[str, str], reasons: dict[str, str]
+                ) -> tuple[list[str], set[str]]:
+    """One look at Slurm after a heal: the nodes to resume (DOWN as not responding) and
+    those slurmctld has not heard from yet (state flagged '*', or resumed just now); a
+    node down or drained for another reason is not waited for."""
+    resume = sorted(n for n in nodes if reasons.get(n) == NOT_RESPONDING)
+    unheard = {n for n in nodes if states.get(n, "").endswith("*")
+               and reasons.get(n, NOT_RESPONDING) == NOT_RESPONDING}
+    return resume, unheard | set(resume)
 
 
 def _event_node(fault: ActiveFault) -> str:
