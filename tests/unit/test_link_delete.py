@@ -85,3 +85,17 @@ def test_only_a_session_leader_changes_its_sessions_share(tmp_path: Path) -> Non
     assert autogroup.read_text() == "/autogroup-1 nice 0\n"
     subprocess.run([sys.executable, "-c", code], check=True, start_new_session=True)
     assert autogroup.read_text() == "-20\n"
+
+
+def test_a_commands_session_weighs_more_only_while_it_runs(tmp_path: Path) -> None:
+    from vhpc.runtime.priority import session_share
+
+    autogroup = tmp_path / "autogroup"
+    autogroup.write_text("/autogroup-7 nice 3\n")
+    with session_share(-20, autogroup) as done:
+        assert done and autogroup.read_text() == "-20\n"
+    assert autogroup.read_text() == "3\n"
+    autogroup.write_text("/autogroup-7 nice -20\n")  # weighs as much already: untouched
+    with session_share(-10, autogroup) as done:
+        assert not done
+    assert autogroup.read_text() == "/autogroup-7 nice -20\n"

@@ -79,21 +79,19 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     _terminate(ledger, runtime, inits, 0.0)
     ledger.remove_all(with_init)
     # The whole cluster goes: its cgroups empty while the killed nodes' processes die
-    # (seconds at 1024 nodes), and the links and pins, which need no process gone, go
-    # meanwhile: the links first, while the pins still hold the network namespaces (the
-    # kernel's cleanup of dead ones holds the lock a link deletion needs: 1029 veths took
-    # 2-5 s after the pins, and as long before the kill, with the cluster still busy).
-    beside = [Kind.CGROUP] if nodes is None else []
-    order = [Kind.NFT_TABLE, Kind.VETH, Kind.BRIDGE, *removal.groups]
+    # (seconds at 1024 nodes); the links and pins need no process gone and go meanwhile,
+    # side by side too (a link deletion waits for the devices' last users to let go:
+    # 1029 veths took 2-5 s in a row with the rest).
+    beside = [[Kind.CGROUP], [Kind.NFT_TABLE, Kind.VETH, Kind.BRIDGE]] if nodes is None else []
     failed: list[str] = []
-    with ThreadPoolExecutor(max_workers=1) as side:
-        pending = [side.submit(removal.remove, kind) for kind in beside]
-        for kind in order:
+    with ThreadPoolExecutor(max_workers=max(1, len(beside))) as side:
+        pending = [side.submit(removal.remove_all, kinds) for kinds in beside]
+        for kind in removal.groups:
             if kind in (Kind.MOUNT, Kind.DIRECTORY):  # last, once every process is gone
                 for future in pending:
                     failed += future.result()
                 pending = []
-            if kind not in beside:
+            if not any(kind in kinds for kinds in beside):
                 failed += removal.remove(kind)
     return failed
 
@@ -140,6 +138,10 @@ class _Removal:
             kind: [e for e in plan if e.kind is kind and e not in pin_dirs]
             for kind in TEARDOWN_ORDER if kind is not Kind.PROCESS}
         self.groups[Kind.NAMESPACE] = pin_dirs + self.groups[Kind.NAMESPACE]  # dir first
+
+    def remove_all(self, kinds: list[Kind]) -> list[str]:
+        """Remove the entries of these kinds, in this order; what could not go."""
+        return [failure for kind in kinds for failure in self.remove(kind)]
 
     def remove(self, kind: Kind) -> list[str]:
         """Remove the entries of one kind (once: a kind done early is empty after);
@@ -207,18 +209,12 @@ def _remove_empty_dir(path: str) -> None:
 
 
 def _remove_cgroups(runtime: Runtime, group: list[Entry]) -> list[tuple[bool, Entry]]:
-    """Kill every process of the cgroups (jobs included) and wait until all are empty,
-    then remove their directories (a cgroup with a process left is not removed)."""
-    started = time.monotonic()
+    """Kill every process of each cgroup (jobs included), wait until it is empty and
+    remove its directories, 8 cgroups at a time (one with a process left stays)."""
     with ThreadPoolExecutor(max_workers=8) as pool:
-        emptied = list(pool.map(lambda e: _empty_cgroup(runtime, e), group))
-        waited = time.monotonic() - started
-        removed = list(pool.map(lambda e: _remove_cgroup_dirs(runtime, e),
-                                [e for e, ok in zip(group, emptied, strict=True) if ok]))
-    log.info("teardown: %d cgroups emptied in %.2fs, removed in %.2fs", len(group), waited,
-             time.monotonic() - started - waited)
-    done = iter(removed)
-    return [(ok and next(done), e) for e, ok in zip(group, emptied, strict=True)]
+        done = list(pool.map(lambda e: _empty_cgroup(runtime, e)
+                             and _remove_cgroup_dirs(runtime, e), group))
+    return list(zip(done, group, strict=True))
 
 
 def _empty_cgroup(runtime: Runtime, entry: Entry) -> bool:

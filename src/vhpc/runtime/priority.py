@@ -10,7 +10,9 @@ weight; those started in a session of their own (a background `rm`) do not.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 AUTOGROUP = Path("/proc/self/autogroup")
@@ -26,3 +28,32 @@ def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
     except OSError:  # no autogroups in this kernel, or not allowed
         return False
     return True
+
+
+def session_nice(autogroup: Path = AUTOGROUP) -> int | None:
+    """The nice value of this process's session ("/autogroup-N nice V"), None if unknown."""
+    try:
+        return int(autogroup.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextlib.contextmanager
+def session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> Iterator[bool]:
+    """Weight the session this command runs in as nice `nice` while the block runs, then
+    put its weight back (a terminal's session: the shell waits for the command anyway);
+    yields whether it did. For a command that frees the host from a loaded cluster."""
+    before = session_nice(autogroup)
+    done = False
+    if before is not None and before > nice:
+        try:
+            autogroup.write_text(f"{nice}\n")
+            done = True
+        except OSError:
+            pass
+    try:
+        yield done
+    finally:
+        if done:
+            with contextlib.suppress(OSError):
+                autogroup.write_text(f"{before}\n")
