@@ -15,14 +15,15 @@ from pathlib import Path
 
 from vhpc.runtime.hostops import run_command
 from vhpc.runtime.trash import TRASH_PREFIX
+from vhpc.spec.load import CLUSTER_NAME_PATTERN
 
-_CLUSTER_RE = r"[a-z][a-z0-9-]{0,30}"  # spec/load.py's cluster names
 _SUFFIX_RE = r"-\d+-\d+"  # trash_name's pid and time
 
 
 def owner_of(path: Path) -> str | None:
     """The cluster whose trash `path` is (None: not a trash directory's name)."""
-    found = re.fullmatch(rf"{re.escape(TRASH_PREFIX)}({_CLUSTER_RE}){_SUFFIX_RE}", path.name)
+    pattern = rf"{re.escape(TRASH_PREFIX)}({CLUSTER_NAME_PATTERN}){_SUFFIX_RE}"
+    found = re.fullmatch(pattern, path.name)
     return found.group(1) if found else None
 
 

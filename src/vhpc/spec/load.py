@@ -42,7 +42,9 @@ DB_NAME = "db"
 COMPUTE_PREFIX = "compute"
 RESERVED_NAMES = frozenset({CONTROLLER_NAME, DNS_NAME, DB_NAME, "localhost", "host"})
 
-_CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+#: a cluster's name (it names the state directory, the bridge and cgroups; trash too)
+CLUSTER_NAME_PATTERN = r"[a-z][a-z0-9-]{0,30}"
+_CLUSTER_NAME_RE = re.compile(rf"^{CLUSTER_NAME_PATTERN}$")
 _HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
