@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from vhpc.atomic import write_atomic
+from vhpc.spec.load import CLUSTER_NAME_PATTERN
 from vhpc.spec.paths import ClusterPaths, state_root
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def kept_of(cluster: str | None = None, state: Path | None = None) -> list[Path]
     root = kept_root(state)
     if not root.is_dir():
         return []
-    name = re.escape(cluster) if cluster is not None else r"[a-z][a-z0-9-]*"
+    name = re.escape(cluster) if cluster is not None else CLUSTER_NAME_PATTERN
     pattern = re.compile(rf"{name}-{_STAMP_RE}")
     return sorted(p for p in root.iterdir() if p.is_dir() and pattern.fullmatch(p.name))
 
