@@ -167,3 +167,22 @@ def test_release_all_unpins_each_below_a_directory_that_was_not_mounted(
     assert umounts["umount"] == [ns_dir, *pins]
     assert umounts["release"] == [ns_dir]
     assert not any(p.exists() for p in pins)
+
+
+def test_v1_finds_a_nodes_processes_in_one_hierarchy(tmp_path: Path) -> None:
+    from vhpc.runtime.cgroups import CgroupV1
+
+    for controller, procs in (("pids", {"": "11\n12\n"}),
+                              ("memory", {"": "11\n", "slurm/job_1": "12\n"})):
+        for sub, text in procs.items():
+            d = tmp_path / controller / "vhpc-x" / "n0" / sub
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "cgroup.procs").write_text(text)
+    (tmp_path / "pids" / "vhpc-x" / "n0" / "cgroup.procs").write_text("11\n12\n13\n")
+    driver = CgroupV1(tmp_path)
+    assert driver.member_pids("vhpc-x/n0") == [11, 12, 13]  # the pids hierarchy's
+    assert driver.pids("vhpc-x/n0") == [11, 12, 13]  # every hierarchy's
+    for d in sorted((tmp_path / "pids").rglob("*"), reverse=True):
+        d.unlink() if d.is_file() else d.rmdir()
+    assert driver.member_pids("vhpc-x/n0") == [11, 12]  # no pids hierarchy: memory's
+    assert driver.member_pids("vhpc-x/gone") == []

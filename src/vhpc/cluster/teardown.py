@@ -5,6 +5,14 @@ A link is written to the ledger before it is made, so a failed `ip link add` (th
 was taken) leaves a record of a link that is not ours. A veth is therefore removed only
 if it hangs on no bridge or on one of this ledger's bridges; a veth on another cluster's
 bridge is never touched, only its stale record dropped.
+
+When the whole cluster goes (`vhpc down`, `vhpc clean`) nothing of it needs a clean
+exit, and 1024 nodes must go in seconds on 2 cores: the node inits get SIGKILL first
+(their daemons end with them), then the node cgroups are emptied and removed, the links
+deleted (one kernel batch) and the namespace pins released (one lazy umount of their
+directory) side by side while the processes die; the state directory goes last, renamed
+aside and deleted in the background. One node (`node rm`) goes step by step, its daemons
+stopped before its init.
 """
 
 from __future__ import annotations
