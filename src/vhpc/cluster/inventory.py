@@ -135,12 +135,15 @@ class Inventory:
         self._thread.start()
 
     def stop(self, revoke: bool = False) -> None:
-        """Stop the loops (before teardown, or when the manager exits)."""
+        """Stop the loops (before teardown, or when the manager exits). With `revoke`
+        (the cluster goes) the monitor and DNS feed are not waited for: their daemon
+        threads check the flag before they change anything, and a `sinfo` of theirs
+        under way at 1024 nodes held `down` for seconds."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and not revoke:
             self._thread.join(timeout=5)
         if self.feed is not None:
-            self.feed.stop()
+            self.feed.stop(wait=not revoke)
         if self.registry is not None:
             self.registry.stop(revoke)
 

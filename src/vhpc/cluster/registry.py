@@ -248,14 +248,15 @@ class DnsFeed:
         self._thread = threading.Thread(target=self._loop, name="dns-feed", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         """Stop following (the hosts directory stays as it is).
 
-        Does not wait for a watch request in flight: the thread checks the flag before
-        it writes anything, and it is a daemon thread.
+        Does not wait for a watch request in flight (at most 0.2 s for the loop, none
+        without `wait`): the thread checks the flag before it writes anything, and it is
+        a daemon thread.
         """
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and wait:
             self._thread.join(timeout=0.2)
 
     def _loop(self) -> None:

@@ -252,10 +252,12 @@ class Manager:
         from vhpc.models import Phase
 
         api.stop_observer()
-        if api.phase is not Phase.STOPPING:
-            api.inventory.stop()
-            self.cluster.supervisor.shutdown()
-            log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
+        if api.phase is Phase.STOPPING:  # torn down; `down` waits for this process to end:
+            logging.shutdown()  # no interpreter teardown of 1024 nodes' objects and threads
+            os._exit(self.exit_code)  # (0.6-0.9 s at 1024 nodes)
+        api.inventory.stop()
+        self.cluster.supervisor.shutdown()
+        log.info("manager exiting; the cluster keeps running (re-adopt with any command)")
         return self.exit_code
 
     def _listen(self) -> tuple[list[socket.socket], str]:
