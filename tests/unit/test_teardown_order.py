@@ -141,13 +141,19 @@ def umounts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Path]]:
     return calls
 
 
+def _pinned_dir(ns_dir: Path, count: int) -> list[Path]:
+    """A namespace directory holding `count` pin files; the pins."""
+    ns_dir.mkdir()
+    pins = [ns_dir / f"n{i}.net" for i in range(count)]
+    for pin in pins:
+        pin.touch()
+    return pins
+
+
 def test_release_all_unmounts_a_directory_before_and_instead_of_its_pins(
         tmp_path: Path, umounts: dict[str, list[Path]]) -> None:
     ns_dir = tmp_path / "ns"
-    ns_dir.mkdir()
-    pins = [ns_dir / f"n{i}.net" for i in range(3)]
-    for pin in pins:
-        pin.touch()
+    pins = _pinned_dir(ns_dir, 3)
     outside = tmp_path / "other.net"
     outside.touch()
     namespaces.release_all([*pins, outside, ns_dir])
@@ -159,10 +165,7 @@ def test_release_all_unmounts_a_directory_before_and_instead_of_its_pins(
 def test_release_all_unpins_each_below_a_directory_that_was_not_mounted(
         tmp_path: Path, umounts: dict[str, list[Path]]) -> None:
     ns_dir = tmp_path / "unmounted-ns"
-    ns_dir.mkdir()
-    pins = [ns_dir / f"n{i}.net" for i in range(2)]
-    for pin in pins:
-        pin.touch()
+    pins = _pinned_dir(ns_dir, 2)
     namespaces.release_all([*pins, ns_dir])
     assert umounts["umount"] == [ns_dir, *pins]
     assert umounts["release"] == [ns_dir]
