@@ -32,6 +32,8 @@ class FakeRuntime:
         self.spawned: list[tuple[str, list[str]]] = []
         self.pids_max: dict[str, int | None] = {}
         self.revived: list[str] = []
+        #: a node init's pid -> the processes of its PID namespace, which end with it
+        self.ends_with: dict[int, list[int]] = {}
         self.fail_on_namespace = fail_on_namespace
         self._pids = itertools.count(1000)
 
@@ -134,6 +136,11 @@ class FakeRuntime:
                 for pids in self.cgroups.values():
                     if record.pid in pids:
                         pids.remove(record.pid)
+                for pid in self.ends_with.get(record.pid, []):  # its PID namespace ends
+                    self.processes.pop(pid, None)
+
+    def wait_gone(self, records: list[ProcessRecord], timeout: float) -> list[ProcessRecord]:
+        return [r for r in records if self.is_alive(r)]
 
     def crash(self, pid: int) -> None:
         """Make a process die as if killed."""

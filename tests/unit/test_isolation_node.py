@@ -113,6 +113,7 @@ class OrderedRuntime(FakeRuntime):
 
 def test_teardown_kills_node_inits_after_their_daemons_without_grace(tmp_path: Path) -> None:
     runtime = OrderedRuntime()
+    runtime.ends_with[11] = [12]
     ledger = Ledger(tmp_path / "ledger.jsonl")
     for pid, key in ((11, "init@compute0"), (12, "slurmd@compute0"), (13, "manager"),
                      (14, "slurmctld@slurm")):
@@ -128,6 +129,7 @@ def test_teardown_kills_node_inits_after_their_daemons_without_grace(tmp_path: P
 
 def test_removing_one_node_stops_its_slurmd_before_its_init(tmp_path: Path) -> None:
     runtime = OrderedRuntime()
+    runtime.ends_with[11] = [12]
     ledger = Ledger(tmp_path / "ledger.jsonl")
     for pid, key in ((11, "init@compute0"), (12, "slurmd@compute0")):
         runtime.processes[pid] = ProcessRecord(pid, pid)

@@ -4,11 +4,13 @@ daemons end with their node's init; a cgroup that cannot be emptied is not remov
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.unit.fake_runtime import FakeRuntime
+from vhpc.cluster import teardown
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.teardown import remove_owned
 from vhpc.errors import VhpcError
@@ -80,12 +82,22 @@ def test_whole_cluster_daemons_go_with_their_init(tmp_path: Path) -> None:
     manager = add_process(ledger, runtime, "manager", "")
     init = add_process(ledger, runtime, "init@slurm", "slurm")
     ctld = add_process(ledger, runtime, "slurmctld@slurm", "slurm")
+    runtime.ends_with[init] = [ctld]
     assert remove_owned(ledger, runtime) == []
     # the manager alone first; slurmctld is not stopped on its own: it ends with its
-    # node's init (a PID namespace ends with its pid 1), and its record goes
+    # node's init (a PID namespace ends with its pid 1), is waited for, its record goes
     assert [c for c in runtime.terminated if c] == [[manager], [init]]
-    assert ctld in runtime.processes  # (the fake has no PID namespaces)
+    assert ctld not in runtime.processes
     assert ledger.entries() == []
+
+
+def test_whole_cluster_down_reports_a_daemon_that_outlives_its_init(tmp_path: Path) -> None:
+    runtime = RecordingRuntime()
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    add_process(ledger, runtime, "init@slurm", "slurm")
+    ctld = add_process(ledger, runtime, "slurmctld@slurm", "slurm")  # not in its PID ns
+    (left,) = remove_owned(ledger, runtime)
+    assert left.startswith(f"process {ctld} ") and "still running" in left
 
 
 def test_one_node_daemons_stop_before_its_init(tmp_path: Path) -> None:
@@ -189,3 +201,31 @@ def test_v1_finds_a_nodes_processes_in_one_hierarchy(tmp_path: Path) -> None:
         d.unlink() if d.is_file() else d.rmdir()
     assert driver.member_pids("vhpc-x/n0") == [11, 12]  # no pids hierarchy: memory's
     assert driver.member_pids("vhpc-x/gone") == []
+
+
+
+def test_a_killed_child_is_reaped_and_reported_gone() -> None:
+    import signal
+    import subprocess
+
+    from vhpc.runtime.linux import LinuxRuntime
+    from vhpc.runtime.proc import record_of
+
+    child = subprocess.Popen(["sleep", "30"])
+    record = record_of(child.pid)
+    assert record is not None
+    os.kill(child.pid, signal.SIGKILL)
+    assert LinuxRuntime().wait_gone([record], timeout=5.0) == []
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left for an init to wait on
+        os.waitpid(child.pid, os.WNOHANG)
+    child.returncode = -9  # Popen's own bookkeeping
+
+
+def test_a_process_that_does_not_end_is_reported() -> None:
+    from vhpc.runtime.linux import LinuxRuntime
+    from vhpc.runtime.proc import record_of
+
+    record = record_of(os.getpid())
+    assert record is not None
+    assert LinuxRuntime().wait_gone([record], timeout=0.05) == [record]
+    assert teardown._wait_gone(FakeRuntime(), []) == []

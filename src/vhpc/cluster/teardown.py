@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MANAGER_KEY = "manager"
 #: Ledger data of a DIRECTORY that is an (empty) mount point made for a share: rmdir only.
 MOUNTPOINT = "mountpoint"
+#: seconds a whole-cluster teardown waits for its killed node inits to end
+GONE_TIMEOUT = 30.0
 
 
 def process_record(entry: Entry) -> ProcessRecord:
@@ -84,7 +86,7 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
     _terminate(ledger, runtime, others, 5.0)
     # Node inits last and at once: pid 1 of a PID namespace ignores SIGTERM, and its
     # SIGKILL ends every process still in the node.
-    _terminate(ledger, runtime, inits, 0.0)
+    killed = _terminate(ledger, runtime, inits, 0.0) + [process_record(e) for e in with_init]
     ledger.remove_all(with_init)
     # The whole cluster goes: its cgroups empty while the killed nodes' processes die
     # (seconds at 1024 nodes); the links and pins need no process gone and go meanwhile,
@@ -99,9 +101,13 @@ def remove_owned(ledger: Ledger, runtime: Runtime,
                 for future in pending:
                     failed += future.result()
                 pending = []
+                failed += _wait_gone(runtime, killed)
+                killed = []
             if not any(kind in kinds for kinds in beside):
                 failed += removal.remove(kind)
-    return failed
+        for future in pending:  # a plan without mounts or directories
+            failed += future.result()
+    return failed + _wait_gone(runtime, killed)
 
 
 def _process_groups(plan: list[Entry], whole: bool
@@ -123,14 +129,35 @@ def _process_groups(plan: list[Entry], whole: bool
     return managers, others, inits, with_init
 
 
-def _terminate(ledger: Ledger, runtime: Runtime, group: list[Entry], grace: float) -> None:
-    """Stop a group of recorded processes (never this one) and drop their records."""
+def _terminate(ledger: Ledger, runtime: Runtime, group: list[Entry],
+               grace: float) -> list[ProcessRecord]:
+    """Stop a group of recorded processes (never this one) and drop their records; the
+    processes signalled."""
     started = time.monotonic()
-    records = [process_record(e) for e in group]
-    runtime.terminate([r for r in records if r.pid != os.getpid()], grace)
+    records = [r for r in map(process_record, group) if r.pid != os.getpid()]
+    runtime.terminate(records, grace)
     ledger.remove_all(group)
     log.info("teardown: %d processes (grace %.0fs) in %.2fs", len(group), grace,
              time.monotonic() - started)
+    return records
+
+
+def _wait_gone(runtime: Runtime, records: list[ProcessRecord],
+               timeout: float = GONE_TIMEOUT) -> list[str]:
+    """Wait for the killed node inits and the daemons that die with them to end (reaped
+    where they are the manager's children); what still runs after `timeout`.
+
+    An init that got SIGKILL leaves its cgroup at once but ends only after every process
+    of its PID namespace was reaped, and its slurmd is the manager's child: the emptied
+    cgroups do not say the inits are gone, and `down` must not return before."""
+    if not records:
+        return []
+    started = time.monotonic()
+    alive = runtime.wait_gone(records, timeout)
+    log.info("teardown: %d killed processes gone in %.2fs", len(records),
+             time.monotonic() - started)
+    return [f"process {r.pid} (still running after its node's init was killed)"
+            for r in alive]
 
 
 class _Removal:

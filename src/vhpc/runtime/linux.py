@@ -6,6 +6,7 @@ import ipaddress
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from vhpc.errors import VhpcError
@@ -116,3 +117,16 @@ class LinuxRuntime:
         for record in records:  # no time to handle a SIGTERM: one signal, one check each
             if proc.signal_record(record, signal.SIGKILL):
                 proc.reap_if_child(record.pid)
+
+    def wait_gone(self, records: list[ProcessRecord], timeout: float) -> list[ProcessRecord]:
+        """Wait up to `timeout` s for these processes to end, reaping those that are this
+        process's children (a killed node init ends only once every process of its PID
+        namespace is reaped, e.g. its slurmd, a child of the manager); those still alive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for record in records:
+                proc.reap_if_child(record.pid)
+            alive = [r for r in records if proc.is_alive(r)]
+            if not alive or time.monotonic() >= deadline:
+                return alive
+            time.sleep(0.02)
