@@ -122,14 +122,6 @@ def configure_node_side(v: VethSpec) -> None:
     run_command(["nsenter", f"--net={v.netns}", "ip", "-batch", "-"], input=node_batch(v))
 
 
-def delete_links(names: list[str]) -> None:
-    """Delete links (veths, a bridge) in one iproute2 run; absent ones are fine."""
-    present = [n for n in names if link_exists(n)]
-    if present:
-        run_command(["ip", "-force", "-batch", "-"], check=False, timeout=120,
-                    input="".join(f"link del {n}\n" for n in present))
-
-
 def link_exists(name: str) -> bool:
     """True if the host has a link of that name."""
     return Path(f"/sys/class/net/{name}").exists()
