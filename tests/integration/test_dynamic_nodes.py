@@ -48,6 +48,9 @@ def resolves(cluster: str, name: str, on: str = "compute0") -> bool:
 
 
 def records(cluster: str) -> dict[str, dict[str, object]]:
+    """The registry's node records, once the manager filled it: `up` returns when the
+    nodes are idle, and the fill follows (an API command such as `status` waits for it)."""
+    vhpc("-c", cluster, "status", "--json")
     out = run(cluster, "slurm", "etcdctl", "get", "--prefix", f"/vhpc/{cluster}/nodes/",
               "--print-value-only")
     return {r["name"]: r for r in (json.loads(x) for x in out.splitlines() if x.strip())}

@@ -158,7 +158,8 @@ class Cluster:
 
     def mark(self, step: str) -> None:
         """One line of the boot's timeline in the manager's log (time since the boot)."""
-        log.info("boot +%.3fs: %s", time.monotonic() - self._boot_started, step)
+        log.info("boot +%.3fs (manager cpu %.2fs): %s", time.monotonic() - self._boot_started,
+                 time.process_time(), step)
 
     def wait_registry(self) -> None:
         """After a boot: wait until etcd answers (it started with the service daemons)."""

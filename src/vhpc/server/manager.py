@@ -227,18 +227,19 @@ class Manager:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         warm.start()
         # The nodes are idle. The API's sockets listen from here, so a command that comes
-        # before the API is composed waits in their backlog instead of failing; the
-        # registry (etcd; started beside the nodes' registration) is filled before `vhpc up`
-        # returns, the observer, the API object and the web app (~0.2 s) come after.
+        # before the API is composed waits in their backlog instead of failing.
         sockets, url = self._listen()
         self._record_self()
+        # `up` returns here, with the nodes idle: jobs need neither etcd nor the API. The
+        # registry's fill (etcd; started beside the nodes' registration) and the API's
+        # composition come after; a command sent meanwhile waits in the sockets' backlog.
+        _setup_logging(self.paths.manager_log)
+        self.reporter.send(ready=True, dashboard=url)
+        self.reporter.detach(self.paths.manager_log)
         try:
             inventory = early.result() if early is not None else self._start_inventory()
         except Exception as err:  # the cluster runs; any command starts a new manager
             return self._fail_after_boot(err)
-        _setup_logging(self.paths.manager_log)
-        self.reporter.send(ready=True, dashboard=url)
-        self.reporter.detach(self.paths.manager_log)
         warm.join()
         try:
             api, app = self._compose(inventory, url)
