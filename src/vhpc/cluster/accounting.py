@@ -3,7 +3,10 @@ cluster's records in slurmdbd (cluster, QOS, accounts, users), all before slurmc
 
 slurmctld asks slurmdbd for the associations when it starts; with
 AccountingStorageEnforce=associations a job of a user slurmdbd does not know is refused,
-so the records must exist first. The steps are serial by nature: ~1 s of the boot.
+so the records must exist first. The steps are serial by nature: ~1 s of the boot. A
+later boot of the same cluster copies a datadir that holds its records already (made in
+the background after the first: services/registered_template.py) and skips the
+registration.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.errors import BootError, UserError
 from vhpc.runtime import images
-from vhpc.services import db_template, files, host_clients, image_db, mariadb, slurmdbd
+from vhpc.services import (
+    db_template,
+    files,
+    host_clients,
+    image_db,
+    mariadb,
+    registered_template,
+    slurmdbd,
+)
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.model import HOST_IMAGE, ClusterSpec, UserSpec
@@ -56,9 +67,28 @@ def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
     write_atomic(slurmdbd.conf_file(paths), slurmdbd.render_slurmdbd_conf(spec, paths, node),
                  slurmdbd.CONF_MODE)
     os.chown(slurmdbd.conf_file(paths), 0, 0)
-    mariadb.copy_template(db_template.ensure_template() if spec.image == HOST_IMAGE
-                          else images.image_dir(spec.image) / images.DB_TEMPLATE, data)
+    copy_datadir(spec, data)
     mariadb.host_socket(paths, node.name).parent.mkdir(parents=True, exist_ok=True)
+
+
+def copy_datadir(spec: ClusterSpec, data: Path) -> None:
+    """The cluster's datadir: a copy of its registered template (its records made by an
+    earlier boot of the same cluster: services/registered_template.py), else of the base
+    template (an image cluster's: always the image's)."""
+    if spec.image != HOST_IMAGE:
+        mariadb.copy_template(images.image_dir(spec.image) / images.DB_TEMPLATE, data)
+        return
+    base = db_template.ensure_template()
+    registered = registered_template.lookup(base, slurmdbd.bootstrap_script(spec))
+    if registered is not None:
+        try:
+            mariadb.copy_template(registered, data)
+            return
+        except Exception as err:  # removed meanwhile (least recently used): the base
+            log.warning("could not copy the registered template %s (%s): registering "
+                        "the cluster instead", registered.name, err)
+            shutil.rmtree(data, ignore_errors=True)
+    mariadb.copy_template(base, data)
 
 
 def write_host_clients(paths: ClusterPaths) -> None:
@@ -111,7 +141,13 @@ def wait_ready(spec: ClusterSpec, paths: ClusterPaths, client: SlurmClient,
         _wait(lambda: _port_open(address), SLURMDBD_TIMEOUT, "slurmdbd to answer",
               daemon, supervised)
         answered = time.monotonic()
-        run_sacctmgr(client, slurmdbd.bootstrap_script(spec), "registering the cluster")
+        script = slurmdbd.bootstrap_script(spec)
+        registered = registered_template.registered_from(mariadb.datadir(paths), script)
+        if registered is not None:
+            log.info("slurmdbd answered in %.2fs; cluster records from the registered "
+                     "template %s", answered - start, registered)
+            return
+        run_sacctmgr(client, script, "registering the cluster")
         log.info("slurmdbd answered in %.2fs; cluster, QOS, accounts and users registered "
                  "in %.2fs", answered - start, time.monotonic() - answered)
 

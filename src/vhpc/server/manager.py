@@ -31,6 +31,7 @@ from vhpc.cluster.teardown import MANAGER_KEY
 from vhpc.errors import VhpcError
 from vhpc.runtime.linux import LinuxRuntime
 from vhpc.runtime.proc import record_of
+from vhpc.services import registered_template
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -236,6 +237,8 @@ class Manager:
         _setup_logging(self.paths.manager_log)
         self.reporter.send(ready=True, dashboard=url)
         self.reporter.detach(self.paths.manager_log)
+        if self.mode == "boot":  # its accounting records, for its next boot (idle priority)
+            registered_template.start_build(self.cluster.spec)
         try:
             inventory = early.result() if early is not None else self._start_inventory()
         except Exception as err:  # the cluster runs; any command starts a new manager
@@ -250,6 +253,7 @@ class Manager:
         import asyncio  # ~20 ms: not before the boot
 
         asyncio.run(self.serve(app, sockets))
+        registered_template.stop_builds()  # before `down` returns: nothing left behind
         from vhpc.models import Phase
 
         api.stop_observer()

@@ -55,28 +55,57 @@ def render_slurmdbd_conf(work: Path) -> str:
             f"StorageLoc={mariadb.DATABASE}\n")
 
 
-def render_script(work: Path, timeout: int = 120) -> str:
-    """sh run in new network and PID namespaces: system tables, server, slurmdbd's schema,
-    stop. A throwaway munged with a throwaway key: slurmdbd 23.11 and later make a
-    credential when they start (Debian 13's 24.11 is fatal without munged; 22.05 was not)."""
+def daemon_lines(work: Path, timeout: int = 120, install: bool = True) -> str:
+    """sh lines (run in new network and PID namespaces, `set -e`) starting the throwaway
+    daemons on a private loopback: munged with a throwaway key (slurmdbd 23.11 and later
+    make a credential when they start: Debian 13's 24.11 is fatal without munged; 22.05
+    was not), the system tables (`install`: a new datadir), mariadbd and slurmdbd; their
+    PIDs in $db and $dbd for `STOP_LINES`. A second loopback address: Slurm resolves
+    addresses with AI_ADDRCONFIG, and glibc then finds no IPv4 in a namespace whose only
+    address is 127.0.0.1 (slurmdbd could not listen, sacctmgr not connect)."""
     w = shlex.quote(str(work))
     ticks = timeout * 20
-    return f"""set -e
-ip link set lo up
+    install_line = (f"mariadb-install-db --defaults-file={w}/init.cnf "
+                    f"--auth-root-authentication-method=normal \\\n"
+                    f"    --skip-test-db >{w}/install.log 2>&1\n") if install else ""
+    return f"""ip link set lo up
+ip addr add 127.0.0.2/8 dev lo
 dd if=/dev/urandom of={w}/munge.key bs=1024 count=1 2>/dev/null
 chmod 400 {w}/munge.key
 munged --force --key-file={w}/munge.key --socket={w}/munge.socket.2 \\
     --pid-file={w}/munged.pid --seed-file={w}/munged.seed --log-file={w}/munged.log
-mariadb-install-db --defaults-file={w}/init.cnf --auth-root-authentication-method=normal \\
-    --skip-test-db >{w}/install.log 2>&1
-mariadbd --defaults-file={w}/init.cnf >{w}/mariadbd.log 2>&1 & db=$!
+{install_line}mariadbd --defaults-file={w}/init.cnf >{w}/mariadbd.log 2>&1 & db=$!
 i=0; until [ -S {w}/init.sock ]; do sleep 0.05; i=$((i+1)); [ $i -lt {ticks} ]; done
 SLURM_CONF={w}/slurm.conf slurmdbd -D >{w}/slurmdbd.console 2>&1 & dbd=$!
 i=0; until grep -q 'slurmdbd version .* started' {w}/slurmdbd.log 2>/dev/null; do
     sleep 0.05; i=$((i+1)); [ $i -lt {ticks} ]; done
-kill $dbd; wait $dbd || true
-kill $db; wait $db || true
 """
+
+
+#: sh lines stopping the throwaway slurmdbd, then mariadbd (a clean InnoDB shutdown)
+STOP_LINES = "kill $dbd; wait $dbd || true\nkill $db; wait $db || true\n"
+
+
+def render_script(work: Path, timeout: int = 120) -> str:
+    """sh run in new network and PID namespaces: system tables, server, slurmdbd's schema,
+    stop."""
+    return "set -e\n" + daemon_lines(work, timeout) + STOP_LINES
+
+
+def write_work_files(work: Path) -> Path:
+    """The throwaway server's config and slurmdbd.conf in `work`; the datadir's path
+    (`work/data`, made by the caller: installed or copied)."""
+    data = work / "data"
+    write_atomic(work / "init.cnf", mariadb.render_config(
+        data, str(work / "init.sock"), str(work / "init.pid")))
+    write_atomic(work / "slurmdbd.conf", render_slurmdbd_conf(work), 0o600)
+    return data
+
+
+def private_command(script: str) -> list[str]:
+    """Run `script` in new network and PID namespaces: when it ends, fails or times out,
+    its daemons end with it (they were left running when slurmdbd never came up)."""
+    return ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", "sh", "-c", script]
 
 
 def ensure_template() -> Path:
@@ -86,16 +115,9 @@ def ensure_template() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".mariadb-", dir=target.parent))
-    data = work / "data"
-    write_atomic(work / "init.cnf", mariadb.render_config(
-        data, str(work / "init.sock"), str(work / "init.pid")))
-    write_atomic(work / "slurmdbd.conf", render_slurmdbd_conf(work), 0o600)
+    data = write_work_files(work)
     try:
-        # its own PID namespace too: a failed or timed-out script takes mariadbd and
-        # slurmdbd with it (they were left running when slurmdbd never came up)
-        run_command(["unshare", "--net", "--pid", "--fork", "--kill-child", "--",
-                     "sh", "-c", render_script(work)],
-                    timeout=TEMPLATE_TIMEOUT)
+        run_command(private_command(render_script(work)), timeout=TEMPLATE_TIMEOUT)
         if not (data / mariadb.DATABASE).is_dir():
             raise BootError(f"slurmdbd made no {mariadb.DATABASE} database")
         try:
