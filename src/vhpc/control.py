@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from vhpc.errors import (
     VhpcError,
 )
 from vhpc.runtime import facts, images, slurm_version
+from vhpc.server import launch
 from vhpc.spec import ids, scale, shares
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
 from vhpc.spec.model import HOST_IMAGE, ClusterSpec
@@ -182,13 +182,11 @@ def _logging_progress(name: str, progress: ProgressFn | None) -> ProgressFn:
 
 
 def _start_manager(mode: str, name: str, stdin_text: str | None = "") -> subprocess.Popen[str]:
-    """Start a detached manager; `stdin_text` is its input (None: sent later by `_send`)."""
-    env = dict(os.environ)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vhpc.server.manager", mode, name],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, env=env, cwd="/",
-    )
+    """Start a detached manager; `stdin_text` is its input (None: sent later by `_send`).
+
+    A boot manager the `vhpc` script started for this cluster before the CLI loaded
+    (cli/entry.py) is taken instead of a new one."""
+    proc = (launch.take_early(name) if mode == "boot" else None) or launch.start(mode, name)
     if stdin_text is not None:
         _send(proc, stdin_text)
     return proc

@@ -72,6 +72,9 @@ def owned_nodes(cluster: str) -> set[str]:
 
 # -- item 4: the registry and DNS are vhpc's ------------------------------------------
 def test_a_job_user_cannot_write_the_registry_or_dns(cluster: str) -> None:
+    # `up` returns with the nodes idle; etcd is locked (and what was written before is
+    # wiped: test_etcd_auth) by the time the API answers
+    vhpc("-c", cluster, "status")
     hostsdir = STATE_ROOT / cluster / "dns" / "hosts.d"
     before = (hostsdir / "compute1").read_text()
     ip = before.split()[0]

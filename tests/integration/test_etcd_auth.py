@@ -44,6 +44,8 @@ def test_only_the_root_password_writes_and_readers_read(etcd_url: str) -> None:
     anyone._raw("/v3/auth/user/add", {"name": "evil", "password": "x"})
     anyone._raw("/v3/auth/role/add", {"name": "root"})
     anyone._raw("/v3/auth/user/grant", {"user": "evil", "role": "root"})
+    anyone.put("/vhpc/t/nodes/forged", "10.66.66.66")  # and wrote a node record
+
 
     manager = HttpEtcd(etcd_url, root_password="s3cret")
     manager.put("/vhpc/t/nodes/n0", "real")  # turns auth on first

@@ -1,5 +1,5 @@
 """`python -m vhpc.cli` runs the CLI (used by tests and when the script is not on PATH)."""
 
-from vhpc.cli.main import main
+from vhpc.cli.entry import main
 
 main()

@@ -86,6 +86,8 @@ class HttpEtcd:
         if response.status_code >= 400 and AUTH_NOT_ENABLED in response.text:
             self.enable_auth()
             response = self._raw("/v3/auth/authenticate", body)
+            if response.status_code < 400:
+                self._wipe_keys(str(response.json()["token"]))
         if response.status_code >= 400:
             raise RegistryUnavailableError(
                 f"etcd refused vhpc's root login: HTTP {response.status_code} "
@@ -125,6 +127,15 @@ class HttpEtcd:
                                                f"HTTP {response.status_code} "
                                                f"{response.text.strip()}")
         log.info("etcd client auth enabled (root: vhpc only; reader: read /vhpc/)")
+
+    def _wipe_keys(self, token: str) -> None:
+        """Delete every key, once auth is on: vhpc had written none while it was off, so
+        any key is a forgery (e.g. a node record that DNS would then serve)."""
+        response = self._raw("/v3/kv/deleterange", {"key": _b64("\0"), "range_end": _b64("\0")},
+                             {"Authorization": token})
+        if response.status_code >= 400:
+            raise RegistryUnavailableError(f"etcd refused to clear the keys written before "
+                                           f"auth was on: HTTP {response.status_code}")
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._raw(path, body, self._headers())

@@ -22,6 +22,7 @@ import select
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,8 @@ STABLE_AFTER = 10.0  # a daemon that ran this long resets its failure count
 MAX_BACKOFF = 5.0
 FATAL_AFTER = 10
 HEARTBEAT_EVERY = 5.0
+#: what the runtime's spawn returns: the child (None if not ours) and its identity
+Spawned = tuple["subprocess.Popen[bytes] | None", ProcessRecord]
 
 
 def heartbeat_age(path: Path, now: float | None = None) -> float | None:
@@ -133,6 +136,26 @@ class Supervisor:
         self._wake()
         return daemon
 
+    def start_many(self, items: list[tuple[DaemonSpec, NodeTarget]],
+                   workers: int = 4) -> list[Supervised]:
+        """Spawn many daemons now (a boot's slurmds) and supervise them: the forks run
+        `workers` at a time, outside the lock (each took ~10 ms, one after the other)."""
+        with self._lock:
+            daemons = []
+            for spec, target in items:
+                daemon = self._daemons.get(spec.key) or Supervised(spec, target)
+                self._daemons[spec.key] = daemon
+                self._begin(daemon)  # STARTING, no pidfd: the loop leaves it alone
+                daemons.append(daemon)
+        with ThreadPoolExecutor(max_workers=max(1, workers),
+                                thread_name_prefix="spawn") as pool:
+            spawned = list(pool.map(self._fork, daemons))
+        with self._lock:
+            for daemon, result in zip(daemons, spawned, strict=True):
+                self._finish(daemon, result)
+        self._wake()
+        return daemons
+
     def adopt(self, spec: DaemonSpec, target: NodeTarget, record: ProcessRecord) -> Supervised:
         """Watch a daemon a previous manager started; restart it if it is gone."""
         with self._lock:
@@ -199,19 +222,30 @@ class Supervisor:
         daemon.state = new
 
     def _spawn(self, daemon: Supervised) -> None:
+        self._begin(daemon)
+        self._finish(daemon, self._fork(daemon))
+
+    def _begin(self, daemon: Supervised) -> None:
         self._set(daemon, DaemonState.STARTING)
         daemon.stopped.clear()
         daemon.started_at = time.time()  # a start that fails at once is a quick failure
+
+    def _fork(self, daemon: Supervised) -> Spawned | OSError:
+        """The runtime's spawn of the daemon (no state changes: callable without the lock)."""
         try:
-            popen, record = self.runtime.spawn(daemon.target, list(daemon.spec.argv),
-                                               daemon.spec.log_file, daemon.spec.env)
+            return self.runtime.spawn(daemon.target, list(daemon.spec.argv),
+                                      daemon.spec.log_file, daemon.spec.env)
         except OSError as err:
-            log.error("cannot start %s: %s", daemon.spec.key, err)
+            return err
+
+    def _finish(self, daemon: Supervised, spawned: Spawned | OSError) -> None:
+        if isinstance(spawned, OSError):
+            log.error("cannot start %s: %s", daemon.spec.key, spawned)
             self._backoff(daemon)
             return
-        daemon.popen, daemon.record = popen, record
+        daemon.popen, daemon.record = spawned
         daemon.entry = self.ledger.add(Kind.PROCESS, daemon.spec.key, daemon.spec.node,
-                                       **record.to_dict())
+                                       **daemon.record.to_dict())
         self._set(daemon, DaemonState.RUNNING)
         self._watch(daemon)
 
