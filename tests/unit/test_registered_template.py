@@ -176,3 +176,23 @@ def test_no_build_without_accounting_or_for_an_image_cluster() -> None:
     data: dict[str, Any] = image.to_dict()
     data["image"] = "rocky9"
     assert registered_template.start_build(ClusterSpec.from_dict(data)) is None
+
+
+def test_work_dirs_of_dead_managers_are_removed_live_and_new_ones_kept(
+        tmp_path: Path) -> None:
+    def work(name: str, owner: int | None, age: float) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        if owner is not None:
+            (path / registered_template.OWNER).write_text(f"{owner}\n")
+        os.utime(path, (10_000 - age, 10_000 - age))
+        return path
+
+    gone = work(".registering-lab-a", 2**22 + 7, 60)  # above pid_max: no such process
+    live = work(".registering-lab-b", os.getpid(), 60)
+    new = work(".registering-lab-c", None, 2)  # its owner file comes next
+    old = work(".registering-lab-d", os.getpid(), registered_template.BUILD_TIMEOUT + 120)
+    trash = work(".trash-registered-0123-9", None, 60)
+    removed = registered_template.remove_stale(tmp_path, now=10_000)
+    assert sorted(removed) == sorted([gone, old, trash])
+    assert live.exists() and new.exists()

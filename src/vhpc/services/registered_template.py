@@ -15,7 +15,9 @@ once `up` has returned), at idle CPU and I/O priority: a copy of the base templa
 throwaway munged + mariadbd + slurmdbd in private network and PID namespaces (as for the
 base template), `sacctmgr -i` with the same script, a clean stop, then an atomic rename
 (first wins). A failed build leaves nothing and logs one warning; `stop_builds` (the
-manager's exit, `down` included) kills one that still runs and removes its work dir.
+manager's exit, `down` included) kills one that still runs and removes its work dir. A
+killed manager's build dies with it (parent-death signals); its work directory is
+removed by the next build (`remove_stale`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_KEPT = 8
 MARKER = "vhpc-registered"
+OWNER = "owner.pid"  # in a build's work directory: the manager that runs it
 BUILD_TIMEOUT = 180.0
 STOP_TIMEOUT = 10.0
 #: the build's processes: idle CPU and I/O class, killed if the manager's thread dies
@@ -105,6 +108,30 @@ def prune(root: Path, keep: int = MAX_KEPT) -> list[Path]:
     return removed
 
 
+def remove_stale(root: Path, now: float | None = None) -> list[Path]:
+    """Remove the work directories of builds whose manager died (killed: its build died
+    with it) or older than a build can run, and prune's leftovers; the removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for work in [*root.glob(".registering-*"), *root.glob(".trash-registered-*")]:
+        try:
+            age = now - work.stat().st_mtime
+        except OSError:
+            continue
+        if age > BUILD_TIMEOUT + 60 or (age > 10 and not _owner_alive(work)):
+            shutil.rmtree(work, ignore_errors=True)
+            removed.append(work)
+    return removed
+
+
+def _owner_alive(work: Path) -> bool:
+    try:
+        os.kill(int((work / OWNER).read_text()), 0)
+    except (OSError, ValueError):  # no such process; no owner file (after 10 s)
+        return False
+    return True
+
+
 def render_slurm_conf(cluster: str, work: Path) -> str:
     """slurm.conf of the build's sacctmgr: the throwaway slurmdbd and munge socket."""
     sock = work / "munge.socket.2"
@@ -158,6 +185,7 @@ class Build:
     def _build(self) -> Path | None:
         base = db_template.template_dir(mariadb.server_version(), db_template.slurm_version())
         target = registered_dir(base, self.script)
+        remove_stale(base.parent)
         if not (base / mariadb.DATABASE).is_dir() or (target / MARKER).is_file():
             return None  # no base template (the boot made it), or made meanwhile
         with self._lock:
@@ -165,6 +193,7 @@ class Build:
                 return None
             self.work = Path(tempfile.mkdtemp(prefix=f".registering-{self.cluster}-",
                                               dir=base.parent))
+            write_atomic(self.work / OWNER, f"{os.getpid()}\n")
             data = db_template.write_work_files(self.work)
             write_atomic(self.work / "slurm.conf", render_slurm_conf(self.cluster, self.work))
             write_atomic(self.work / "bootstrap.sacctmgr", self.script, 0o600)
