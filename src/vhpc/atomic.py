@@ -2,8 +2,14 @@
 
 Every state file vhpc re-reads (spec.json, the operation record, the token, the dashboard
 port, hosts files, rendered configs, dnsmasq's hosts directory) is written through
-:func:`write_atomic`: a temporary file in the same directory, fsync, rename over the
-target, fsync of the directory. A crash at any point leaves the previous content.
+:func:`write_atomic`: a temporary file in the same directory, renamed over the target.
+A crash of the writing process at any point leaves the previous content.
+
+No fsync by default: a cluster lives in the kernel (namespaces, cgroups, processes) and
+dies with it, so a file of its state outliving a host crash is of no use (`vhpc clean`
+removes the rest, like the ledger's, which is not synced either); the ~120 fsyncs of a
+16-node boot (~2 ms each here) sat on its path. `durable=True` syncs the file and the
+rename, for what outlives a host crash (an image's metadata).
 
 Not for a file bind-mounted into nodes after it was written: a rename gives the path a
 new inode, and the bind mount keeps showing the old one.
@@ -17,8 +23,10 @@ import threading
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically (same directory temp file, fsync, rename)."""
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644,
+                 durable: bool = False) -> None:
+    """Replace `path` with `data` atomically (same directory temp file, rename); with
+    `durable`, the data and the rename are synced to disk too."""
     raw = data.encode() if isinstance(data, str) else data
     directory = path.parent
     tmp = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -28,7 +36,8 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
         view = memoryview(raw)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -39,7 +48,8 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    if durable:
+        _fsync_dir(directory)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -52,7 +52,8 @@ def build(name: str, progress: images.Progress = _stderr) -> images.ImageInfo:
             python_version=images.package_version(root, "python3"),
             size=images.disk_usage(work), built_at=time.time(),
             build_seconds=round(time.time() - started, 1))
-        write_atomic(work / images.METADATA, json.dumps(asdict(meta), indent=1) + "\n")
+        write_atomic(work / images.METADATA, json.dumps(asdict(meta), indent=1) + "\n",
+                     durable=True)  # an image outlives a host crash
         images.replace_dir(work, images.image_dir(name))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
