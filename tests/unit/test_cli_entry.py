@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vhpc.cli.entry import up_cluster_name
+from vhpc.cli.entry import command_of, up_cluster_name
 from vhpc.server import launch
 
 
@@ -29,6 +29,12 @@ from vhpc.server import launch
 def test_only_an_up_starts_a_manager_early(args: list[str], env: dict[str, str],
                                             name: str | None) -> None:
     assert up_cluster_name(args, env) == name
+
+
+def test_the_command_and_its_cluster_are_found_after_the_global_options() -> None:
+    assert command_of(["-c", "big", "--debug", "down"], {}) == ("down", "big")
+    assert command_of(["down", "-c", "x"], {}) == ("down", "vhpc")  # an option of down's
+    assert command_of(["--version"], {}) is None
 
 
 def _sleeper() -> subprocess.Popen[str]:
