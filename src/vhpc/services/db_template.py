@@ -9,6 +9,7 @@ so the throwaway mariadbd and slurmdbd listen on a loopback no one else sees.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -35,6 +36,13 @@ def slurm_version() -> str:
         raise BootError(f"slurmdbd is not installed ({err}): install it with 'make install' "
                         "(Debian package slurmdbd) or use --no-accounting") from err
     return re.sub(r"[^A-Za-z0-9.+~-]", "_", text.strip()) or "unknown"
+
+
+@functools.cache
+def versions() -> tuple[str, str]:
+    """The installed MariaDB's and slurmdbd's versions, asked once per process (the
+    manager asks at boot, and again for its registered template)."""
+    return mariadb.server_version(), slurm_version()
 
 
 def template_dir(mariadb_version: str, slurm: str) -> Path:
@@ -110,7 +118,7 @@ def private_command(script: str) -> list[str]:
 
 def ensure_template() -> Path:
     """The template datadir, made if missing (another boot may race: first wins)."""
-    target = template_dir(mariadb.server_version(), slurm_version())
+    target = template_dir(*versions())
     if (target / mariadb.DATABASE).is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -183,7 +183,7 @@ class Build:
                 shutil.rmtree(self.work, ignore_errors=True)
 
     def _build(self) -> Path | None:
-        base = db_template.template_dir(mariadb.server_version(), db_template.slurm_version())
+        base = db_template.template_dir(*db_template.versions())
         target = registered_dir(base, self.script)
         remove_stale(base.parent)
         if not (base / mariadb.DATABASE).is_dir() or (target / MARKER).is_file():
