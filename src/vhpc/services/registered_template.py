@@ -47,6 +47,8 @@ MARKER = "vhpc-registered"
 OWNER = "owner.pid"  # in a build's work directory: the manager that runs it
 BUILD_TIMEOUT = 180.0
 STOP_TIMEOUT = 10.0
+#: the logs a failed build names (one line each), the likeliest cause first
+BUILD_LOGS = ("sacctmgr.log", "slurmdbd.log", "mariadbd.log")
 #: the build's processes: idle CPU and I/O class, killed if the manager's thread dies
 LOW_PRIORITY = ("setpriv", "--pdeathsig", "KILL", "--", "ionice", "-c", "3",
                 "nice", "-n", "19", "chrt", "--idle", "0")
@@ -210,8 +212,8 @@ class Build:
         if self.process.returncode != 0 or not (data / mariadb.DATABASE).is_dir():
             raise RuntimeError(f"exit {self.process.returncode} "
                                f"({err.decode(errors='replace').strip()[-200:]}); logs: "
-                               f"{db_template.work_logs(self.work)} | "
-                               f"{db_template.last_line(self.work / 'sacctmgr.log')}")
+                               + " | ".join(db_template.last_line(self.work / name)
+                                            for name in BUILD_LOGS))
         write_atomic(data / MARKER, marker_text(base, self.script))
         try:
             os.rename(data, target)
