@@ -100,10 +100,33 @@ def server_version() -> str:
 
 
 def copy_template(template: Path, data: Path) -> None:
-    """Copy the template into the cluster (a reflink where the file system has them)."""
+    """Copy the template into the cluster (a reflink where the file system has them).
+
+    The template's zeros are holes (made once, `make_sparse`), so the copy reads and
+    writes its ~6 MB of data, not 21 MB (`--sparse=always` instead scanned every byte for
+    zeros: 0.26-0.31 s of a 16-node boot on 2 busy cores, on the path to mariadbd)."""
+    make_sparse(template)
     data.parent.mkdir(parents=True, exist_ok=True)
-    run_command(["cp", "-a", "--reflink=auto", "--sparse=always", str(template), str(data)],
+    run_command(["cp", "-a", "--reflink=auto", "--sparse=auto", str(template), str(data)],
                 timeout=120)
+
+
+#: files of a datadir worth punching holes into (InnoDB's system tablespace and redo log)
+SPARSE_MIN_BYTES = 1 << 20
+
+
+def make_sparse(template: Path) -> None:
+    """Turn the zero blocks of a template's large files into holes, once (a marker beside
+    it, named after its inode, records that); the contents stay the same for a copy
+    running meanwhile."""
+    marker = template.parent / f".{template.name}.{template.stat().st_ino}.sparse"
+    if marker.exists():
+        return
+    for path in sorted(template.rglob("*")):
+        if path.is_file() and not path.is_symlink() and \
+                path.stat().st_size >= SPARSE_MIN_BYTES:
+            run_command(["fallocate", "--dig-holes", str(path)], timeout=60)
+    marker.touch()
 
 
 def answers(sock: Path) -> bool:
