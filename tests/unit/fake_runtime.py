@@ -30,6 +30,7 @@ class FakeRuntime:
         self.cgroups: dict[str, list[int]] = {}
         self.processes: dict[int, ProcessRecord] = {}
         self.spawned: list[tuple[str, list[str]]] = []
+        self.session_nices: dict[int, int] = {}  # pid -> the nice of its session's weight
         self.pids_max: dict[str, int | None] = {}
         self.revived: list[str] = []
         #: a node init's pid -> the processes of its PID namespace, which end with it
@@ -109,6 +110,9 @@ class FakeRuntime:
             self.processes.pop(pid, None)
         if group in self.cgroups:
             self.cgroups[group] = []
+
+    def weight_session(self, record: ProcessRecord, nice: int) -> None:
+        self.session_nices[record.pid] = nice
 
     def spawn(self, target: NodeTarget, command: list[str], log_file: Path,
               env: dict[str, str] | None = None

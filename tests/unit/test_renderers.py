@@ -52,7 +52,7 @@ def test_passwd_adds_the_cluster_user_and_keeps_the_host_entries() -> None:
 
 def test_resolv_conf_points_only_at_the_cluster_dns() -> None:
     assert files.render_resolv_conf(SPEC) == (
-        "search lab\nnameserver 10.201.0.3\noptions timeout:1 attempts:1\n")
+        "search lab\nnameserver 10.201.0.3\noptions timeout:2 attempts:4\n")
 
 
 def test_node_setup_script_drops_namespace_pins_before_mounting() -> None:

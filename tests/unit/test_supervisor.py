@@ -68,3 +68,36 @@ def test_daemon_that_keeps_failing_goes_fatal(tmp_path: Path) -> None:
             daemon.next_start = time.monotonic() - 1
             sup._restart_due()
     assert daemon.state is DaemonState.FATAL
+
+
+def test_a_daemon_on_every_steps_path_gets_its_session_weight_at_each_start(
+        tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    sup = Supervisor(runtime, Ledger(tmp_path / "l.jsonl"), EventBus())
+    target = NodeTarget("n0", NsPaths.under(tmp_path, "n0"), (tmp_path / "cg" / "cgroup.procs",))
+    weighted = DaemonSpec("munged", "n0", ("munged", "-F"), tmp_path / "m.log", session_nice=-20)
+    plain = DaemonSpec("slurmd", "n0", ("slurmd", "-D"), tmp_path / "s.log")
+    daemon = sup.start(weighted, target)
+    [other] = sup.start_many([(plain, target)])
+    assert daemon.record is not None and other.record is not None
+    assert runtime.session_nices == {daemon.record.pid: -20}
+    runtime.crash(daemon.record.pid)
+    sup._on_exit(daemon)
+    daemon.next_start = time.monotonic() - 1
+    sup._restart_due()
+    assert daemon.record is not None and runtime.session_nices[daemon.record.pid] == -20
+
+
+def test_the_services_on_a_launch_path_are_weighted() -> None:
+    from tests.unit.cli_fakes import make_spec
+    from vhpc.services import dnsmasq, munge, slurm
+    from vhpc.services.base import RPC_PATH_NICE
+    from vhpc.spec.paths import ClusterPaths
+
+    spec = make_spec("w", 1)
+    paths = ClusterPaths.of("w")
+    dns = next(n for n in spec.nodes if n.name == "dns")
+    assert munge.daemon(paths, "slurm").session_nice == RPC_PATH_NICE
+    assert dnsmasq.daemon(spec, paths, dns).session_nice == RPC_PATH_NICE
+    assert slurm.slurmctld(spec, paths).session_nice == RPC_PATH_NICE
+    assert slurm.slurmd(spec, paths, spec.computes[0]).session_nice is None

@@ -244,6 +244,8 @@ class Supervisor:
             self._backoff(daemon)
             return
         daemon.popen, daemon.record = spawned
+        if daemon.spec.session_nice is not None:  # a restart gets it again
+            self.runtime.weight_session(daemon.record, daemon.spec.session_nice)
         daemon.entry = self.ledger.add(Kind.PROCESS, daemon.spec.key, daemon.spec.node,
                                        **daemon.record.to_dict())
         self._set(daemon, DaemonState.RUNNING)

@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 from vhpc.errors import VhpcError
-from vhpc.runtime import cgroups, link_delete, namespaces, neighbours, network, proc, spawn
+from vhpc.runtime import (
+    cgroups,
+    link_delete,
+    namespaces,
+    neighbours,
+    network,
+    priority,
+    proc,
+    spawn,
+)
 from vhpc.runtime.cgroups import CgroupDriver, CgroupStats
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import LeafSpec, VethSpec
@@ -95,6 +104,9 @@ class LinuxRuntime:
               env: dict[str, str] | None = None
               ) -> tuple[subprocess.Popen[bytes] | None, ProcessRecord]:
         return spawn.spawn(target, command, log_file, env)
+
+    def weight_session(self, record: ProcessRecord, nice: int) -> None:
+        priority.weight_session(record.pid, nice)
 
     def is_alive(self, record: ProcessRecord) -> bool:
         return proc.is_alive(record)

@@ -30,6 +30,16 @@ def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
     return True
 
 
+def weight_session(pid: int, nice: int) -> bool:
+    """Weight the session of process `pid` (a daemon that leads its own) as nice `nice`;
+    True if done (False: gone, no autogroups in this kernel, not allowed)."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+    except OSError:
+        return False
+    return True
+
+
 def session_nice(autogroup: Path = AUTOGROUP) -> int | None:
     """The nice value of this process's session ("/autogroup-N nice V"), None if unknown."""
     try:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: session_nice of munged, dnsmasq and slurmctld: every step's launch asks all three
+#: (a credential, node names, the step itself); -20 weighs as ~87 default sessions
+RPC_PATH_NICE = -20
+
 
 @dataclass(frozen=True)
 class DaemonSpec:
@@ -15,6 +19,10 @@ class DaemonSpec:
     argv: tuple[str, ...]
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: the nice of its session's CPU share (autogroup), for a daemon every job step
+    #: depends on: on a host saturated by a step across 1024 nodes (~2000 runnable
+    #: sessions) it must still answer (runtime/priority.py). None: the default share.
+    session_nice: int | None = None
 
     @property
     def key(self) -> str:

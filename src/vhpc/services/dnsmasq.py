@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vhpc.atomic import write_atomic
-from vhpc.services.base import DaemonSpec
+from vhpc.services.base import RPC_PATH_NICE, DaemonSpec
 from vhpc.spec.model import ClusterSpec, NodeSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -40,7 +40,7 @@ def argv(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> tuple[str, .
 def daemon(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> DaemonSpec:
     """The dnsmasq daemon of the cluster."""
     return DaemonSpec("dnsmasq", node.name, argv(spec, paths, node),
-                      paths.daemon_log("dnsmasq", node.name))
+                      paths.daemon_log("dnsmasq", node.name), session_nice=RPC_PATH_NICE)
 
 
 def apply_hosts_dir(hostsdir: Path, wanted: dict[str, str]) -> tuple[list[str], list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vhpc.services.base import DaemonSpec
+from vhpc.services.base import RPC_PATH_NICE, DaemonSpec
 from vhpc.spec.paths import ClusterPaths
 
 KEY_SIZE = 1024
@@ -22,4 +22,5 @@ def daemon(paths: ClusterPaths, node: str, threads: int = 4) -> DaemonSpec:
         f"--log-file={paths.log / 'munged.log'}",
         f"--num-threads={threads}",
     )
-    return DaemonSpec("munged", node, argv, paths.daemon_log("munged", node))
+    return DaemonSpec("munged", node, argv, paths.daemon_log("munged", node),
+                      session_nice=RPC_PATH_NICE)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vhpc.services import gres, jwt_auth, slurm_site, slurm_versions, slurmdbd
-from vhpc.services.base import DaemonSpec
+from vhpc.services.base import RPC_PATH_NICE, DaemonSpec
 from vhpc.services.slurm_cgroup import select_type_parameters, slurmd_env, tracking_lines
 from vhpc.spec import scale
 from vhpc.spec.model import ClusterSpec, NodeSpec
@@ -183,7 +183,7 @@ def slurmctld(spec: ClusterSpec, paths: ClusterPaths) -> DaemonSpec:
     node = spec.controller.name
     argv = ("slurmctld", "-D", "-i", "-f", str(paths.slurm_conf))
     return DaemonSpec("slurmctld", node, argv, console_log(paths, "slurmctld", node),
-                      {"SLURM_CONF": str(paths.slurm_conf)})
+                      {"SLURM_CONF": str(paths.slurm_conf)}, session_nice=RPC_PATH_NICE)
 
 
 def slurmd(spec: ClusterSpec, paths: ClusterPaths, node: NodeSpec) -> DaemonSpec:
