@@ -233,7 +233,7 @@ class ClusterAPI:
         from vhpc.runtime.priority import raise_session_share
 
         log.info("down: requested; a larger CPU share for this manager: %s",
-                 raise_session_share())
+                 raise_session_share())  # (an adopting manager's too)
         with self.lock:
             started = time.monotonic()
             self._clear_faults_before_down()

@@ -5,7 +5,11 @@ kernel's autogroup scheduler gives every session (each node daemon starts one) t
 share of the 2 cores: the manager's session, which must stop them all, got too little to
 do it in seconds. A session leader (the manager) may weight its own session: nice -20
 there weighs ~87 default sessions. The processes it starts in its session share that
-weight; those started in a session of their own (a background `rm`) do not.
+weight; those started in a session of their own (a background `rm`) do not. The manager
+weights its session once its boot is done (it supervises and serves the API while jobs
+may saturate the host) and again when `down` comes (an adopting manager); the daemons
+every step's launch asks (munged, dnsmasq, slurmctld) are weighted at each start
+(`weight_session`).
 """
 
 from __future__ import annotations

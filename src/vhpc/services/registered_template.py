@@ -199,9 +199,12 @@ class Build:
             data = db_template.write_work_files(self.work)
             write_atomic(self.work / "slurm.conf", render_slurm_conf(self.cluster, self.work))
             write_atomic(self.work / "bootstrap.sacctmgr", self.script, 0o600)
+            # a session of its own: the manager's is weighted (runtime/priority.py), and
+            # an autogroup competes with its weight whatever its tasks' policy
             self.process = subprocess.Popen(
                 [*LOW_PRIORITY, *db_template.private_command(render_script(base, self.work))],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True)
         try:
             _, err = self.process.communicate(timeout=BUILD_TIMEOUT)
         except subprocess.TimeoutExpired:
