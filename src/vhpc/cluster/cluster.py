@@ -90,7 +90,7 @@ class Cluster:
         self.kept_logs: Path | None = None  # where teardown(keep_logs=True) put the logs
         self._registry_wait: Callable[[], None] | None = None  # set by boot: etcd's wait
         self._db_files: Future[None] | None = None  # set by boot: the db node's files
-        self.daemons_started = threading.Event()  # set by boot once the nodes are idle
+        self.nodes_idle = threading.Event()  # set by boot once the nodes are idle
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float | None = None) -> None:
@@ -131,7 +131,7 @@ class Cluster:
             self._registry_wait = later
             self.wait_idle([n.name for n in self.spec.computes], timeout)
             self.mark("compute nodes idle")
-            self.daemons_started.set()  # the manager's inventory thread starts etcd
+            self.nodes_idle.set()  # the manager's inventory thread starts etcd
             if self._db_files is not None:  # done (without accounting: nothing waited)
                 self._db_files.result()
             ops.finish(self.paths.root)
@@ -162,7 +162,7 @@ class Cluster:
                  time.process_time(), step)
 
     def wait_registry(self) -> None:
-        """After a boot: wait until etcd answers (it started with the service daemons)."""
+        """After a boot: start etcd (the registry) and wait until it answers."""
         wait, self._registry_wait = self._registry_wait, None
         if wait is not None:
             wait()
@@ -401,7 +401,7 @@ class Cluster:
         }
         started: list[DaemonSpec] = []
         mariadb: tuple[DaemonSpec, Supervised] | None = None
-        # MariaDB first: the longest start (~0.25 s), while munged, etcd and dnsmasq start;
+        # MariaDB first: the longest start (~0.25 s), while munged and dnsmasq start;
         # it is waited for just before slurmdbd, then slurmdbd before slurmctld.
         daemons = sorted(self.service_daemons(), key=lambda d: d.name != "mariadbd")
         registry = [d for d in daemons if d.name == "etcd"]

@@ -141,19 +141,19 @@ def _listen_sockets(paths: ClusterPaths, dashboard_port: int,
 
 
 class InventoryStarter:
-    """Starts the inventory in a thread once the boot started every daemon, so its wait
-    for etcd and the registry's writes (~0.15 s) overlap the nodes' registration."""
+    """Starts the inventory in a thread once the boot's nodes are idle (etcd's start and
+    wait, the registry's writes), beside the manager's own work after `up` returned."""
 
-    def __init__(self, start: Callable[[], Inventory], started: threading.Event) -> None:
+    def __init__(self, start: Callable[[], Inventory], nodes_idle: threading.Event) -> None:
         self._start = start
-        self._started = started
+        self._nodes_idle = nodes_idle
         self._done = threading.Event()
         self._inventory: Inventory | None = None
         self._error: BaseException | None = None
         threading.Thread(target=self._run, name="inventory-start", daemon=True).start()
 
     def _run(self) -> None:
-        self._started.wait()  # never set if the boot fails first: the thread just waits
+        self._nodes_idle.wait()  # never set if the boot fails first: the thread just waits
         try:
             self._inventory = self._start()
         except BaseException as err:  # handed to the manager's thread by result()
@@ -215,7 +215,7 @@ class Manager:
         # Not while the boot runs: on 2 cores its ~0.4 s of CPU slowed the boot by about as
         # much; after it, the imports overlap the registry's fill (the wait for `ready`)
         warm = threading.Thread(target=_import_server_modules, name="imports", daemon=True)
-        early = InventoryStarter(self._start_inventory, self.cluster.daemons_started) \
+        early = InventoryStarter(self._start_inventory, self.cluster.nodes_idle) \
             if self.mode == "boot" else None
         try:
             if self.mode == "boot":
@@ -232,9 +232,9 @@ class Manager:
         # before the API is composed waits in their backlog instead of failing.
         sockets, url = self._listen()
         self._record_self()
-        # `up` returns here, with the nodes idle: jobs need neither etcd nor the API. The
-        # registry's fill (etcd; started beside the nodes' registration) and the API's
-        # composition come after; a command sent meanwhile waits in the sockets' backlog.
+        # `up` returns here, with the nodes idle: jobs need neither etcd nor the API. etcd's
+        # start and the registry's fill (the inventory thread) and the API's composition
+        # come after; a command sent meanwhile waits in the sockets' backlog.
         _setup_logging(self.paths.manager_log)
         self.reporter.send(ready=True, dashboard=url)
         self.reporter.detach(self.paths.manager_log)
