@@ -106,6 +106,8 @@ def prune(root: Path, keep: int = MAX_KEPT) -> list[Path]:
         except OSError:
             continue
         shutil.rmtree(trash, ignore_errors=True)
+        for marker in root.glob(f".{old.name}.*.sparse"):  # mariadb.make_sparse's
+            marker.unlink(missing_ok=True)
         removed.append(old)
     return removed
 
