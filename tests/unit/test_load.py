@@ -170,6 +170,17 @@ def test_total_cpus_of_the_shape_win_and_an_empty_window_is_zero() -> None:
     assert (empty.submitted, empty.utilisation, empty.throughput) == (0, 0.0, 0.0)
 
 
+def test_whole_second_bookings_never_make_utilisation_exceed_one() -> None:
+    # 3 jobs of 2 s on one CPU from 1000.9 to 1006.9: Slurm booked each start and end in
+    # whole seconds, 10 CPU-seconds (as CI saw) in a window of 4.8 s on 2 CPUs
+    booked = [JobRecord(str(i), "batch", "COMPLETED", 1000.0, start, start + length, 1)
+              for i, (start, length) in enumerate(((1000.0, 3.0), (1000.0, 3.0),
+                                                   (1003.0, 4.0)))]
+    report = partition_report(booked, 4.8, 2)
+    assert report.cpu_seconds == 10.0
+    assert report.utilisation == 1.0
+
+
 def test_squeue_and_sacct_lines_become_records() -> None:
     text = ("12|batch|COMPLETED|1000|1001|1003|2\n"
             "13|batch|CANCELLED by 0|1000|Unknown|1005|1\n"

@@ -253,7 +253,9 @@ class PartitionReport(BaseModel):
     wait_p99: float | None = None
     throughput: float = Field(default=0.0, description="jobs ended per second of the run")
     cpu_seconds: float = 0.0
-    utilisation: float = Field(default=0.0, description="CPU-seconds used / available")
+    utilisation: float = Field(default=0.0, description="CPU-seconds used / available "
+                               "(at most 1: Slurm books whole seconds, so a run of short "
+                               "jobs can book more than the window had)")
 
 
 class LoadReport(BaseModel):
@@ -302,7 +304,7 @@ def partition_report(records: Iterable[JobRecord], window: float,
         wait_p99=percentile(waits, 0.99),
         throughput=round(ended / window, 3) if window > 0 else 0.0,
         cpu_seconds=round(used, 2),
-        utilisation=round(used / available, 4) if available > 0 else 0.0)
+        utilisation=round(min(used / available, 1.0), 4) if available > 0 else 0.0)
 
 
 def summarize(records: Sequence[JobRecord], shape: ClusterShape, *, seed: int,
