@@ -230,10 +230,7 @@ class ClusterAPI:
     def down(self, keep_logs: bool = False) -> DownResult:
         """Stop and remove everything the cluster made; leftovers (normally none) and,
         with `keep_logs`, where its logs now are (cluster/kept_logs.py)."""
-        from vhpc.runtime.priority import raise_session_share
-
-        log.info("down: requested; a larger CPU share for this manager: %s",
-                 raise_session_share())  # (an adopting manager's too)
+        log.info("down: requested")  # (the manager's session is weighted: server/manager.py)
         with self.lock:
             started = time.monotonic()
             self._clear_faults_before_down()

@@ -131,11 +131,9 @@ def up(obj: dict[str, str], site_file: str | None, shares: tuple[str, ...], node
                    "('vhpc clean' removes them).")
 @click.pass_obj
 def down(obj: dict[str, str], keep_logs: bool) -> None:
-    """Stop the cluster and remove everything it made."""
-    from vhpc.runtime.priority import session_share
-
-    # a loaded host (right after a step across 1024 nodes) starves this command's session
-    with session_share(), waiting(f"stopping cluster {obj['cluster']}"):
+    """Stop the cluster and remove everything it made (its session weighted from the
+    script's first lines: cli/entry.py)."""
+    with waiting(f"stopping cluster {obj['cluster']}"):
         result = control.down_result(obj["cluster"], keep_logs)
     if result.leftovers:
         raise click.ClickException("could not remove: " + "; ".join(result.leftovers))

@@ -6,8 +6,9 @@ share of the 2 cores: the manager's session, which must stop them all, got too l
 do it in seconds. A session leader (the manager) may weight its own session: nice -20
 there weighs ~87 default sessions. The processes it starts in its session share that
 weight; those started in a session of their own (a background `rm`) do not. The manager
-weights its session once its boot is done (it supervises and serves the API while jobs
-may saturate the host) and again when `down` comes (an adopting manager); the daemons
+weights its session once its boot or adoption is done (it supervises and serves the API,
+`down` included, while jobs may saturate the host); `vhpc down` weights its own from the
+script's first lines (cli/entry.py); the daemons
 every step's launch asks (munged, dnsmasq, slurmctld) are weighted at each start
 (`weight_session`).
 """
@@ -22,26 +23,25 @@ from pathlib import Path
 AUTOGROUP = Path("/proc/self/autogroup")
 
 
-def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
-    """Weight this process's session as nice `nice`; True if done. Only a session leader
-    does (anyone else would change the session it was started from, e.g. a terminal's)."""
-    if os.getsid(0) != os.getpid():
-        return False
+def set_nice(autogroup: Path, nice: int) -> bool:
+    """Write an autogroup's nice; True if done (False: the process is gone, no autogroups
+    in this kernel, or not allowed)."""
     try:
         autogroup.write_text(f"{nice}\n")
-    except OSError:  # no autogroups in this kernel, or not allowed
-        return False
-    return True
-
-
-def weight_session(pid: int, nice: int) -> bool:
-    """Weight the session of process `pid` (a daemon that leads its own) as nice `nice`;
-    True if done (False: gone, no autogroups in this kernel, not allowed)."""
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
     except OSError:
         return False
     return True
+
+
+def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
+    """Weight this process's session as nice `nice`; True if done. Only a session leader
+    does (anyone else would change the session it was started from, e.g. a terminal's)."""
+    return os.getsid(0) == os.getpid() and set_nice(autogroup, nice)
+
+
+def weight_session(pid: int, nice: int) -> bool:
+    """Weight the session of process `pid` (a daemon that leads its own) as nice `nice`."""
+    return set_nice(Path(f"/proc/{pid}/autogroup"), nice)
 
 
 def session_nice(autogroup: Path = AUTOGROUP) -> int | None:
@@ -58,16 +58,9 @@ def session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> Iterator[bool
     put its weight back (a terminal's session: the shell waits for the command anyway);
     yields whether it did. For a command that frees the host from a loaded cluster."""
     before = session_nice(autogroup)
-    done = False
-    if before is not None and before > nice:
-        try:
-            autogroup.write_text(f"{nice}\n")
-            done = True
-        except OSError:
-            pass
+    done = before is not None and before > nice and set_nice(autogroup, nice)
     try:
         yield done
     finally:
-        if done:
-            with contextlib.suppress(OSError):
-                autogroup.write_text(f"{before}\n")
+        if done and before is not None:
+            set_nice(autogroup, before)
