@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.helpers import CHROMIUM, STATE_ROOT, launch_chromium, leftovers, vhpc
+from tests.integration.helpers import (
+    CHROMIUM,
+    STATE_ROOT,
+    launch_chromium,
+    leftovers,
+    vhpc,
+    wait_until,
+)
 
 pytestmark = pytest.mark.privileged
 
@@ -50,7 +57,17 @@ def test_token_file_private(cluster: str) -> None:
     assert len(_token()) >= 32
 
 
+def memory_points(cluster: str, node: str) -> list[float]:
+    """The observer's memory samples of `node` over the last 2 minutes."""
+    doc = json.loads(vhpc("-c", cluster, "metrics", "--node", node, "--metric", "memory",
+                          "--since", "2m", "--json").stdout)
+    return [v for series in doc["series"] for _, v in series["points"]]
+
+
 def test_memory_rise_seen(cluster: str) -> None:
+    # a baseline first: `up` returns once the nodes are idle, and the observer starts
+    # sampling a moment later (after the registry's fill)
+    wait_until(lambda: bool(memory_points(cluster, "compute1")), 30, "a first memory sample")
     vhpc("-c", cluster, "exec", "slurm", "--user", "cluser", "--", "srun", "-w", "compute1",
          "/opt/vhpc/venv/bin/python", "-c",
          "import time; b=bytearray(60*2**20); time.sleep(4)")
