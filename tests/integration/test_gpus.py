@@ -165,4 +165,5 @@ def test_terminals_work_in_a_gpu_node(cluster: str) -> None:
     # and a job step gets a new pseudo-terminal (the cluster user opens /dev/ptmx)
     out = in_a_terminal("-c", cluster, "exec", "slurm", "--user", "cluser", "--", "srun",
                         "-p", PARTITION, "-w", "compute0", "--pty", "tty")
-    assert out.strip().startswith("/dev/pts/"), out
+    # the terminal may echo a NUL srun sends as the step connects ("^@": seen once in CI)
+    assert out.replace("^@", "").strip().startswith("/dev/pts/"), out
