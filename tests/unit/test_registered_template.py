@@ -107,7 +107,7 @@ class RecordingClient:
 
 def wait_for_slurmdbd(spec: ClusterSpec, paths: ClusterPaths,
                       monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setattr(accounting, "_port_open", lambda address: True)
+    monkeypatch.setattr(accounting, "port_check", lambda netns, port: lambda: True)
     client = RecordingClient()
     daemon = slurmdbd.daemon(paths, "db")
     supervised = cast(Supervised, type("S", (), {"failures": 0,
@@ -197,6 +197,11 @@ def test_work_dirs_of_dead_managers_are_removed_live_and_new_ones_kept(
     new = work(".registering-lab-c", None, 2)  # its owner file comes next
     old = work(".registering-lab-d", os.getpid(), registered_template.BUILD_TIMEOUT + 120)
     trash = work(".trash-registered-0123-9", None, 60)
+    (tmp_path / BASE.name).mkdir()  # mariadb.make_sparse's markers: of a template gone
+    kept_marker = tmp_path / f".{BASE.name}.123.sparse"
+    orphan_marker = tmp_path / ".registered-4567.89.sparse"
+    kept_marker.touch()
+    orphan_marker.touch()
     removed = registered_template.remove_stale(tmp_path, now=10_000)
-    assert sorted(removed) == sorted([gone, old, trash])
-    assert live.exists() and new.exists()
+    assert sorted(removed) == sorted([gone, old, trash, orphan_marker])
+    assert live.exists() and new.exists() and kept_marker.exists()

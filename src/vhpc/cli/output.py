@@ -13,19 +13,38 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
-# Piped output (scripts, `| grep`) must not be cut to 80 columns. Both consoles resolve
-# sys.stdout / sys.stderr when they print, so redirections (and click's test runner) apply.
-out_console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200,
-                      highlight=False)
+
+class _LazyConsole:
+    """A rich Console made on its first use: importing rich is ~30 ms that `vhpc up` would
+    otherwise spend before the manager gets the cluster's spec (cli/entry.py)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Piped output (scripts, `| grep`) must not be cut to 80 columns. The console
+            # resolves sys.stdout / sys.stderr when it prints, so redirections (and
+            # click's test runner) apply.
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._console = Console(stderr=self._stderr, highlight=False, emoji=False,
+                                    width=None if stream.isatty() else 200)
+        return getattr(self._console, name)
+
+
+out_console = cast("Console", _LazyConsole(stderr=False))
+err_console = cast("Console", _LazyConsole(stderr=True))
 
 
 def plain(data: Any) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,8 @@ from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.errors import BootError, UserError
 from vhpc.runtime import images
+from vhpc.runtime.listening import port_check
+from vhpc.runtime.namespaces import NsPaths
 from vhpc.services import (
     db_template,
     files,
@@ -33,6 +34,7 @@ from vhpc.services import (
     mariadb,
     registered_template,
     slurmdbd,
+    spare_datadir,
 )
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_client import SlurmClient
@@ -48,16 +50,17 @@ _FAILED = (DaemonState.BACKOFF, DaemonState.FATAL, DaemonState.STOPPED)
 WAITED = frozenset({"mariadbd", "slurmdbd"})
 
 
-def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
+def prepare(spec: ClusterSpec, paths: ClusterPaths) -> Path | None:
     """The host-side client wrappers; my.cnf, slurmdbd.conf (0600, root) and the datadir
-    copied from the template (an image cluster's: the image's clients and template)."""
+    copied from the template (an image cluster's: the image's clients and template); the
+    host template the datadir came from (None: an image's, or no accounting)."""
     if spec.image == HOST_IMAGE:
         write_host_clients(paths)
     else:
         image_clients.write(spec, paths)
     node = slurmdbd.db_node(spec)
     if node is None:
-        return
+        return None
     data = mariadb.datadir(paths)
     data.parent.mkdir(parents=True, exist_ok=True)
     data.parent.chmod(0o700)
@@ -67,28 +70,40 @@ def prepare(spec: ClusterSpec, paths: ClusterPaths) -> None:
     write_atomic(slurmdbd.conf_file(paths), slurmdbd.render_slurmdbd_conf(spec, paths, node),
                  slurmdbd.CONF_MODE)
     os.chown(slurmdbd.conf_file(paths), 0, 0)
-    copy_datadir(spec, data)
+    source = copy_datadir(spec, data)
     mariadb.host_socket(paths, node.name).parent.mkdir(parents=True, exist_ok=True)
+    return source
 
 
-def copy_datadir(spec: ClusterSpec, data: Path) -> None:
+def copy_datadir(spec: ClusterSpec, data: Path) -> Path | None:
     """The cluster's datadir: a copy of its registered template (its records made by an
     earlier boot of the same cluster: services/registered_template.py), else of the base
-    template (an image cluster's: always the image's)."""
+    template (an image cluster's: always the image's); the host template it came from.
+    A template's spare (services/spare_datadir.py) is taken instead of a copy."""
     if spec.image != HOST_IMAGE:
         mariadb.copy_template(images.image_dir(spec.image) / images.DB_TEMPLATE, data)
-        return
+        return None
     base = db_template.ensure_template()
     registered = registered_template.lookup(base, slurmdbd.bootstrap_script(spec))
     if registered is not None:
         try:
-            mariadb.copy_template(registered, data)
-            return
+            take_or_copy(registered, data)
+            return registered
         except Exception as err:  # removed meanwhile (least recently used): the base
             log.warning("could not copy the registered template %s (%s): registering "
                         "the cluster instead", registered.name, err)
             shutil.rmtree(data, ignore_errors=True)
-    mariadb.copy_template(base, data)
+    take_or_copy(base, data)
+    return base
+
+
+def take_or_copy(template: Path, data: Path) -> None:
+    """`data` from the template's spare (a rename), else from a copy of it."""
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if spare_datadir.claim(template, data):
+        log.info("accounting datadir: the spare of %s", template.name)
+        return
+    mariadb.copy_template(template, data)
 
 
 def write_host_clients(paths: ClusterPaths) -> None:
@@ -137,9 +152,9 @@ def wait_ready(spec: ClusterSpec, paths: ClusterPaths, client: SlurmClient,
               daemon, supervised)
         log.info("mariadbd answered in %.2fs", time.monotonic() - start)
     elif daemon.name == "slurmdbd":
-        address = (str(spec.ip_of(node)), slurmdbd.SLURMDBD_PORT)
-        _wait(lambda: _port_open(address), SLURMDBD_TIMEOUT, "slurmdbd to answer",
-              daemon, supervised)
+        # slurmdbd opens its port only after its check of the database's tables
+        _wait(port_check(NsPaths.under(paths.ns_dir, node.name).net, slurmdbd.SLURMDBD_PORT),
+              SLURMDBD_TIMEOUT, "slurmdbd to answer", daemon, supervised)
         answered = time.monotonic()
         script = slurmdbd.bootstrap_script(spec)
         registered = registered_template.registered_from(mariadb.datadir(paths), script)
@@ -176,14 +191,6 @@ def run_sacctmgr(client: SlurmClient, script: str, what: str) -> None:
         raise BootError(f"sacctmgr failed while {what}: {out[-400:]}")
 
 
-def _port_open(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _wait(ready: Callable[[], bool], timeout: float, what: str, daemon: DaemonSpec,
           supervised: Supervised) -> None:
     deadline = time.monotonic() + timeout
@@ -193,7 +200,7 @@ def _wait(ready: Callable[[], bool], timeout: float, what: str, daemon: DaemonSp
         if supervised.failures or supervised.state in _FAILED:
             raise BootError(f"{daemon.name} on node {daemon.node} exited while starting; "
                             f"last log lines: {tail(daemon.log_file)}")
-        time.sleep(0.05)
+        time.sleep(0.01)  # a socket's greeting, a netlink query: each well under 1 ms
     raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
                     f"last log lines of {daemon.key}: {tail(daemon.log_file)}")
 

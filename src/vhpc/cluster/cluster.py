@@ -39,6 +39,7 @@ from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime, images
 from vhpc.runtime.cgroups import job_cgroup_mounts
+from vhpc.runtime.listening import port_check
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
@@ -89,8 +90,17 @@ class Cluster:
         self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
         self.kept_logs: Path | None = None  # where teardown(keep_logs=True) put the logs
         self._registry_wait: Callable[[], None] | None = None  # set by boot: etcd's wait
-        self._db_files: Future[None] | None = None  # set by boot: the db node's files
+        # set by boot: the db node's files, done with the host template the datadir came
+        # from (the manager then makes the next boot's spare of it: spare_datadir.py)
+        self._db_files: Future[Path | None] | None = None
         self.nodes_idle = threading.Event()  # set by boot once the nodes are idle
+
+    def datadir_source(self) -> Path | None:
+        """The host accounting template this boot's datadir came from (None: none)."""
+        db_files = self._db_files
+        if db_files is None or not db_files.done() or db_files.exception() is not None:
+            return None
+        return db_files.result()
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, timeout: float | None = None) -> None:
@@ -391,11 +401,14 @@ class Cluster:
         needs it (its start took ~0.13 s of CPU beside the boot's, on 2 cores).
         """
         n = len(self.spec.computes)  # the waits grow with the node count (spec/scale.py)
+        # slurmctld opens its port once its state and accounting are loaded: a listening
+        # port is one that takes the slurmds' registrations (runtime/listening.py)
+        controller_netns = NsPaths.under(self.paths.ns_dir, self.spec.controller.name).net
         checks: dict[str, tuple[Callable[[], bool], float, str]] = {
             "munged": (self.paths.munge_socket.exists, scale.service_timeout("munged", n),
                        "munged socket"),
-            "slurmctld": (self.slurm.ping, scale.service_timeout("slurmctld", n),
-                          "slurmctld to answer"),
+            "slurmctld": (port_check(controller_netns, slurm.SLURMCTLD_PORT),
+                          scale.service_timeout("slurmctld", n), "slurmctld to answer"),
             "etcd": (lambda: etcd.healthy(self.spec), scale.service_timeout("etcd", n),
                      "etcd to answer"),
         }
@@ -450,7 +463,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if ready():
                 return
-            time.sleep(0.02)
+            time.sleep(0.01)  # each check is a file's stat or a netlink query
         tail = _tail(daemon.log_file)
         raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
                         f"last log lines of {daemon.key}: {tail}")

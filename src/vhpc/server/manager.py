@@ -243,7 +243,7 @@ class Manager:
         # took 4.5 s to take `down`'s request (runtime/priority.py)
         log.info("a larger CPU share for this manager: %s", raise_session_share())
         if self.mode == "boot":  # its accounting records, for its next boot (idle priority)
-            registered_template.start_build(self.cluster.spec)
+            registered_template.start_build(self.cluster.spec, self.cluster.datadir_source())
         try:
             inventory = early.result() if early is not None else self._start_inventory()
         except Exception as err:  # the cluster runs; any command starts a new manager

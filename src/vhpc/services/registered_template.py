@@ -18,6 +18,10 @@ base template), `sacctmgr -i` with the same script, a clean stop, then an atomic
 manager's exit, `down` included) kills one that still runs and removes its work dir. A
 killed manager's build dies with it (parent-death signals); its work directory is
 removed by the next build (`remove_stale`).
+
+The same background thread first makes a spare of the template the boot copied, and
+after a build one of the new datadir (services/spare_datadir.py): the next boot takes it
+with a rename.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import time
 from pathlib import Path
 
 from vhpc.atomic import write_atomic
-from vhpc.services import db_template, mariadb, slurmdbd
+from vhpc.services import db_template, mariadb, slurmdbd, spare_datadir
 from vhpc.spec.model import HOST_IMAGE, ClusterSpec
 
 log = logging.getLogger(__name__)
@@ -106,6 +110,7 @@ def prune(root: Path, keep: int = MAX_KEPT) -> list[Path]:
         except OSError:
             continue
         shutil.rmtree(trash, ignore_errors=True)
+        spare_datadir.remove(old)
         for marker in root.glob(f".{old.name}.*.sparse"):  # mariadb.make_sparse's
             marker.unlink(missing_ok=True)
         removed.append(old)
@@ -125,6 +130,10 @@ def remove_stale(root: Path, now: float | None = None) -> list[Path]:
         if age > BUILD_TIMEOUT + 60 or (age > 10 and not _owner_alive(work)):
             shutil.rmtree(work, ignore_errors=True)
             removed.append(work)
+    for marker in root.glob(".*.sparse"):  # mariadb.make_sparse's, of a template gone
+        if not (root / marker.name[1:].rsplit(".", 2)[0]).is_dir():
+            marker.unlink(missing_ok=True)
+            removed.append(marker)
     return removed
 
 
@@ -159,10 +168,13 @@ def render_script(base: Path, work: Path, timeout: int = 120) -> str:
 
 
 class Build:
-    """One background build of a registered datadir, in a thread of the manager."""
+    """One background build of a registered datadir, in a thread of the manager; before
+    it, a spare of the template the boot copied (`source`), after it one of the new
+    registered datadir (services/spare_datadir.py)."""
 
-    def __init__(self, spec: ClusterSpec) -> None:
+    def __init__(self, spec: ClusterSpec, source: Path | None = None) -> None:
         self.cluster = spec.name
+        self.source = source
         self.script = slurmdbd.bootstrap_script(spec)
         self.work: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -174,22 +186,54 @@ class Build:
     def _run(self) -> None:
         start = time.monotonic()
         try:
-            made = self._build()
+            base = db_template.template_dir(*db_template.versions())
+            remove_stale(base.parent)
+            spare_datadir.remove_stale(base.parent)
+            if self.source is not None:
+                self._refill(self.source)
+            made = self._build(base)
             if made is not None:
                 log.info("registered accounting template %s made in %.1fs (cluster %s)",
                          made.name, time.monotonic() - start, self.cluster)
+                self._refill(made)
         except Exception as err:  # never the boot's failure: the next boot registers
             if not self.stopping:
-                log.warning("could not make the registered accounting template of cluster "
-                            "%s: %s", self.cluster, err)
+                log.warning("could not make the registered accounting template (or a "
+                            "spare) of cluster %s: %s", self.cluster, err)
         finally:
             if self.work is not None:
                 shutil.rmtree(self.work, ignore_errors=True)
 
-    def _build(self) -> Path | None:
-        base = db_template.template_dir(*db_template.versions())
+    def _refill(self, template: Path) -> None:
+        """A spare copy of `template` for the next boot, unless there is one."""
+        if self.stopping or not spare_datadir.wanted(template):
+            return
+        mariadb.make_sparse(template)
+        with self._lock:
+            if self.stopping:
+                return
+            self.work, copy = spare_datadir.start_work(template)
+            self.process = subprocess.Popen(
+                [*LOW_PRIORITY, *spare_datadir.copy_command(template, copy)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True)
+        try:
+            _, err = self.process.communicate(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            raise RuntimeError(f"spare copy timed out after {BUILD_TIMEOUT:.0f}s") from None
+        if not self.stopping:
+            if self.process.returncode != 0:
+                raise RuntimeError(f"spare copy of {template.name}: exit "
+                                   f"{self.process.returncode} "
+                                   f"({err.decode(errors='replace').strip()[-200:]})")
+            if spare_datadir.install(template, copy):
+                log.info("spare accounting datadir of %s made", template.name)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work = None
+
+    def _build(self, base: Path) -> Path | None:
         target = registered_dir(base, self.script)
-        remove_stale(base.parent)
         if not (base / mariadb.DATABASE).is_dir() or (target / MARKER).is_file():
             return None  # no base template (the boot made it), or made meanwhile
         with self._lock:
@@ -262,13 +306,14 @@ class Build:
 _builds: list[Build] = []
 
 
-def start_build(spec: ClusterSpec) -> Build | None:
+def start_build(spec: ClusterSpec, source: Path | None = None) -> Build | None:
     """After a boot: make this cluster's registered datadir in the background (nothing
-    when it is made already), unless the cluster has no accounting or runs an image (not
+    when it is made already), and the spares of `source` (the template the boot copied)
+    and of the new datadir; unless the cluster has no accounting or runs an image (not
     supported: its datadir comes from the image's own template)."""
     if spec.image != HOST_IMAGE or slurmdbd.db_node(spec) is None:
         return None
-    build = Build(spec)
+    build = Build(spec, source)
     if not _builds:
         atexit.register(stop_builds)  # an exit other than the manager's usual ones
     _builds.append(build)
