@@ -90,7 +90,7 @@ def test_a_daemon_on_every_steps_path_gets_its_session_weight_at_each_start(
 
 def test_the_services_on_a_launch_path_are_weighted() -> None:
     from tests.unit.cli_fakes import make_spec
-    from vhpc.services import dnsmasq, munge, slurm
+    from vhpc.services import dnsmasq, mariadb, munge, slurm, slurmdbd
     from vhpc.services.base import RPC_PATH_NICE
     from vhpc.spec.paths import ClusterPaths
 
@@ -100,4 +100,6 @@ def test_the_services_on_a_launch_path_are_weighted() -> None:
     assert munge.daemon(paths, "slurm").session_nice == RPC_PATH_NICE
     assert dnsmasq.daemon(spec, paths, dns).session_nice == RPC_PATH_NICE
     assert slurm.slurmctld(spec, paths).session_nice == RPC_PATH_NICE
+    assert mariadb.daemon(paths, "db").session_nice == RPC_PATH_NICE  # the boot's chain
+    assert slurmdbd.daemon(paths, "db").session_nice == RPC_PATH_NICE
     assert slurm.slurmd(spec, paths, spec.computes[0]).session_nice is None

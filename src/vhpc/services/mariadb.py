@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vhpc.errors import BootError
 from vhpc.runtime.hostops import run_command
-from vhpc.services.base import DaemonSpec
+from vhpc.services.base import RPC_PATH_NICE, DaemonSpec
 from vhpc.spec.paths import ClusterPaths
 
 PORT = 3306
@@ -84,7 +84,8 @@ log_warnings=1
 def daemon(paths: ClusterPaths, node: str) -> DaemonSpec:
     """mariadbd in the foreground in the db node; its error log goes to the console log."""
     argv = ("mariadbd", f"--defaults-file={config_file(paths)}")
-    return DaemonSpec("mariadbd", node, argv, paths.daemon_log("mariadbd", node))
+    return DaemonSpec("mariadbd", node, argv, paths.daemon_log("mariadbd", node),
+                      session_nice=RPC_PATH_NICE)
 
 
 def server_version() -> str:

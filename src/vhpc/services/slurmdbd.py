@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vhpc.services import jwt_auth, mariadb, slurm_versions
-from vhpc.services.base import DaemonSpec
+from vhpc.services.base import RPC_PATH_NICE, DaemonSpec
 from vhpc.spec.model import ClusterSpec, NodeRole, NodeSpec, UserSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -94,7 +94,7 @@ def job_acct_gather(spec: ClusterSpec) -> str:
 def daemon(paths: ClusterPaths, node: str) -> DaemonSpec:
     """slurmdbd in the foreground; with no LogFile it logs to its console log."""
     return DaemonSpec("slurmdbd", node, ("slurmdbd", "-D"), paths.daemon_log("slurmdbd", node),
-                      {"SLURM_CONF": str(paths.slurm_conf)})
+                      {"SLURM_CONF": str(paths.slurm_conf)}, session_nice=RPC_PATH_NICE)
 
 
 def accounts_of(spec: ClusterSpec) -> list[str]:
