@@ -1,7 +1,8 @@
 """Registered accounting datadirs (services/registered_template.py) with real daemons: after
 a first boot the manager makes, in the background, a datadir that holds the cluster's
-records; the next boot of the same cluster copies it and skips the registration, and
-accounting works as before (associations, a job as cluser, sacct). `down` while the
+records, then a spare copy of it (services/spare_datadir.py); the next boot of the same
+cluster takes the spare and skips the registration, and accounting works as before
+(associations, a job as cluser, sacct). `down` while the
 build runs ends it: no process, work directory or cluster state is left.
 
 Each run registers a user of its own, so its datadir is new (the first boot takes the
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import VHPC, leftovers, vhpc, wait_for, wait_until
-from vhpc.services import db_template, mariadb, registered_template, slurmdbd
+from vhpc.services import db_template, mariadb, registered_template, slurmdbd, spare_datadir
 from vhpc.spec.model import ClusterSpec
 from vhpc.spec.paths import ClusterPaths
 
@@ -84,11 +85,14 @@ def test_a_second_boot_copies_the_registered_datadir_and_skips_the_registration(
         assert COLD in manager_log(name) and WARM not in manager_log(name)
         wait_until(lambda: (target / registered_template.MARKER).is_file(), 180,
                    f"the background build of {target}")
+        spare = spare_datadir.spare_of(target)  # made next, by the same thread
+        wait_until(spare.is_dir, 60, f"the spare {spare}")
         vhpc("-c", name, "down")
         assert nothing_left(name) == []
         vhpc(*up)
         log = manager_log(name)
         assert f"{WARM} {target.name}" in log and COLD not in log, log[-2000:]
+        assert f"the spare of {target.name}" in log, log[-2000:]  # taken, not copied
         assoc = subprocess.run(["sh", "-c", f'eval "$({shlex.join(VHPC)} -c {name} env)" && '
                                 "sacctmgr -nP show assoc format=cluster,account,user"],
                                capture_output=True, text=True, timeout=60)
@@ -109,6 +113,7 @@ def test_a_second_boot_copies_the_registered_datadir_and_skips_the_registration(
     finally:
         vhpc("-c", name, "down", check=False)
         shutil.rmtree(target, ignore_errors=True)
+        spare_datadir.remove(target)
     assert nothing_left(name) == []
 
 

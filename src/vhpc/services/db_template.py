@@ -45,10 +45,18 @@ def versions() -> tuple[str, str]:
     return mariadb.server_version(), slurm_version()
 
 
+#: the template builds' server options over the clusters' (mariadb.render_config): a
+#: clean stop (a cluster's is `innodb_fast_shutdown=2`), so a copy starts without crash
+#: recovery (~70-90 redo pages, 15-20 ms of every boot's MariaDB start)
+TEMPLATE_EXTRA = ("# a template stops clean: its copies start without crash recovery\n"
+                  "innodb_fast_shutdown=1\n")
+
+
 def template_dir(mariadb_version: str, slurm: str) -> Path:
     """Where the datadir of these versions (and of this server config: InnoDB's file
     sizes must match the datadir) is kept."""
-    digest = hashlib.sha1(mariadb.render_config(Path("/")).encode()).hexdigest()[:8]
+    config = mariadb.render_config(Path("/")) + TEMPLATE_EXTRA
+    digest = hashlib.sha1(config.encode()).hexdigest()[:8]
     return state_root() / ".templates" / f"mariadb-{mariadb_version}-slurmdbd-{slurm}-{digest}"
 
 
@@ -105,7 +113,7 @@ def write_work_files(work: Path) -> Path:
     (`work/data`, made by the caller: installed or copied)."""
     data = work / "data"
     write_atomic(work / "init.cnf", mariadb.render_config(
-        data, str(work / "init.sock"), str(work / "init.pid")))
+        data, str(work / "init.sock"), str(work / "init.pid")) + TEMPLATE_EXTRA)
     write_atomic(work / "slurmdbd.conf", render_slurmdbd_conf(work), 0o600)
     return data
 

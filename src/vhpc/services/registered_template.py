@@ -192,6 +192,9 @@ class Build:
             if self.source is not None:
                 self._refill(self.source)
             made = self._build(base)
+            if self.work is not None:  # the build's own: the spare's comes next
+                shutil.rmtree(self.work, ignore_errors=True)
+                self.work = None
             if made is not None:
                 log.info("registered accounting template %s made in %.1fs (cluster %s)",
                          made.name, time.monotonic() - start, self.cluster)
