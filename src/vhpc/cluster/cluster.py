@@ -13,6 +13,7 @@ also persists it atomically; readers take the current value without the lock.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -39,6 +40,7 @@ from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime, images
 from vhpc.runtime.cgroups import job_cgroup_mounts
+from vhpc.runtime.gate import Gate
 from vhpc.runtime.listening import port_check
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
@@ -127,15 +129,18 @@ class Cluster:
             self.build_nodes([n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE])
             self.mark("service nodes made")
             self.supervisor.start_thread()
-            # The compute nodes are made while the service daemons start (with accounting
-            # slurmctld first waits ~0.5 s for MariaDB, slurmdbd and the cluster's records)
+            # The compute nodes are made, and their slurmds spawned, while the service
+            # daemons start (with accounting slurmctld first waits ~0.3 s for MariaDB and
+            # slurmdbd): each slurmd is held before its exec until slurmctld listens
+            # (runtime/gate.py), as one that came earlier would register a second later
+            gate = Gate(self.paths.run / "slurmd.gate")
             with ThreadPoolExecutor(max_workers=1) as pool:
-                building = pool.submit(self.build_nodes, list(self.spec.computes))
-                later = self.start_services()  # if it fails, the pool's exit waits for
-                building.result()              # the building before the rollback
-            self.mark("compute nodes made")
-            self.start_computes(list(self.spec.computes))
-            self.mark("slurmds started")
+                building = pool.submit(self._build_and_spawn_computes, gate)
+                try:
+                    later = self.start_services()  # if it fails, the pool's exit waits
+                finally:                            # for the building before the rollback
+                    gate.release()
+                building.result()
             # etcd (the registry) is not on the path to idle nodes: the manager starts it
             # and waits for it once they are, before it publishes them (wait_registry)
             self._registry_wait = later
@@ -468,12 +473,24 @@ class Cluster:
         raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
                         f"last log lines of {daemon.key}: {tail}")
 
-    def start_computes(self, nodes: Iterable[NodeSpec]) -> None:
-        """slurmd on each compute node (they register as dynamic nodes)."""
+    def _build_and_spawn_computes(self, gate: Gate) -> None:
+        """The boot's compute nodes, then their slurmds, held at `gate` if it is closed."""
+        self.build_nodes(list(self.spec.computes))
+        self.mark("compute nodes made")
+        self.start_computes(list(self.spec.computes), None if gate.released else gate)
+        self.mark("slurmds started" + ("" if gate.released else " (held until slurmctld "
+                                       "listens)"))
+
+    def start_computes(self, nodes: Iterable[NodeSpec], gate: Gate | None = None) -> None:
+        """slurmd on each compute node (they register as dynamic nodes); each held at
+        `gate` until it is released, if given."""
         nodes = list(nodes)
         self.write_gres_conf(nodes)
-        self.supervisor.start_many([(slurm.slurmd(self.spec, self.paths, node),
-                                     self.target(node.name)) for node in nodes])
+        daemons = [slurm.slurmd(self.spec, self.paths, node) for node in nodes]
+        if gate is not None:
+            daemons = [dataclasses.replace(d, argv=gate.wrap(d.argv)) for d in daemons]
+        self.supervisor.start_many([(daemon, self.target(node.name))
+                                    for daemon, node in zip(daemons, nodes, strict=True)])
 
     def write_gres_conf(self, adding: list[NodeSpec]) -> None:
         """gres.conf for the cluster's nodes and those being added, before their slurmd
