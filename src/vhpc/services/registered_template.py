@@ -56,6 +56,12 @@ BUILD_LOGS = ("sacctmgr.log", "slurmdbd.log", "mariadbd.log")
 #: the build's processes: idle CPU and I/O class, killed if the manager's thread dies
 LOW_PRIORITY = ("setpriv", "--pdeathsig", "KILL", "--", "ionice", "-c", "3",
                 "nice", "-n", "19", "chrt", "--idle", "0")
+#: a spare's copy (~30 ms of CPU): at the default priority, so that it is done before a
+#: `down` that comes right after `up` (at idle priority it starved behind the work that
+#: follows a boot, and `down` ended it: a script's up/down loop never had a spare)
+SPARE_PRIORITY = ("setpriv", "--pdeathsig", "KILL", "--")
+#: how long `down` lets a spare's copy finish before it ends it
+SPARE_WAIT = 2.0
 
 
 def script_digest(script: str) -> str:
@@ -178,6 +184,7 @@ class Build:
         self.script = slurmdbd.bootstrap_script(spec)
         self.work: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.copying_spare = False  # the process is a spare's copy
         self.stopping = False
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="registered-template",
@@ -217,21 +224,24 @@ class Build:
                 return
             self.work, copy = spare_datadir.start_work(template)
             self.process = subprocess.Popen(
-                [*LOW_PRIORITY, *spare_datadir.copy_command(template, copy)],
+                [*SPARE_PRIORITY, *spare_datadir.copy_command(template, copy)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 start_new_session=True)
+            self.copying_spare = True
         try:
             _, err = self.process.communicate(timeout=BUILD_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._kill()
             raise RuntimeError(f"spare copy timed out after {BUILD_TIMEOUT:.0f}s") from None
-        if not self.stopping:
-            if self.process.returncode != 0:
-                raise RuntimeError(f"spare copy of {template.name}: exit "
-                                   f"{self.process.returncode} "
-                                   f"({err.decode(errors='replace').strip()[-200:]})")
+        finally:
+            self.copying_spare = False
+        if self.process.returncode == 0:  # a whole copy, even if `down` came meanwhile
             if spare_datadir.install(template, copy):
                 log.info("spare accounting datadir of %s made", template.name)
+        elif not self.stopping:
+            raise RuntimeError(f"spare copy of {template.name}: exit "
+                               f"{self.process.returncode} "
+                               f"({err.decode(errors='replace').strip()[-200:]})")
         shutil.rmtree(self.work, ignore_errors=True)
         self.work = None
 
@@ -297,9 +307,14 @@ class Build:
             process.wait()
 
     def stop(self) -> None:
-        """End the build if it still runs; its work directory removed."""
+        """End the build if it still runs (a spare's copy may finish first, for
+        SPARE_WAIT); its work directory removed."""
         with self._lock:
             self.stopping = True
+            spare_copy = self.process if self.copying_spare else None
+        if spare_copy is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spare_copy.wait(timeout=SPARE_WAIT)
         self._kill()
         self.thread.join(STOP_TIMEOUT)
         if self.work is not None:

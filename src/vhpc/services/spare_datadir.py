@@ -4,9 +4,10 @@ rename instead of a copy.
 Copying a template (~6 MB of data, services/mariadb.py `copy_template`) took 0.02-0.17 s
 of a quiet boot and ~0.3 s of a busy one, on the path to mariadbd, slurmdbd and
 slurmctld. After a boot, the manager makes a spare of the template it copied (and of a
-registered template it just made) in the background, at idle CPU and I/O priority
-(services/registered_template.py runs it), so the next boot of the same cluster, or the
-next first boot of any cluster for the base template, renames it into place.
+registered template it just made) in the background (services/registered_template.py
+runs it: at the default priority, ~30 ms of CPU, and `down` lets it finish), so the next
+boot of the same cluster, or the next first boot of any cluster for the base template,
+renames it into place.
 
 A spare sits beside its template as `.spare-<template name>`; it is made under a
 temporary name (`.spare-tmp-...`, with its manager's pid) and renamed into place, so a
