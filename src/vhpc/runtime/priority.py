@@ -11,6 +11,9 @@ weights its session once its boot or adoption is done (it supervises and serves 
 script's first lines (cli/entry.py); the daemons
 every step's launch asks (munged, dnsmasq, slurmctld) are weighted at each start
 (`weight_session`).
+
+Only `os` and `contextlib` are imported here (no pathlib: ~5 ms, and `vhpc down` imports
+this module before its session is weighted, when a loaded host gives it the least CPU).
 """
 
 from __future__ import annotations
@@ -18,22 +21,24 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
-AUTOGROUP = Path("/proc/self/autogroup")
+#: the autogroup file of a process (this one's, or /proc/PID/autogroup)
+Autogroup = str | os.PathLike[str]
+AUTOGROUP = "/proc/self/autogroup"
 
 
-def set_nice(autogroup: Path, nice: int) -> bool:
+def set_nice(autogroup: Autogroup, nice: int) -> bool:
     """Write an autogroup's nice; True if done (False: the process is gone, no autogroups
     in this kernel, or not allowed)."""
     try:
-        autogroup.write_text(f"{nice}\n")
+        with open(autogroup, "w", encoding="ascii") as f:
+            f.write(f"{nice}\n")
     except OSError:
         return False
     return True
 
 
-def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
+def raise_session_share(nice: int = -20, autogroup: Autogroup = AUTOGROUP) -> bool:
     """Weight this process's session as nice `nice`; True if done. Only a session leader
     does (anyone else would change the session it was started from, e.g. a terminal's)."""
     return os.getsid(0) == os.getpid() and set_nice(autogroup, nice)
@@ -41,19 +46,20 @@ def raise_session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> bool:
 
 def weight_session(pid: int, nice: int) -> bool:
     """Weight the session of process `pid` (a daemon that leads its own) as nice `nice`."""
-    return set_nice(Path(f"/proc/{pid}/autogroup"), nice)
+    return set_nice(f"/proc/{pid}/autogroup", nice)
 
 
-def session_nice(autogroup: Path = AUTOGROUP) -> int | None:
+def session_nice(autogroup: Autogroup = AUTOGROUP) -> int | None:
     """The nice value of this process's session ("/autogroup-N nice V"), None if unknown."""
     try:
-        return int(autogroup.read_text().split()[-1])
+        with open(autogroup, encoding="ascii") as f:
+            return int(f.read().split()[-1])
     except (OSError, ValueError, IndexError):
         return None
 
 
 @contextlib.contextmanager
-def session_share(nice: int = -20, autogroup: Path = AUTOGROUP) -> Iterator[bool]:
+def session_share(nice: int = -20, autogroup: Autogroup = AUTOGROUP) -> Iterator[bool]:
     """Weight the session this command runs in as nice `nice` while the block runs, then
     put its weight back (a terminal's session: the shell waits for the command anyway);
     yields whether it did. For a command that frees the host from a loaded cluster."""
