@@ -65,13 +65,15 @@ def timed_down(cluster: str, importtime: bool = False) -> dict[str, Any]:
     log_path = STATE_ROOT / cluster / "log" / "manager.log"
     with log_path.open("rb") as log:
         log.seek(0, os.SEEK_END)
+        load = os.getloadavg()  # what the command starts against (the step's aftermath)
         start = dt.datetime.now()
         seconds, down = timed_run([*prefix, VHPC, "-c", cluster, "down"], timeout=900)
         lines = log.read().decode(errors="replace").splitlines()
     steps = [f"{start:%H:%M:%S,%f}"[:12] + " vhpc down starts",
              *(f"{m[1]} {m[2]}" for line in lines if (m := STEP.match(line))),
              f"{dt.datetime.now():%H:%M:%S,%f}"[:12] + " vhpc down returned"]
-    out: dict[str, Any] = {"down_s": round(seconds, 2), "steps": steps}
+    out: dict[str, Any] = {"down_s": round(seconds, 2), "steps": steps,
+                           "load_at_down": [round(x, 1) for x in load]}
     if importtime:
         top = [int(m[1]) for m in re.finditer(r"^import time:\s+\d+ \|\s+(\d+) \| \S",
                                                down.stderr, re.M)]
