@@ -30,10 +30,22 @@ def test_a_listening_port_is_seen_and_a_bound_or_closed_one_is_not() -> None:
 def test_the_check_is_true_once_the_port_listens() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
-        check = port_check(OWN_NETNS, server.getsockname()[1])
+        check = port_check(OWN_NETNS, server.getsockname()[1], fallback=lambda: False)
         assert not check()
         server.listen()
         assert check()
+
+
+def test_without_socket_diagnostics_the_fallback_answers(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def fallback() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    check = port_check(tmp_path / "no-such-netns", 6817, fallback)  # setns fails
+    assert not check() and check()
+    assert len(asked) == 2
 
 
 def test_a_missing_namespace_is_an_os_error(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -153,7 +154,9 @@ def wait_ready(spec: ClusterSpec, paths: ClusterPaths, client: SlurmClient,
         log.info("mariadbd answered in %.2fs", time.monotonic() - start)
     elif daemon.name == "slurmdbd":
         # slurmdbd opens its port only after its check of the database's tables
-        _wait(port_check(NsPaths.under(paths.ns_dir, node.name).net, slurmdbd.SLURMDBD_PORT),
+        address = (str(spec.ip_of(node)), slurmdbd.SLURMDBD_PORT)
+        _wait(port_check(NsPaths.under(paths.ns_dir, node.name).net, slurmdbd.SLURMDBD_PORT,
+                         lambda: _port_open(address)),
               SLURMDBD_TIMEOUT, "slurmdbd to answer", daemon, supervised)
         answered = time.monotonic()
         script = slurmdbd.bootstrap_script(spec)
@@ -189,6 +192,15 @@ def run_sacctmgr(client: SlurmClient, script: str, what: str) -> None:
     out = (result.stdout + result.stderr).strip()
     if result.returncode != 0 and "Nothing new added" not in out:
         raise BootError(f"sacctmgr failed while {what}: {out[-400:]}")
+
+
+def _port_open(address: tuple[str, int]) -> bool:
+    """A TCP connection to `address` succeeds (slurmdbd logs nothing for an empty one)."""
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _wait(ready: Callable[[], bool], timeout: float, what: str, daemon: DaemonSpec,

@@ -412,7 +412,7 @@ class Cluster:
         checks: dict[str, tuple[Callable[[], bool], float, str]] = {
             "munged": (self.paths.munge_socket.exists, scale.service_timeout("munged", n),
                        "munged socket"),
-            "slurmctld": (port_check(controller_netns, slurm.SLURMCTLD_PORT),
+            "slurmctld": (port_check(controller_netns, slurm.SLURMCTLD_PORT, self.slurm.ping),
                           scale.service_timeout("slurmctld", n), "slurmctld to answer"),
             "etcd": (lambda: etcd.healthy(self.spec), scale.service_timeout("etcd", n),
                      "etcd to answer"),

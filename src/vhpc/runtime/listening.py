@@ -17,6 +17,7 @@ daemon that takes requests.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import socket
 import struct
@@ -36,6 +37,7 @@ _REQUEST = struct.Struct("=BBBBI48x")
 _SPORT = struct.Struct("!H")  # inet_diag_msg's id.sport, after its 4 bytes of flags
 
 _libc = ctypes.CDLL(None, use_errno=True)
+log = logging.getLogger(__name__)
 
 
 class Listening:
@@ -114,18 +116,30 @@ def _diag_socket(netns: Path) -> socket.socket:
     return made[0]
 
 
-def port_check(netns: Path, port: int) -> Callable[[], bool]:
+def port_check(netns: Path, port: int, fallback: Callable[[], bool]) -> Callable[[], bool]:
     """A check, called until it is true, that TCP `port` listens in the namespace pinned
     at `netns`; its netlink socket is made at the first call and closed at the true one
-    (else with the check, when it is dropped)."""
+    (else with the check, when it is dropped). A kernel without socket diagnostics for
+    TCP (no inet_diag) gets `fallback` instead, from the first failed query on."""
     probe: list[Listening] = []
+    diagnostics = [True]
 
     def check() -> bool:
-        if not probe:
-            probe.append(Listening(netns))
-        if probe[0].listens(port):
-            probe.pop().close()
-            return True
+        if not diagnostics[0]:
+            return fallback()
+        try:
+            if not probe:
+                probe.append(Listening(netns))
+            if probe[0].listens(port):
+                probe.pop().close()
+                return True
+        except OSError as err:
+            log.warning("socket diagnostics failed (%s): probing port %d another way",
+                        err, port)
+            diagnostics[0] = False
+            while probe:
+                probe.pop().close()
+            return fallback()
         return False
 
     return check
