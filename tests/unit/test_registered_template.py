@@ -15,7 +15,7 @@ from vhpc.cluster import accounting
 from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.runtime.hostops import CommandResult
-from vhpc.services import db_template, mariadb, registered_template, slurmdbd
+from vhpc.services import db_template, mariadb, owned_work, registered_template, slurmdbd
 from vhpc.services.slurm_client import SlurmClient
 from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
 from vhpc.spec.model import ClusterSpec
@@ -188,7 +188,7 @@ def test_work_dirs_of_dead_managers_are_removed_live_and_new_ones_kept(
         path = tmp_path / name
         path.mkdir()
         if owner is not None:
-            (path / registered_template.OWNER).write_text(f"{owner}\n")
+            (path / owned_work.OWNER).write_text(f"{owner}\n")
         os.utime(path, (10_000 - age, 10_000 - age))
         return path
 

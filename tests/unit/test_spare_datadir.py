@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vhpc.cluster import accounting
-from vhpc.services import db_template, mariadb, registered_template, spare_datadir
+from vhpc.services import db_template, mariadb, owned_work, registered_template, spare_datadir
 from vhpc.spec.load import ClusterOptions, HostFacts, build_spec
 from vhpc.spec.sizes import MIB
 
@@ -31,7 +31,7 @@ def spare(template_dir: Path) -> Path:
     copy.mkdir()
     (copy / "ibdata1").write_text(f"spare of {template_dir.name}")
     assert spare_datadir.install(template_dir, copy)
-    (work / spare_datadir.OWNER).unlink()
+    (work / owned_work.OWNER).unlink()
     work.rmdir()
     return spare_datadir.spare_of(template_dir)
 
@@ -69,7 +69,7 @@ def test_leftovers_of_dead_managers_and_spares_of_removed_templates_go(
 
     def work(owner: int, age: float) -> Path:
         path, _ = spare_datadir.start_work(kept)
-        (path / spare_datadir.OWNER).write_text(f"{owner}\n")
+        (path / owned_work.OWNER).write_text(f"{owner}\n")
         os.utime(path, (10_000 - age, 10_000 - age))
         return path
 

@@ -35,20 +35,18 @@ import shlex
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from vhpc.atomic import write_atomic
-from vhpc.services import db_template, mariadb, slurmdbd, spare_datadir
+from vhpc.services import db_template, mariadb, owned_work, slurmdbd, spare_datadir
 from vhpc.spec.model import HOST_IMAGE, ClusterSpec
 
 log = logging.getLogger(__name__)
 
 MAX_KEPT = 8
 MARKER = "vhpc-registered"
-OWNER = "owner.pid"  # in a build's work directory: the manager that runs it
 BUILD_TIMEOUT = 180.0
 STOP_TIMEOUT = 10.0
 #: the logs a failed build names (one line each), the likeliest cause first
@@ -129,11 +127,7 @@ def remove_stale(root: Path, now: float | None = None) -> list[Path]:
     now = time.time() if now is None else now
     removed: list[Path] = []
     for work in [*root.glob(".registering-*"), *root.glob(".trash-registered-*")]:
-        try:
-            age = now - work.stat().st_mtime
-        except OSError:
-            continue
-        if age > BUILD_TIMEOUT + 60 or (age > 10 and not _owner_alive(work)):
+        if owned_work.is_stale(work, BUILD_TIMEOUT + 60, now):
             shutil.rmtree(work, ignore_errors=True)
             removed.append(work)
     for marker in root.glob(".*.sparse"):  # mariadb.make_sparse's, of a template gone
@@ -141,14 +135,6 @@ def remove_stale(root: Path, now: float | None = None) -> list[Path]:
             marker.unlink(missing_ok=True)
             removed.append(marker)
     return removed
-
-
-def _owner_alive(work: Path) -> bool:
-    try:
-        os.kill(int((work / OWNER).read_text()), 0)
-    except (OSError, ValueError):  # no such process; no owner file (after 10 s)
-        return False
-    return True
 
 
 def render_slurm_conf(cluster: str, work: Path) -> str:
@@ -252,9 +238,7 @@ class Build:
         with self._lock:
             if self.stopping:
                 return None
-            self.work = Path(tempfile.mkdtemp(prefix=f".registering-{self.cluster}-",
-                                              dir=base.parent))
-            write_atomic(self.work / OWNER, f"{os.getpid()}\n")
+            self.work = owned_work.make(base.parent, f".registering-{self.cluster}-")
             data = db_template.write_work_files(self.work)
             write_atomic(self.work / "slurm.conf", render_slurm_conf(self.cluster, self.work))
             write_atomic(self.work / "bootstrap.sacctmgr", self.script, 0o600)

@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from vhpc.atomic import write_atomic
-from vhpc.services import mariadb
+from vhpc.services import mariadb, owned_work
 
-#: a spare's work directory: its manager's pid, to tell a dead build's leftovers
-OWNER = "owner.pid"
 STALE_AFTER = 300.0
 
 
@@ -48,8 +44,7 @@ def claim(template: Path, data: Path) -> bool:
 
 def start_work(template: Path) -> tuple[Path, Path]:
     """A work directory for a new spare of `template`: (work, where the copy goes)."""
-    work = Path(tempfile.mkdtemp(prefix=f".spare-tmp-{template.name}-", dir=template.parent))
-    write_atomic(work / OWNER, f"{os.getpid()}\n")
+    work = owned_work.make(template.parent, f".spare-tmp-{template.name}-")
     return work, work / "data"
 
 
@@ -84,11 +79,7 @@ def remove_stale(root: Path, now: float | None = None) -> list[Path]:
     now = time.time() if now is None else now
     removed: list[Path] = []
     for work in root.glob(".spare-tmp-*"):
-        try:
-            age = now - work.stat().st_mtime
-        except OSError:
-            continue
-        if age > STALE_AFTER or (age > 10 and not _owner_alive(work)):
+        if owned_work.is_stale(work, STALE_AFTER, now):
             shutil.rmtree(work, ignore_errors=True)
             removed.append(work)
     for spare in root.glob(".spare-*"):
@@ -97,11 +88,3 @@ def remove_stale(root: Path, now: float | None = None) -> list[Path]:
             shutil.rmtree(spare, ignore_errors=True)
             removed.append(spare)
     return removed
-
-
-def _owner_alive(work: Path) -> bool:
-    try:
-        os.kill(int((work / OWNER).read_text()), 0)
-    except (OSError, ValueError):  # no such process; no owner file (after 10 s)
-        return False
-    return True
