@@ -3,10 +3,11 @@ cluster's records in slurmdbd (cluster, QOS, accounts, users), all before slurmc
 
 slurmctld asks slurmdbd for the associations when it starts; with
 AccountingStorageEnforce=associations a job of a user slurmdbd does not know is refused,
-so the records must exist first. The steps are serial by nature: ~1 s of the boot. A
-later boot of the same cluster copies a datadir that holds its records already (made in
-the background after the first: services/registered_template.py) and skips the
-registration.
+so the records must exist first. The steps are serial by nature (0.2-0.3 s of a quiet
+boot). A later boot of the same cluster copies a datadir that holds its records already
+(made in the background after the first: services/registered_template.py) and skips the
+registration; a boot takes the ready copy of its template when there is one
+(services/spare_datadir.py).
 """
 
 from __future__ import annotations
