@@ -82,7 +82,7 @@ def test_oom_job_is_killed_inside_its_node_and_the_cluster_goes_on(cluster4: str
     assert hog.returncode != 0
     assert "allocated" not in hog.stdout
     nodes = {n["name"]: n for n in status(cluster4)["nodes"]}
-    assert nodes["compute2"]["oom_kills"] >= 1
+    assert nodes["compute2"]["oom_kills"] >= 1, (hog.returncode, hog.stdout, hog.stderr)
     assert all(nodes[f"compute{i}"]["oom_kills"] == 0 for i in (0, 1, 3))
     ok = vhpc("-c", cluster4, "exec", "slurm", "--user", "cluser", "--", "srun", "-N4",
               "hostname")
