@@ -53,8 +53,9 @@ def manager_boot_timeout(computes: int) -> float:
 def poll_interval(nodes: int) -> float:
     """Seconds between two polls of Slurm's node states while waiting for `nodes` nodes:
     one `sinfo` over 1024 nodes is real work for a slurmctld they keep busy; a small
-    cluster's nodes are idle ~0.1-0.2 s after their slurmd started: polled every 0.05 s."""
-    return min(2.0, 0.05 + nodes / 1000)
+    cluster's nodes are idle ~0.07-0.3 s after their slurmd started: polled every ~0.02 s
+    (from 0.05 s: `up -n 1` 0.77 -> 0.71 s, `up -n 16` 1.16 -> 1.13 s, A/B of 10 rounds)."""
+    return min(2.0, 0.02 + nodes / 1000)
 
 
 def munge_threads(computes: int) -> int:
