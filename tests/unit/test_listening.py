@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from vhpc.runtime.listening import Listening, port_check
+from vhpc.runtime.listening import Listening, PortCheck
 
 OWN_NETNS = Path("/proc/self/ns/net")
 
@@ -30,7 +30,7 @@ def test_a_listening_port_is_seen_and_a_bound_or_closed_one_is_not() -> None:
 def test_the_check_is_true_once_the_port_listens() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
-        check = port_check(OWN_NETNS, server.getsockname()[1], fallback=lambda: False)
+        check = PortCheck(OWN_NETNS, server.getsockname()[1], fallback=lambda: False)
         assert not check()
         server.listen()
         assert check()
@@ -43,7 +43,7 @@ def test_without_socket_diagnostics_the_fallback_answers(tmp_path: Path) -> None
         asked.append(1)
         return len(asked) > 1
 
-    check = port_check(tmp_path / "no-such-netns", 6817, fallback)  # setns fails
+    check = PortCheck(tmp_path / "no-such-netns", 6817, fallback)  # setns fails
     assert not check() and check()
     assert len(asked) == 2
 

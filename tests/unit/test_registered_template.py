@@ -107,7 +107,7 @@ class RecordingClient:
 
 def wait_for_slurmdbd(spec: ClusterSpec, paths: ClusterPaths,
                       monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setattr(accounting, "port_check", lambda netns, port, fallback: lambda: True)
+    monkeypatch.setattr(accounting, "PortCheck", lambda netns, port, fallback: lambda: True)
     client = RecordingClient()
     daemon = slurmdbd.daemon(paths, "db")
     supervised = cast(Supervised, type("S", (), {"failures": 0,

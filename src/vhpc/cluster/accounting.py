@@ -26,7 +26,7 @@ from vhpc.cluster.states import DaemonState
 from vhpc.cluster.supervisor import Supervised
 from vhpc.errors import BootError, UserError
 from vhpc.runtime import images
-from vhpc.runtime.listening import port_check
+from vhpc.runtime.listening import PortCheck
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.services import (
     db_template,
@@ -156,7 +156,7 @@ def wait_ready(spec: ClusterSpec, paths: ClusterPaths, client: SlurmClient,
     elif daemon.name == "slurmdbd":
         # slurmdbd opens its port only after its check of the database's tables
         address = (str(spec.ip_of(node)), slurmdbd.SLURMDBD_PORT)
-        _wait(port_check(NsPaths.under(paths.ns_dir, node.name).net, slurmdbd.SLURMDBD_PORT,
+        _wait(PortCheck(NsPaths.under(paths.ns_dir, node.name).net, slurmdbd.SLURMDBD_PORT,
                          lambda: _port_open(address)),
               SLURMDBD_TIMEOUT, "slurmdbd to answer", daemon, supervised)
         answered = time.monotonic()

@@ -41,7 +41,7 @@ from vhpc.errors import BootError, VhpcError
 from vhpc.runtime import Runtime, images
 from vhpc.runtime.cgroups import job_cgroup_mounts
 from vhpc.runtime.gate import Gate
-from vhpc.runtime.listening import port_check
+from vhpc.runtime.listening import PortCheck
 from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
@@ -412,7 +412,7 @@ class Cluster:
         checks: dict[str, tuple[Callable[[], bool], float, str]] = {
             "munged": (self.paths.munge_socket.exists, scale.service_timeout("munged", n),
                        "munged socket"),
-            "slurmctld": (port_check(controller_netns, slurm.SLURMCTLD_PORT, self.slurm.ping),
+            "slurmctld": (PortCheck(controller_netns, slurm.SLURMCTLD_PORT, self.slurm.ping),
                           scale.service_timeout("slurmctld", n), "slurmctld to answer"),
             "etcd": (lambda: etcd.healthy(self.spec), scale.service_timeout("etcd", n),
                      "etcd to answer"),

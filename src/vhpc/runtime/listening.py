@@ -116,30 +116,37 @@ def _diag_socket(netns: Path) -> socket.socket:
     return made[0]
 
 
-def port_check(netns: Path, port: int, fallback: Callable[[], bool]) -> Callable[[], bool]:
+class PortCheck:
     """A check, called until it is true, that TCP `port` listens in the namespace pinned
     at `netns`; its netlink socket is made at the first call and closed at the true one
-    (else with the check, when it is dropped). A kernel without socket diagnostics for
-    TCP (no inet_diag) gets `fallback` instead, from the first failed query on."""
-    probe: list[Listening] = []
-    diagnostics = [True]
+    (else when the check is dropped). A kernel without socket diagnostics for TCP (no
+    inet_diag) gets `fallback` instead, from the first failed query on."""
 
-    def check() -> bool:
-        if not diagnostics[0]:
-            return fallback()
+    def __init__(self, netns: Path, port: int, fallback: Callable[[], bool]) -> None:
+        self.netns = netns
+        self.port = port
+        self.fallback = fallback
+        self._probe: Listening | None = None
+        self._diagnostics = True
+
+    def __call__(self) -> bool:
+        if not self._diagnostics:
+            return self.fallback()
         try:
-            if not probe:
-                probe.append(Listening(netns))
-            if probe[0].listens(port):
-                probe.pop().close()
-                return True
+            if self._probe is None:
+                self._probe = Listening(self.netns)
+            if not self._probe.listens(self.port):
+                return False
         except OSError as err:
             log.warning("socket diagnostics failed (%s): probing port %d another way",
-                        err, port)
-            diagnostics[0] = False
-            while probe:
-                probe.pop().close()
-            return fallback()
-        return False
+                        err, self.port)
+            self._diagnostics = False
+            self._close()
+            return self.fallback()
+        self._close()
+        return True
 
-    return check
+    def _close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
