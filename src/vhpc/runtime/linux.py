@@ -136,9 +136,7 @@ class LinuxRuntime:
         namespace is reaped, e.g. its slurmd, a child of the manager); those still alive."""
         deadline = time.monotonic() + timeout
         while True:
-            for record in records:
-                proc.reap_if_child(record.pid)
-            alive = [r for r in records if proc.is_alive(r)]
+            alive = proc.reap_ended(records)
             if not alive or time.monotonic() >= deadline:
                 return alive
             time.sleep(0.02)

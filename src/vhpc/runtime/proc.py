@@ -64,14 +64,24 @@ def reap_if_child(pid: int) -> None:
         pass
 
 
+def reap_ended(records: list[ProcessRecord]) -> list[ProcessRecord]:
+    """Reap those of the records that have ended (and are children); those still alive.
+
+    Liveness is read first and the ended are reaped after: a process that dies between a
+    reap and the read would otherwise be reported gone while it stays a zombie."""
+    alive = [r for r in records if is_alive(r)]
+    for record in records:
+        if record not in alive:
+            reap_if_child(record.pid)
+    return alive
+
+
 def terminate(records: list[ProcessRecord], grace: float = 5.0) -> None:
     """SIGTERM the recorded processes, wait up to `grace` seconds, SIGKILL the rest."""
     live = [r for r in records if signal_record(r, signal.SIGTERM)]
     deadline = time.monotonic() + grace
     while live and time.monotonic() < deadline:
-        for r in live:
-            reap_if_child(r.pid)
-        live = [r for r in live if is_alive(r)]
+        live = reap_ended(live)
         if live:
             time.sleep(0.05)
     for r in live:
