@@ -105,6 +105,23 @@ def exec_on(cluster: str, node: str, *command: str, check: bool = True, user: bo
     return vhpc("-c", cluster, "exec", node, *extra, "--", *command, check=check)
 
 
+def in_a_terminal(*args: str) -> str:
+    """The output of `vhpc ARGS` run with a terminal on stdin/stdout (util-linux `script`).
+
+    script's own stdin stays open and silent: at an EOF, script sends its terminal an end
+    of input, which a raw terminal (`srun --pty`) may echo back (a harness byte)."""
+    import shlex
+
+    command = " ".join(shlex.quote(a) for a in [*VHPC, *args])
+    silent, held = os.pipe()
+    try:
+        return subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                              text=True, timeout=120, stdin=silent).stdout
+    finally:
+        os.close(silent)
+        os.close(held)
+
+
 def listening(port: int) -> bool:
     """True once something accepts TCP connections on 127.0.0.1:port."""
     import socket

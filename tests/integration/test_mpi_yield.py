@@ -6,12 +6,11 @@ terminals stay clean (a TaskProlog made Slurm write a NUL byte to them)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.helpers import VHPC, exec_on, leftovers, vhpc
+from tests.integration.helpers import exec_on, in_a_terminal, leftovers, vhpc
 
 pytestmark = pytest.mark.privileged
 NAME = "slyield"
@@ -62,10 +61,8 @@ def test_a_batch_script_sees_it_and_a_job_may_set_its_own(cluster: str) -> None:
 
 
 def test_srun_pty_terminals_get_no_stray_bytes(cluster: str) -> None:
-    command = " ".join([*VHPC, "-c", cluster, "exec", "slurm", "--user", "cluser", "--",
-                        "srun", "-N1", "--pty", "tty"])
-    out = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
-                         text=True, timeout=120, stdin=subprocess.DEVNULL).stdout
+    out = in_a_terminal("-c", cluster, "exec", "slurm", "--user", "cluser", "--",
+                        "srun", "-N1", "--pty", "tty")
     assert out.strip().startswith("/dev/pts/"), repr(out)
 
 
