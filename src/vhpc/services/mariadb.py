@@ -72,6 +72,12 @@ innodb_file_per_table=OFF
 innodb_fast_shutdown=2  # the datadir goes with the cluster: no flush at `down`
 innodb_temp_data_file_path=ibtmp1:1M:autoextend  # not 12 MB written at every start
 innodb_buffer_pool_load_at_startup=OFF
+# buffered I/O: a cluster's datadir was just copied and sits in the page cache, which
+# O_DIRECT (the default) bypassed to read it from disk again (~30 ms of each start, and
+# of slurmdbd's first queries); loose-: MariaDB 11 deprecates the first for
+# innodb_data_file_buffering, and an option it drops must not stop the server
+loose-innodb_flush_method=fsync
+loose-innodb_log_file_buffering=ON
 innodb_buffer_pool_dump_at_shutdown=OFF
 # no TLS on the db node's loopback: MariaDB 11.4+ (Debian 13) serves it unasked, and
 # slurmdbd 24.11's client then fails its first query ("Number of columns in result (=1)
