@@ -46,7 +46,18 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.network import VethSpec
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.spawn import NodeTarget
-from vhpc.services import dnsmasq, etcd, files, gres, jwt_auth, munge, openmpi, slurm, slurmrestd
+from vhpc.services import (
+    dnsmasq,
+    etcd,
+    files,
+    gres,
+    jwt_auth,
+    munge,
+    openmpi,
+    slurm,
+    slurmdbd,
+    slurmrestd,
+)
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import (
     job_limits_on,
@@ -95,6 +106,7 @@ class Cluster:
         # set by boot: the db node's files, done with the host template the datadir came
         # from (the manager then makes the next boot's spare of it: spare_datadir.py)
         self._db_files: Future[Path | None] | None = None
+        self._mariadb: tuple[DaemonSpec, Supervised] | None = None  # set by _start_database
         self.nodes_idle = threading.Event()  # set by boot once the nodes are idle
 
     def datadir_source(self) -> Path | None:
@@ -124,11 +136,17 @@ class Cluster:
             self.progress("network", 0, 1)
             self.build_network()
             self.mark("bridge made")
-            # Service nodes first: their daemons (etcd takes ~0.25 s) start while the
-            # compute nodes are made.
-            self.build_nodes([n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE])
-            self.mark("service nodes made")
+            # Service nodes first: their daemons start while the compute nodes are made.
+            # The db node comes first of them: mariadbd heads the chain slurmctld waits
+            # for (MariaDB, slurmdbd), so it starts while the other service nodes are made
+            services = [n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE]
+            db = slurmdbd.db_node(self.spec)
             self.supervisor.start_thread()
+            if db is not None:
+                self.build_nodes([db])
+                self._start_database()
+            self.build_nodes([n for n in services if db is None or n.name != db.name])
+            self.mark("service nodes made")
             # The compute nodes are made, and their slurmds spawned, while the service
             # daemons start (with accounting slurmctld first waits ~0.3 s for MariaDB and
             # slurmdbd): each slurmd is held before its exec until slurmctld listens
@@ -418,24 +436,20 @@ class Cluster:
                      "etcd to answer"),
         }
         started: list[DaemonSpec] = []
-        mariadb: tuple[DaemonSpec, Supervised] | None = None
-        # MariaDB first: the longest start (~0.25 s), while munged and dnsmasq start;
-        # it is waited for just before slurmdbd, then slurmdbd before slurmctld.
-        daemons = sorted(self.service_daemons(), key=lambda d: d.name != "mariadbd")
+        # MariaDB, started first (_start_database), is waited for just before slurmdbd,
+        # then slurmdbd before slurmctld; munged and dnsmasq start meanwhile.
+        mariadb = self._mariadb
+        daemons = self.service_daemons()
         registry = [d for d in daemons if d.name == "etcd"]
         for daemon in daemons:
-            if daemon in registry:
+            if daemon in registry or daemon.name == "mariadbd":
                 continue
             if daemon.name == "slurmdbd" and mariadb is not None:
                 accounting.wait_ready(self.spec, self.paths, self.slurm, *mariadb)
-            if daemon.name in accounting.WAITED and self._db_files is not None:
-                self._db_files.result()  # its datadir is copied (raises what the copy did)
             self.progress(f"starting {daemon.name}", 0, 1)
             supervised = self.supervisor.start(daemon, self.target(daemon.node))
             self.mark(f"{daemon.name} started")
-            if daemon.name == "mariadbd":
-                mariadb = (daemon, supervised)
-            elif daemon.name in accounting.WAITED:  # registers the cluster once it answers
+            if daemon.name in accounting.WAITED:  # registers the cluster once it answers
                 accounting.wait_ready(self.spec, self.paths, self.slurm, daemon, supervised)
             elif daemon.name == "munged":
                 self._wait_for(*checks["munged"][:2], checks["munged"][2], daemon)
@@ -461,6 +475,16 @@ class Cluster:
         wait({"slurmctld"})
         self.mark("slurmctld answers")
         return start_registry
+
+    def _start_database(self) -> None:
+        """mariadbd on the db node, once its datadir is in place (start_services waits
+        for it to answer before it starts slurmdbd)."""
+        daemon = next(d for d in self.service_daemons() if d.name == "mariadbd")
+        if self._db_files is not None:
+            self._db_files.result()  # its datadir is copied (raises what the copy did)
+        self.progress(f"starting {daemon.name}", 0, 1)
+        self._mariadb = (daemon, self.supervisor.start(daemon, self.target(daemon.node)))
+        self.mark(f"{daemon.name} started")
 
     def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,
                   daemon: DaemonSpec) -> None:
