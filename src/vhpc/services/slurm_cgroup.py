@@ -105,9 +105,21 @@ def topology_file(paths: ClusterPaths, node: str) -> Path:
     return paths.slurm_spool / node / "vhpc-topology.xml"
 
 
+def hwloc_plugins_dir(paths: ClusterPaths) -> Path:
+    """An empty directory: hwloc's plugin path for the cluster's slurmds (slurmd_env)."""
+    return paths.slurm_spool / "hwloc-plugins"
+
+
 def slurmd_env(paths: ClusterPaths, node: str) -> dict[str, str]:
-    """slurmd's environment for its node's topology (slurmstepd inherits it)."""
-    return {"HWLOC_XMLFILE": str(topology_file(paths, node))}
+    """slurmd's environment for its node's topology (slurmstepd inherits it).
+
+    The topology is the node's XML file, so hwloc's discovery plugins are never used; yet
+    each topology load (several per slurmd start, one per job step) dlopens all of them
+    (PCI, OpenCL, OpenGL with X11, libxml2 with ICU): 10.7 -> 2.8 ms of CPU per
+    `slurmd -C` without them. An empty plugin path loads none; hwloc then reads the XML
+    with its built-in parser."""
+    return {"HWLOC_XMLFILE": str(topology_file(paths, node)),
+            "HWLOC_PLUGINS_PATH": str(hwloc_plugins_dir(paths))}
 
 
 def render_topology(cpus: tuple[int, ...], memory: int) -> str:
