@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +109,19 @@ def quickack_route(address: ipaddress.IPv4Interface, dev: str) -> str:
             f"src {address.ip} quickack 1")
 
 
+#: nodes whose side is configured at once (each an `nsenter ip` pair of execs, ~3 ms)
+NODE_SIDE_WORKERS = 4
+
+
 def create_veths(veths: list[VethSpec]) -> None:
-    """Create all veth pairs in one iproute2 run, then configure each node's side."""
+    """Create all veth pairs in one iproute2 run, then configure each node's side (a few
+    at a time: one after the other they took ~60 ms of a 16-node boot)."""
     if not veths:
         return
     run_command(["ip", "-batch", "-"], input=host_batch(veths), timeout=120)
-    for v in veths:
-        configure_node_side(v)
+    with ThreadPoolExecutor(max_workers=NODE_SIDE_WORKERS,
+                            thread_name_prefix="node-side") as pool:
+        list(pool.map(configure_node_side, veths))
 
 
 def configure_node_side(v: VethSpec) -> None:
