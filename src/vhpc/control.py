@@ -139,13 +139,14 @@ def up(options: ClusterOptions, progress: ProgressFn | None = None,
     # and plans; it boots once it reads the spec, or exits at the end of its input (bad
     # input, not root: it made nothing).
     proc = _start_manager("boot", options.name, None)
-    with _cancel_unless_sent(proc):
-        plan(options)  # bad input is refused before anything else, root or not
-        facts.require_root("vhpc up")
-        facts.require_binaries()
+    if os.geteuid() != 0:
+        with _cancel_unless_sent(proc):
+            plan(options)  # bad input is refused before anything else, root or not
+            facts.require_root("vhpc up")
     progress = _logging_progress(options.name, progress)
     with _cancel_unless_sent(proc), host_lock():  # two `up`s must not pick the same subnet
-        spec = plan(options)
+        spec = plan(options)  # as root, planned once (its host facts are 4 processes)
+        facts.require_binaries()
         if is_up(spec.name):
             raise ClusterStateError(
                 f"cluster {spec.name!r} is already up: 'vhpc -c {spec.name} down' first, "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vhpc.errors import CommandError
-from vhpc.runtime import pidns
+from vhpc.runtime import mount_calls, pidns
 from vhpc.runtime.hostops import run_command
 from vhpc.runtime.proc import ProcessRecord, record_of
 from vhpc.runtime.umount import umount_each
@@ -162,14 +162,10 @@ def init_exec(node_pins: Path) -> str:
 def make_private_dir(path: Path) -> None:
     """Bind `path` onto itself with private propagation (required to pin mount namespaces)."""
     path.mkdir(parents=True, exist_ok=True)
-    if not is_mountpoint(path):
-        run_command(["mount", "--bind", str(path), str(path)])
-    run_command(["mount", "--make-private", str(path)])
-
-
-def is_mountpoint(path: Path) -> bool:
-    """True if `path` is a mount point in the host's mount namespace."""
-    return run_command(["mountpoint", "-q", str(path)], check=False).returncode == 0
+    path = path.resolve()
+    if not mount_calls.is_mount_point(path):
+        mount_calls.bind_onto_itself(path)
+    mount_calls.make_private(path)
 
 
 def create(ns: NsPaths, hostname: str, ns_dir: Path, mounts: list[Mount],
