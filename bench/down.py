@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,14 @@ def timed_down(cluster: str, importtime: bool = False) -> dict[str, Any]:
     return out
 
 
+def keep_logs(cluster: str) -> str:
+    """A copy of the cluster's logs (its daemons' and slurmds') for a step that failed,
+    made before the timed down; its path (outside the repo: ~1 MB per 100 nodes)."""
+    kept = Path("/var/tmp") / f"vhpc-bench-{cluster}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    shutil.copytree(STATE_ROOT / cluster / "log", kept)
+    return str(kept)
+
+
 def run(n: int, cluster: str, srun: bool, importtime: bool) -> dict[str, Any]:
     """One cluster of N nodes: boot, an srun across all, a timed down, leftovers."""
     result: dict[str, Any] = {"n": n}
@@ -98,6 +107,8 @@ def run(n: int, cluster: str, srun: bool, importtime: bool) -> dict[str, Any]:
                 break
             time.sleep(5)
             result["srun"] = run_srun(cluster, n, 900)
+    if srun and not result.get("srun", {}).get("ok", True):
+        result["logs_kept"] = keep_logs(cluster)
     if (STATE_ROOT / cluster / "log" / "manager.log").exists():
         result.update(timed_down(cluster, importtime))
     result["leftovers"] = leftovers(cluster)
