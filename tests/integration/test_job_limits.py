@@ -183,3 +183,17 @@ def test_the_node_counts_its_jobs_memory_and_down_removes_job_cgroups(cluster: s
     job_dirs = list(node_cgroup("memory").rglob(f"job_{job}"))
     assert job_dirs, "no job cgroup below the node's"
     # the fixture's `down` runs with this job alive: its cgroups must go with the node
+
+
+def test_slurmd_reads_its_topology_without_hwloc_plugins(cluster: str) -> None:
+    # the node's XML is its topology: hwloc's PCI/OpenCL/GL/libxml2 plugins (dlopened and
+    # closed again at every topology load, ~8 ms of each slurmd and slurmstepd start) are
+    # not loaded: the running slurmd's plugin path is an empty directory
+    node = next(n for n in status(NAME)["nodes"] if n["name"] == NODE)
+    pid = next(d["pid"] for d in node["services"] if d["name"] == "slurmd")
+    assert Path(f"/proc/{pid}/exe").resolve().name.startswith("slurmd")
+    env = dict(item.split("=", 1) for item in
+               Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item)
+    assert env["HWLOC_XMLFILE"].endswith(f"/{NODE}/vhpc-topology.xml")
+    plugins = Path(env["HWLOC_PLUGINS_PATH"])
+    assert plugins.is_dir() and not any(plugins.iterdir())
