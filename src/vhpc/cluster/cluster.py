@@ -73,6 +73,10 @@ from vhpc.spec.placement import format_cpulist
 
 log = logging.getLogger(__name__)
 
+#: up to this many nodes, the boot waits for their slurmds to listen before it asks
+#: Slurm whether they are idle (Cluster._wait_slurmds_listen)
+LISTEN_WAIT_MAX_NODES = 64
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -527,6 +531,7 @@ class Cluster:
     def wait_idle(self, names: list[str], timeout: float) -> None:
         """Wait until every named node is idle in Slurm."""
         deadline = time.monotonic() + timeout
+        self._wait_slurmds_listen(names, deadline)
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             states = self.slurm.node_states()
@@ -540,6 +545,21 @@ class Cluster:
             f"timed out after {timeout:.0f}s: {len(missing)} nodes not idle "
             f"({', '.join(missing[:5])}): see their slurmd.<node>.log"
         )
+
+    def _wait_slurmds_listen(self, names: list[str], deadline: float) -> None:
+        """Until each named node's slurmd listens (it registers right after its health
+        check): a cheap kernel query each (runtime/listening.py), where each poll of
+        Slurm's node states is a process, a credential and an RPC beside the starting
+        slurmds. Only for a small cluster (a query per node per poll); a kernel without
+        socket diagnostics skips the wait."""
+        if len(names) > LISTEN_WAIT_MAX_NODES:
+            return
+        pending = [PortCheck(NsPaths.under(self.paths.ns_dir, name).net, slurm.SLURMD_PORT,
+                             lambda: True) for name in names]
+        while pending and time.monotonic() < deadline:
+            pending = [check for check in pending if not check()]
+            if pending:
+                time.sleep(0.01)
 
     # -- adopt ------------------------------------------------------------------------
     def adopt(self) -> None:
