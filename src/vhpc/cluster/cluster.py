@@ -60,6 +60,7 @@ from vhpc.services import (
 )
 from vhpc.services.base import DaemonSpec
 from vhpc.services.slurm_cgroup import (
+    hwloc_plugins_dir,
     job_limits_on,
     render_cgroup_conf,
     render_topology,
@@ -217,7 +218,8 @@ class Cluster:
         self.record_manager()  # a manager killed mid-boot is found (and stopped) by pid
         self.ledger.add(Kind.DIRECTORY, p.root)
         for d in (p.etc, p.slurm_etc, p.run, p.munge_dir, p.log, p.log / "console",
-                  p.slurm_state, p.slurm_spool, p.ns_dir, p.home, p.data, dnsmasq.hostsdir(p)):
+                  p.slurm_state, p.slurm_spool, hwloc_plugins_dir(p), p.ns_dir, p.home, p.data,
+                  dnsmasq.hostsdir(p)):
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o755)
         p.root.parent.chmod(0o755)

@@ -18,7 +18,6 @@ from vhpc.runtime.namespaces import Mount, NsPaths
 from vhpc.runtime.proc import ProcessRecord
 from vhpc.runtime.spawn import NODE_PATH, NodeTarget
 from vhpc.services import etcd, openmpi
-from vhpc.services.slurm_cgroup import hwloc_plugins_dir
 from vhpc.spec import gpus
 from vhpc.spec.model import ClusterSpec, NodeSpec, ShareSpec
 from vhpc.spec.paths import ClusterPaths
@@ -157,7 +156,6 @@ def prepare_private_dirs(paths: ClusterPaths, node: NodeSpec) -> None:
         inner.parent.mkdir(parents=True, exist_ok=True)
         inner.touch()
     (paths.slurm_spool / node.name).mkdir(parents=True, exist_ok=True)
-    hwloc_plugins_dir(paths).mkdir(exist_ok=True)  # empty: slurmd_env
     if node.gpus > 0:
         devices.make_dev_dir(base / "dev", devices.node_dev_entries(
             gpus.device_names(node.gpus)))
