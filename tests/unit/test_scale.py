@@ -56,3 +56,9 @@ def test_munge_threads_and_poll_interval_grow_but_stay_bounded() -> None:
     assert scale.munge_threads(16) == 4
     assert 4 < scale.munge_threads(1024) <= scale.MUNGE_THREADS_MAX
     assert scale.poll_interval(4) < 0.2 and scale.poll_interval(1024) <= 2.0
+
+
+def test_a_small_cluster_waits_for_listening_slurmds_a_large_one_polls_slurm() -> None:
+    assert scale.waits_for_listening_slurmds(1) and scale.waits_for_listening_slurmds(64)
+    assert not scale.waits_for_listening_slurmds(65)
+    assert not scale.waits_for_listening_slurmds(1024)

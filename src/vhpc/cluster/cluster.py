@@ -74,10 +74,6 @@ from vhpc.spec.placement import format_cpulist
 
 log = logging.getLogger(__name__)
 
-#: up to this many nodes, the boot waits for their slurmds to listen before it asks
-#: Slurm whether they are idle (Cluster._wait_slurmds_listen)
-LISTEN_WAIT_MAX_NODES = 64
-
 Progress = Callable[[str, int, int], None]
 
 
@@ -552,9 +548,9 @@ class Cluster:
         """Until each named node's slurmd listens (it registers right after its health
         check): a cheap kernel query each (runtime/listening.py), where each poll of
         Slurm's node states is a process, a credential and an RPC beside the starting
-        slurmds. Only for a small cluster (a query per node per poll); a kernel without
-        socket diagnostics skips the wait."""
-        if len(names) > LISTEN_WAIT_MAX_NODES:
+        slurmds. Only for a small cluster (spec/scale.py); a kernel without socket
+        diagnostics skips the wait."""
+        if not scale.waits_for_listening_slurmds(len(names)):
             return
         pending = [PortCheck(NsPaths.under(self.paths.ns_dir, name).net, slurm.SLURMD_PORT,
                              lambda: True) for name in names]

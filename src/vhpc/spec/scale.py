@@ -58,6 +58,17 @@ def poll_interval(nodes: int) -> float:
     return min(2.0, 0.02 + nodes / 1000)
 
 
+#: up to this many nodes a wait for idle nodes first waits for their slurmds to listen
+LISTEN_WAIT_MAX_NODES = 64
+
+
+def waits_for_listening_slurmds(nodes: int) -> bool:
+    """Whether the wait for `nodes` idle nodes first asks the kernel, in each node, whether
+    its slurmd listens (a netlink query per node per poll: cheap for a small cluster)
+    before it polls Slurm (each poll a process, a credential and an RPC)."""
+    return nodes <= LISTEN_WAIT_MAX_NODES
+
+
 def munge_threads(computes: int) -> int:
     """Threads of the cluster's one munged (every Slurm RPC of every node is signed and
     checked there; 4 threads left `sinfo` waiting over 15 s at 1024 nodes)."""
