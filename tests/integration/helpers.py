@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -110,8 +111,6 @@ def in_a_terminal(*args: str) -> str:
 
     script's own stdin stays open and silent: at an EOF, script sends its terminal an end
     of input, which a raw terminal (`srun --pty`) may echo back (a harness byte)."""
-    import shlex
-
     command = " ".join(shlex.quote(a) for a in [*VHPC, *args])
     silent, held = os.pipe()
     try:
