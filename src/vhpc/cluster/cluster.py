@@ -407,18 +407,21 @@ class Cluster:
         ctl = self.spec.controller
         out = [munge.daemon(self.paths, ctl.name,
                             scale.munge_threads(len(self.spec.computes)))]
-        dns = [n for n in self.spec.nodes if n.role is NodeRole.DNS]
-        if dns:
-            out.append(etcd.daemon(self.spec, self.paths, dns[0]))
-            out.append(dnsmasq.daemon(self.spec, self.paths, dns[0]))
         out += accounting.daemons(self.spec, self.paths)  # slurmctld needs slurmdbd first
         out.append(slurm.slurmctld(self.spec, self.paths))
+        # the compute nodes' names: slurmctld asks for them once they register, well
+        # after this spawn (~10 ms on a busy host, kept off the chain to slurmctld)
+        dns = [n for n in self.spec.nodes if n.role is NodeRole.DNS]
+        if dns:
+            out.append(dnsmasq.daemon(self.spec, self.paths, dns[0]))
         out.append(slurmrestd.daemon(self.spec, self.paths))  # after slurmctld: its JWTs
+        if dns:
+            out.append(etcd.daemon(self.spec, self.paths, dns[0]))
         return out
 
     def start_services(self) -> Callable[[], None]:
-        """Start munged, dnsmasq, the accounting daemons and slurmctld; return once
-        slurmctld answers.
+        """Start munged, the accounting daemons, slurmctld, dnsmasq and slurmrestd; return
+        once slurmctld answers.
 
         They start side by side (only munged is waited for first: slurmctld needs it).
         The returned callable starts etcd and waits for it: the boot leaves that to the
@@ -439,7 +442,7 @@ class Cluster:
         }
         started: list[DaemonSpec] = []
         # MariaDB, started first (_start_database), is waited for just before slurmdbd,
-        # then slurmdbd before slurmctld; munged and dnsmasq start meanwhile.
+        # then slurmdbd before slurmctld; munged starts meanwhile.
         mariadb = self._mariadb
         daemons = self.service_daemons()
         registry = [d for d in daemons if d.name == "etcd"]

@@ -1,9 +1,9 @@
 """Which Slurm version a cluster's nodes run, resolved at plan time (ClusterSpec.slurm_version).
 
 The image "host" runs the host's own Slurm: `slurmd -V` ("slurm-wlm 22.05.8"), a few
-milliseconds, remembered per process for as long as the slurmd binary is the same file
-(a package upgrade replaces it). A built image carries its version in its metadata
-(runtime/images.py `image.json`).
+milliseconds, remembered on disk for as long as the slurmd binary is the same file (a
+package upgrade replaces it; runtime/program_versions.py). A built image carries its
+version in its metadata (runtime/images.py `image.json`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import os
 import re
 import shutil
 import subprocess
-from functools import lru_cache
 
-from vhpc.runtime import images
+from vhpc.runtime import images, program_versions
 from vhpc.spec.model import HOST_IMAGE
 
 SLURMD = "slurmd"
@@ -32,17 +31,11 @@ def host_version() -> str:
     path = shutil.which(SLURMD, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if path is None:
         return ""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ""
-    return _version_of(path, st.st_ino, st.st_mtime_ns, st.st_size)
+    return program_versions.remembered("slurmd -V", path, lambda: _ask(path))
 
 
-@lru_cache(maxsize=4)
-def _version_of(path: str, inode: int, mtime_ns: int, size: int) -> str:
-    """`slurmd -V` of this very file (the stat fields make a replaced binary a new key)."""
-    del inode, mtime_ns, size
+def _ask(path: str) -> str:
+    """`slurmd -V` of the slurmd at `path`."""
     try:
         out = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=10,
                              check=False).stdout

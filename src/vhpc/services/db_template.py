@@ -20,6 +20,8 @@ from pathlib import Path
 
 from vhpc.atomic import write_atomic
 from vhpc.errors import BootError
+from vhpc.runtime import program_versions
+from vhpc.runtime.facts import find_binary
 from vhpc.runtime.hostops import run_command
 from vhpc.services import mariadb
 from vhpc.spec.paths import state_root
@@ -29,7 +31,17 @@ TEMPLATE_TIMEOUT = 180.0
 
 def slurm_version() -> str:
     """The installed slurmdbd's version ('22.05.8-4+deb12u3'), from dpkg (Slurm's own
-    programs print theirs only with a configuration to read)."""
+    programs print theirs only with a configuration to read; ~10 ms), remembered while
+    slurmdbd is the same file (runtime/program_versions.py)."""
+    path = find_binary("slurmdbd")
+    if path is None:
+        raise BootError("slurmdbd is not installed: install it with 'make install' "
+                        "(Debian package slurmdbd) or use --no-accounting")
+    return program_versions.remembered("dpkg-query slurmdbd", path, _ask_dpkg)
+
+
+def _ask_dpkg() -> str:
+    """slurmdbd's package version, from dpkg."""
     try:
         text = run_command(["dpkg-query", "-W", "-f=${Version}", "slurmdbd"], timeout=30).stdout
     except Exception as err:  # CommandError: not installed

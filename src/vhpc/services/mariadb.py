@@ -15,6 +15,8 @@ import socket
 from pathlib import Path
 
 from vhpc.errors import BootError
+from vhpc.runtime import program_versions
+from vhpc.runtime.facts import find_binary
 from vhpc.runtime.hostops import run_command
 from vhpc.services.base import RPC_PATH_NICE, DaemonSpec
 from vhpc.spec.paths import ClusterPaths
@@ -95,10 +97,20 @@ def daemon(paths: ClusterPaths, node: str) -> DaemonSpec:
 
 
 def server_version() -> str:
-    """The installed server's version ('10.11.19'), from `mariadbd --version`."""
+    """The installed server's version ('10.11.19'), from `mariadbd --version` (~30 ms),
+    remembered while mariadbd is the same file (runtime/program_versions.py)."""
+    path = find_binary("mariadbd")
+    if path is None:
+        raise BootError("mariadbd is not installed: install MariaDB with 'make install' "
+                        "(Debian package mariadb-server) or use --no-accounting")
+    return program_versions.remembered("mariadbd --version", path, lambda: _ask_version(path))
+
+
+def _ask_version(path: str) -> str:
+    """`mariadbd --version` of the server at `path`."""
     try:
-        text = run_command(["mariadbd", "--version"], timeout=30).stdout
-    except Exception as err:  # CommandError: not installed, broken
+        text = run_command([path, "--version"], timeout=30).stdout
+    except Exception as err:  # CommandError: broken
         raise BootError(f"cannot run mariadbd ({err}): install MariaDB with "
                         "'make install' (Debian package mariadb-server) or use "
                         "--no-accounting") from err
