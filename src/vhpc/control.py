@@ -28,7 +28,7 @@ from vhpc.errors import (
     UserError,
     VhpcError,
 )
-from vhpc.runtime import facts, images, slurm_version
+from vhpc.runtime import facts, images, slurm_version, spread_dirs
 from vhpc.server import launch
 from vhpc.spec import ids, scale, shares
 from vhpc.spec.load import ClusterOptions, build_spec, check_cluster_name
@@ -121,6 +121,7 @@ def host_lock() -> Iterator[None]:
     """Serialize the part of `up` that picks a subnet and makes the bridge, host-wide."""
     root = state_root()
     root.mkdir(parents=True, exist_ok=True)
+    spread_dirs.spread_subdirectories(root)  # each cluster's files in a group of its own
     with open(root / ".up.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vhpc.atomic import write_atomic
 from vhpc.errors import SpecError
-from vhpc.runtime import images
+from vhpc.runtime import images, spread_dirs
 from vhpc.services import image_db
 from vhpc.spec import images as recipes
 
@@ -32,6 +32,7 @@ def build(name: str, progress: images.Progress = _stderr) -> images.ImageInfo:
                         "(or apt-get install mmdebstrap)")
     base = images.images_dir()
     base.mkdir(parents=True, exist_ok=True)
+    spread_dirs.spread_subdirectories(base)  # each image's tree in a group of its own
     work = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=base))
     work.chmod(0o755)  # apt downloads as _apt
     started = time.time()

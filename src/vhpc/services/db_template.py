@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vhpc.atomic import write_atomic
 from vhpc.errors import BootError
-from vhpc.runtime import program_versions
+from vhpc.runtime import program_versions, spread_dirs
 from vhpc.runtime.facts import find_binary
 from vhpc.runtime.hostops import run_command
 from vhpc.services import mariadb
@@ -139,9 +139,12 @@ def private_command(script: str) -> list[str]:
 def ensure_template() -> Path:
     """The template datadir, made if missing (another boot may race: first wins)."""
     target = template_dir(*versions())
+    # the spares' copies (~240 files each boot) in block groups of their own
+    spread_dirs.spread_subdirectories(target.parent)
     if (target / mariadb.DATABASE).is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    spread_dirs.spread_subdirectories(target.parent)
     work = Path(tempfile.mkdtemp(prefix=".mariadb-", dir=target.parent))
     data = write_work_files(work)
     try:

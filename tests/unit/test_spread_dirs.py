@@ -1,0 +1,38 @@
+"""ext4's top-directory flag on vhpc's state directories (runtime/spread_dirs.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vhpc.runtime.spread_dirs import spread_subdirectories
+
+
+def attributes(path: Path) -> str | None:
+    """The inode attributes `lsattr -d` shows, None where the file system has none."""
+    done = subprocess.run(["lsattr", "-d", str(path)], capture_output=True, text=True,
+                          check=False)
+    return done.stdout.split()[0] if done.returncode == 0 and done.stdout else None
+
+
+def test_a_directory_is_marked_for_the_allocator(tmp_path: Path) -> None:
+    marked = spread_subdirectories(tmp_path)
+    shown = attributes(tmp_path)
+    if shown is None:
+        pytest.skip("this file system has no inode attributes")
+    assert marked == ("T" in shown)  # what lsattr shows is what the call says
+    if marked:
+        assert spread_subdirectories(tmp_path)  # marking it again changes nothing
+        assert attributes(tmp_path) == shown
+
+
+def test_what_is_no_directory_is_left_alone(tmp_path: Path) -> None:
+    plain = tmp_path / "file"
+    plain.write_text("x")
+    assert not spread_subdirectories(plain)
+    assert not spread_subdirectories(tmp_path / "missing")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    assert not spread_subdirectories(link)
