@@ -23,7 +23,13 @@ import pytest
 from tests.integration.helpers import STATE_ROOT, VHPC, exec_on, leftovers, vhpc, wait_until
 from vhpc.cluster.ledger import Kind, Ledger
 from vhpc.cluster.operations import pending
-from vhpc.services.slurm import HEALTH_CHECK_INTERVAL, MANAGER_DOWN_REASON, heartbeat_file
+from vhpc.services.slurm import (
+    HEALTH_CHECK_INTERVAL,
+    MANAGER_DOWN_REASON,
+    MANAGER_STALE_AFTER,
+    health_deadline_file,
+    heartbeat_file,
+)
 from vhpc.spec.paths import ClusterPaths
 
 pytestmark = pytest.mark.privileged
@@ -127,9 +133,11 @@ def test_two_quick_slurmd_crashes_do_not_make_a_node_lost(cluster: str) -> None:
 
 def test_a_dead_manager_drains_the_nodes_until_a_manager_is_back(cluster: str) -> None:
     kill_manager(cluster)
-    beat = heartbeat_file(ClusterPaths.of(cluster))
-    long_ago = time.time() - 3600  # as if it had been dead for an hour
-    os.utime(beat, (long_ago, long_ago))
+    paths = ClusterPaths.of(cluster)
+    long_ago = time.time() - 3600  # as if it had been dead for an hour: its last beat
+    os.utime(heartbeat_file(paths), (long_ago, long_ago))
+    stale_at = long_ago + MANAGER_STALE_AFTER  # and the deadline it set then
+    os.utime(health_deadline_file(paths), (stale_at, stale_at))
 
     def drained() -> bool:
         nodes = slurm_nodes(cluster)

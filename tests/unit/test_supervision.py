@@ -4,7 +4,6 @@ drains nodes while the manager is dead."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -26,6 +25,7 @@ from vhpc.cluster.supervisor import (
     Supervised,
     Supervisor,
     heartbeat_age,
+    touch,
 )
 from vhpc.runtime.namespaces import NsPaths
 from vhpc.runtime.proc import ProcessRecord
@@ -123,15 +123,20 @@ def test_a_node_is_lost_exactly_when_the_supervisor_gives_up(tmp_path: Path) -> 
 
 def test_the_supervisor_thread_keeps_a_heartbeat(tmp_path: Path) -> None:
     beat = tmp_path / "manager.heartbeat"
-    sup = Supervisor(FakeRuntime(), Ledger(tmp_path / "l.jsonl"), EventBus(), heartbeat=beat)
+    stale_at = tmp_path / "manager.deadline"
+    sup = Supervisor(FakeRuntime(), Ledger(tmp_path / "l.jsonl"), EventBus(), heartbeat=beat,
+                     deadline=(stale_at, slurm.MANAGER_STALE_AFTER))
     assert heartbeat_age(beat) is None
     sup.start_thread()
     try:
         deadline = time.monotonic() + 10
-        while not beat.exists() and time.monotonic() < deadline:
+        while not stale_at.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         age = heartbeat_age(beat)
         assert age is not None and age < slurm.MANAGER_STALE_AFTER
+        # the health check's deadline: that far past the beat
+        ahead = stale_at.stat().st_mtime - beat.stat().st_mtime
+        assert abs(ahead - slurm.MANAGER_STALE_AFTER) < 1.0
     finally:
         sup.shutdown()
 
@@ -142,11 +147,9 @@ def run_check(tmp_path: Path, heartbeat_age_s: float | None, reason: str = "none
     """Run the rendered script with a fake scontrol on PATH; return scontrol's argv lines."""
     paths = ClusterPaths(tmp_path / "state")
     paths.run.mkdir(parents=True, exist_ok=True)
-    beat = slurm.heartbeat_file(paths)
-    if heartbeat_age_s is not None:
-        beat.touch()
-        then = time.time() - heartbeat_age_s
-        os.utime(beat, (then, then))
+    deadline = slurm.health_deadline_file(paths)
+    if heartbeat_age_s is not None:  # as the supervisor left it at its last beat
+        touch(deadline, slurm.MANAGER_STALE_AFTER - heartbeat_age_s)
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     calls = tmp_path / "calls"
@@ -156,7 +159,8 @@ def run_check(tmp_path: Path, heartbeat_age_s: float | None, reason: str = "none
                     f'Reason={reason} [root@1]"\nexit 0\n')
     fake.chmod(0o755)
     script = tmp_path / "healthcheck"
-    script.write_text(slurm.render_health_check(paths, marker=tmp_path / "marker"))
+    script.write_text(slurm.render_health_check(paths, marker=tmp_path / "marker",
+                                                now=tmp_path / "now"))
     script.chmod(0o755)
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "SLURMD_NODENAME": "compute0"}
     subprocess.run([str(script)], env=env, check=True, timeout=30)

@@ -98,7 +98,9 @@ class Cluster:
         self.lock = threading.RLock()  # the one lock of state mutations (module docstring)
         self.closing = False  # set by teardown: no change may start after it
         self.supervisor = Supervisor(runtime, self.ledger, self.events,
-                                     heartbeat=slurm.heartbeat_file(paths))
+                                     heartbeat=slurm.heartbeat_file(paths),
+                                     deadline=(slurm.health_deadline_file(paths),
+                                               slurm.MANAGER_STALE_AFTER))
         self.slurm = SlurmClient(paths.slurm_conf, paths.etc / "passwd")
         self.slurm_view = SlurmView(self.slurm)  # shared by status and the sampler
         self.inits = nodes_mod.NodeInits(self.ledger, runtime, paths.ns_dir)
@@ -221,6 +223,7 @@ class Cluster:
         p.root.parent.chmod(0o755)
         privacy.secure_state_dir(p, self.spec.user_uid)  # the cluster's group only
         touch(slurm.heartbeat_file(p))
+        touch(slurm.health_deadline_file(p), slurm.MANAGER_STALE_AFTER)
         etcd.ensure_root_password(p)
         self._write_user_files()
         self.write_hosts()

@@ -10,8 +10,9 @@ restarted. For a compute node, that is the moment it is declared lost
 (cluster/inventory.py), never earlier.
 
 While its thread runs the supervisor touches a heartbeat file every `HEARTBEAT_EVERY`
-seconds: the nodes' Slurm health check drains them when it goes stale (the manager is
-dead, so nothing would restart a crashed daemon; services/slurm.py).
+seconds, and moves a deadline file's time as far past it as a heartbeat may be old: the
+nodes' Slurm health check drains them once that deadline passed (the manager is dead, so
+nothing would restart a crashed daemon; services/slurm.py).
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ def heartbeat_age(path: Path, now: float | None = None) -> float | None:
         return None
 
 
-def touch(path: Path) -> None:
-    """Mark the supervisor alive now."""
+def touch(path: Path, ahead: float = 0.0) -> None:
+    """Mark the supervisor alive now: `path`'s modification time is now plus `ahead`."""
+    when = time.time() + ahead
     try:
-        os.utime(path)
+        os.utime(path, (when, when))
     except FileNotFoundError:
         try:
             path.touch()
+            os.utime(path, (when, when))
         except OSError as err:
             log.warning("cannot write heartbeat %s: %s", path, err)
     except OSError as err:
@@ -97,13 +100,15 @@ class Supervisor:
 
     def __init__(self, runtime: Runtime, ledger: Ledger, events: EventBus,
                  max_backoff: float = MAX_BACKOFF, fatal_after: int = FATAL_AFTER,
-                 heartbeat: Path | None = None) -> None:
+                 heartbeat: Path | None = None,
+                 deadline: tuple[Path, float] | None = None) -> None:
         self.runtime = runtime
         self.ledger = ledger
         self.events = events
         self.max_backoff = max_backoff
         self.fatal_after = fatal_after
         self.heartbeat = heartbeat
+        self.deadline = deadline  # a file moved this many seconds past each heartbeat
         self._last_beat = 0.0
         self._daemons: dict[str, Supervised] = {}
         self._lock = threading.RLock()
@@ -305,6 +310,8 @@ class Supervisor:
         if self.heartbeat is not None and now - self._last_beat >= HEARTBEAT_EVERY:
             self._last_beat = now
             touch(self.heartbeat)
+            if self.deadline is not None:
+                touch(*self.deadline)
 
     def _loop(self) -> None:
         while self._running:

@@ -5,8 +5,9 @@ NodeName at all, `MaxNodeCount` bounds them and the partition takes `Nodes=ALL`,
 join and leave at run time without restarting slurmctld.
 
 Every slurmd runs vhpc's health check (`HealthCheckProgram`, every
-`HEALTH_CHECK_INTERVAL` seconds): while the manager's heartbeat file is older than
-`MANAGER_STALE_AFTER` (the manager is dead: nothing restarts a crashed daemon), the node
+`HEALTH_CHECK_INTERVAL` seconds): while the manager's heartbeat is older than
+`MANAGER_STALE_AFTER` (its deadline file, moved that far past each beat, is in the past:
+the manager is dead and nothing restarts a crashed daemon), the node
 drains itself with reason `vhpc manager down`; it resumes when the heartbeat is fresh
 again (the adopting manager also resumes every such node at once).
 """
@@ -40,22 +41,33 @@ def health_check_file(paths: ClusterPaths) -> Path:
     return paths.slurm_etc / "vhpc-healthcheck"
 
 
+def health_deadline_file(paths: ClusterPaths) -> Path:
+    """The file whose modification time is when the manager counts as dead: the supervisor
+    moves it MANAGER_STALE_AFTER seconds past each heartbeat."""
+    return paths.run / "manager.deadline"
+
+
 def render_health_check(paths: ClusterPaths,
-                        marker: Path = Path("/run/vhpc-manager-down")) -> str:
+                        marker: Path = Path("/run/vhpc-manager-down"),
+                        now: Path = Path("/run/vhpc-health-now")) -> str:
     """The health check script: drain while the manager's heartbeat is stale, resume after.
 
-    Cheap on purpose (it runs on every node at once): one `find` when all is well; the
-    marker in the node's private /run keeps it from calling scontrol more than once.
+    Cheap on purpose (it runs on every node at once, and before each slurmd's
+    registration): shell builtins only when all is well. `now` (truncated: its
+    modification time is now) newer than the deadline file means no heartbeat for
+    MANAGER_STALE_AFTER seconds; the marker in the node's private /run keeps it from
+    calling scontrol more than once.
     """
-    minutes = max(1, MANAGER_STALE_AFTER // 60)
     return f"""#!/bin/sh
-# written by vhpc: drain this node while the cluster's manager is down (its heartbeat
-# is older than {MANAGER_STALE_AFTER} s: nothing restarts crashed daemons), resume it after.
-beat={heartbeat_file(paths)}
+# written by vhpc: drain this node while the cluster's manager is down (no heartbeat for
+# {MANAGER_STALE_AFTER} s: nothing restarts crashed daemons), resume it after.
+deadline={health_deadline_file(paths)}
+now={now}
 mark={marker}
 reason='{MANAGER_DOWN_REASON}'
-[ -e "$beat" ] || exit 0
-if [ -z "$(find "$beat" -mmin -{minutes} 2>/dev/null)" ]; then
+[ -e "$deadline" ] || exit 0
+: > "$now"
+if [ "$now" -nt "$deadline" ]; then
     [ -e "$mark" ] && exit 0
     node=${{SLURMD_NODENAME:-$(hostname)}}
     : > "$mark"
