@@ -141,26 +141,33 @@ class Cluster:
             self.mark("bridge made")
             # Service nodes first: their daemons start while the compute nodes are made.
             # The db node comes first of them: mariadbd heads the chain slurmctld waits
-            # for (MariaDB, slurmdbd), so it starts while the other service nodes are made
+            # for (MariaDB, slurmdbd), so it starts while the other service nodes are
+            # made; then the controller's, whose munged slurmdbd needs too
             services = [n for n in self.spec.nodes if n.role is not NodeRole.COMPUTE]
             db = slurmdbd.db_node(self.spec)
+            ctl = self.spec.controller
             self.supervisor.start_thread()
             if db is not None:
                 self.build_nodes([db])
                 self._start_database()
-            self.build_nodes([n for n in services if db is None or n.name != db.name])
-            self.mark("service nodes made")
-            # The compute nodes are made, and their slurmds spawned, while the service
-            # daemons start (with accounting slurmctld first waits ~0.3 s for MariaDB and
-            # slurmdbd): each slurmd is held before its exec until slurmctld listens
-            # (runtime/gate.py), as one that came earlier would register a second later
+            if db is None or db.name != ctl.name:
+                self.build_nodes([ctl])
+            self._start_munge()
+            # The other service nodes (DNS), then the compute nodes are made, and their
+            # slurmds spawned, while the service daemons start (with accounting slurmctld
+            # first waits ~0.2 s for MariaDB and slurmdbd): each slurmd is held before
+            # its exec until slurmctld listens (runtime/gate.py), as one that came earlier
+            # would register a second later
+            others = [n for n in services if n.name not in (ctl.name, db and db.name)]
             gate = Gate(self.paths.run / "slurmd.gate")
-            with ThreadPoolExecutor(max_workers=1) as pool:
+            with ThreadPoolExecutor(max_workers=1) as pool:  # in this order
+                made = pool.submit(self._build_service_nodes, others)
                 building = pool.submit(self._build_and_spawn_computes, gate)
                 try:
-                    later = self.start_services()  # if it fails, the pool's exit waits
-                finally:                            # for the building before the rollback
+                    later = self.start_services(made)  # if it fails, the pool's exit waits
+                finally:                                # for the building before the rollback
                     gate.release()
+                made.result()
                 building.result()
             # etcd (the registry) is not on the path to idle nodes: the manager starts it
             # and waits for it once they are, before it publishes them (wait_registry)
@@ -422,9 +429,10 @@ class Cluster:
             out.append(etcd.daemon(self.spec, self.paths, dns[0]))
         return out
 
-    def start_services(self) -> Callable[[], None]:
-        """Start munged, the accounting daemons, slurmctld, dnsmasq and slurmrestd; return
-        once slurmctld answers.
+    def start_services(self, made: Future[None] | None = None) -> Callable[[], None]:
+        """Start the accounting daemons, slurmctld, dnsmasq and slurmrestd (munged and
+        mariadbd started with their nodes); return once slurmctld answers. `made`: the
+        making of the service nodes not made yet, awaited before a daemon starts on one.
 
         They start side by side (only munged is waited for first: slurmctld needs it).
         The returned callable starts etcd and waits for it: the boot leaves that to the
@@ -444,32 +452,35 @@ class Cluster:
                      "etcd to answer"),
         }
         started: list[DaemonSpec] = []
-        # MariaDB, started first (_start_database), is waited for just before slurmdbd,
-        # then slurmdbd before slurmctld; munged starts meanwhile.
+        # munged and MariaDB, started with their nodes (_start_munge, _start_database),
+        # are waited for before slurmdbd, then slurmdbd before slurmctld.
         mariadb = self._mariadb
+        db_name = mariadb[0].node if mariadb is not None else None
         daemons = self.service_daemons()
         registry = [d for d in daemons if d.name == "etcd"]
         for daemon in daemons:
             if daemon in registry or daemon.name == "mariadbd":
                 continue
+            if daemon.name == "munged":  # started with its node (_start_munge)
+                self._wait_for(*checks["munged"], daemon, made)
+                self.mark("munged answers")
+                continue
             if daemon.name == "slurmdbd" and mariadb is not None:
                 accounting.wait_ready(self.spec, self.paths, self.slurm, *mariadb)
+            if made is not None and daemon.node not in (self.spec.controller.name, db_name):
+                made.result()  # its node (DNS) is made beside this thread
             self.progress(f"starting {daemon.name}", 0, 1)
             supervised = self.supervisor.start(daemon, self.target(daemon.node))
             self.mark(f"{daemon.name} started")
             if daemon.name in accounting.WAITED:  # registers the cluster once it answers
                 accounting.wait_ready(self.spec, self.paths, self.slurm, daemon, supervised)
-            elif daemon.name == "munged":
-                self._wait_for(*checks["munged"][:2], checks["munged"][2], daemon)
-                self.mark("munged answers")
             else:
                 started.append(daemon)
 
         def wait(names: set[str]) -> None:
             for daemon in started:
                 if daemon.name in names and daemon.name in checks:
-                    ready, timeout, what = checks[daemon.name]
-                    self._wait_for(ready, timeout, what, daemon)
+                    self._wait_for(*checks[daemon.name], daemon, made)
 
         def start_registry() -> None:
             for daemon in registry:
@@ -494,16 +505,32 @@ class Cluster:
         self._mariadb = (daemon, self.supervisor.start(daemon, self.target(daemon.node)))
         self.mark(f"{daemon.name} started")
 
+    def _start_munge(self) -> None:
+        """munged on the controller, as soon as its node exists (slurmdbd and slurmctld
+        need it; start_services waits for it to answer)."""
+        daemon = next(d for d in self.service_daemons() if d.name == "munged")
+        self.progress(f"starting {daemon.name}", 0, 1)
+        self.supervisor.start(daemon, self.target(daemon.node))
+        self.mark(f"{daemon.name} started")
+
     def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,
-                  daemon: DaemonSpec) -> None:
+                  daemon: DaemonSpec, beside: Future[None] | None = None) -> None:
+        """Until `ready()`; raises what `beside` (work done meanwhile) raised, if it did."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ready():
                 return
+            if beside is not None and beside.done():
+                beside.result()  # its failure is the boot's, not this wait's timeout
             time.sleep(0.01)  # each check is a file's stat or a netlink query
         tail = _tail(daemon.log_file)
         raise BootError(f"timed out after {timeout:.0f}s waiting for {what}; "
                         f"last log lines of {daemon.key}: {tail}")
+
+    def _build_service_nodes(self, nodes: list[NodeSpec]) -> None:
+        """The service nodes not made before the boot's first daemons (DNS)."""
+        self.build_nodes(nodes)
+        self.mark("service nodes made")
 
     def _build_and_spawn_computes(self, gate: Gate) -> None:
         """The boot's compute nodes, then their slurmds, held at `gate` if it is closed."""
