@@ -30,7 +30,7 @@ def test_setup_script_joins_the_cgroup_first_and_ends_as_the_init() -> None:
     lines = script.splitlines()
     assert lines[:3] == ["set -e", "echo $$ > /cg/memory/x/cgroup.procs",
                          "echo $$ > /cg/pids/x/cgroup.procs"]
-    assert lines.index("mount -a -T /s/ns/compute0.fstab") < lines.index("echo ready")
+    assert lines.index("mount -a -T /proc/self/fd/3") < lines.index("echo ready")
     # pid 1 stays: exec, not a child; its loop reaps orphans for as long as the node lives
     assert lines[-1] == (f"exec /bin/sh -c '{INIT_LOOP}' vhpc-init /s/ns/compute0 "
                          "</dev/null >/dev/null 2>&1")

@@ -57,11 +57,13 @@ def test_resolv_conf_points_only_at_the_cluster_dns() -> None:
 
 def test_node_setup_script_drops_namespace_pins_before_mounting() -> None:
     script = setup_script("compute0", Path("/s/ns"), Path("/s/ns/compute0.fstab"))
-    assert script.splitlines()[:4] == [
+    assert script.splitlines()[:6] == [
         "set -e",
         "echo compute0 > /proc/sys/kernel/hostname",
+        "exec 3< /s/ns/compute0.fstab",  # the fstab is in the directory unmounted next
         "umount -l /s/ns /run/netns 2>/dev/null || true",
-        "mount -a -T /s/ns/compute0.fstab",
+        "mount -a -T /proc/self/fd/3",
+        "exec 3<&-",
     ]  # then it becomes the node's init: tests/unit/test_isolation_node.py
 
 

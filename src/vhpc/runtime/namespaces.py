@@ -36,6 +36,8 @@ NS_KINDS = ("net", "uts", "ipc", "mnt", "cgroup", "pid")
 INIT_LOOP = "while :; do sleep 86400 & wait; done"
 INIT_NAME = "vhpc-init"
 READY = "ready"
+#: the source name of the clusters' private namespace directories (tmpfs), in mountinfo
+PRIVATE_DIR_FS = "vhpc-ns"
 #: fstab source of a node's root overlay (cluster/image_root.py): its init pivots into it.
 ROOT_SOURCE = "vhpc-root"
 
@@ -128,9 +130,13 @@ def setup_script(hostname: str, ns_dir: Path, fstab: Path,
         "set -e",
         *(f"echo $$ > {q(str(p))}" for p in cgroup_procs),
         f"echo {q(hostname)} > /proc/sys/kernel/hostname",
-        # Copies of other nodes' namespace pins would keep those namespaces alive.
+        # The fstab lives in the namespace directory (a tmpfs): read through an fd once
+        # that is gone. Copies of other nodes' namespace pins would keep those namespaces
+        # alive (and make every `mount -a` read them all from mountinfo).
+        f"exec 3< {q(str(fstab))}",
         f"umount -l {q(str(ns_dir))} /run/netns 2>/dev/null || true",
-        f"mount -a -T {q(str(fstab))}",
+        "mount -a -T /proc/self/fd/3",
+        "exec 3<&-",
         *pivot_lines(new_root),
         # Never the OOM killer's pick: its death would end the node (not allowed everywhere).
         "echo -1000 2>/dev/null > /proc/self/oom_score_adj || true",
@@ -160,11 +166,17 @@ def init_exec(node_pins: Path) -> str:
 
 
 def make_private_dir(path: Path) -> None:
-    """Bind `path` onto itself with private propagation (required to pin mount namespaces)."""
+    """A tmpfs at `path` with private propagation (required to pin mount namespaces).
+
+    A tmpfs, not the directory bound onto itself: the pins (7 files a node) and the
+    nodes' fstabs are then no inodes of the host's file system, made at every boot and
+    deleted at every `down` (spread_dirs.py: on ext4 without a journal, each deleted
+    inode slows the next file creations in its group for minutes). Its lazy unmount at
+    teardown (`release_all`) takes the files with it."""
     path.mkdir(parents=True, exist_ok=True)
     path = path.resolve()
     if not mount_calls.is_mount_point(path):
-        mount_calls.bind_onto_itself(path)
+        mount_calls.mount_tmpfs(path, PRIVATE_DIR_FS, "mode=0755")
     mount_calls.make_private(path)
 
 
