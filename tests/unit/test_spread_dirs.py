@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vhpc.runtime.spread_dirs import spread_subdirectories
+from vhpc.runtime.spread_dirs import make_dir, spread_subdirectories
 
 
 def attributes(path: Path) -> str | None:
@@ -36,3 +36,13 @@ def test_what_is_no_directory_is_left_alone(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(tmp_path)
     assert not spread_subdirectories(link)
+
+
+def test_a_directory_is_made_under_its_name_with_nothing_else_left(tmp_path: Path) -> None:
+    target = tmp_path / "parent" / "cluster"
+    make_dir(target)
+    assert target.is_dir()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["cluster"]
+    (target / "kept").write_text("x")
+    make_dir(target)  # there already: left as it is
+    assert (target / "kept").read_text() == "x"

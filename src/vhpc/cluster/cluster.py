@@ -38,7 +38,7 @@ from vhpc.cluster.operations import Operation, OpKind
 from vhpc.cluster.supervisor import Supervised, Supervisor, heartbeat_age, touch
 from vhpc.cluster.teardown import MANAGER_KEY, process_record, remove_owned
 from vhpc.errors import BootError, VhpcError
-from vhpc.runtime import Runtime, images
+from vhpc.runtime import Runtime, images, spread_dirs
 from vhpc.runtime.cgroups import job_cgroup_mounts
 from vhpc.runtime.gate import Gate
 from vhpc.runtime.listening import PortCheck
@@ -217,7 +217,7 @@ class Cluster:
         # Before the ledger exists (`is_up` is false, `up` may drop the directory): the boot
         # record, so that while it runs nobody adopts the cluster (recovery.booting_manager),
         # and the spec; then this process as the manager, the first line of the ledger.
-        p.root.mkdir(parents=True, exist_ok=True)
+        spread_dirs.make_dir(p.root)  # in a block group of its own (ext4)
         ops.begin(p.root, Operation(OpKind.BOOT))  # until every node is idle
         self.spec_path_write()
         self.record_manager()  # a manager killed mid-boot is found (and stopped) by pid
