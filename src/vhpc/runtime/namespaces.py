@@ -168,7 +168,7 @@ def init_exec(node_pins: Path) -> str:
 def make_private_dir(path: Path) -> None:
     """A tmpfs at `path` with private propagation (required to pin mount namespaces).
 
-    A tmpfs, not the directory bound onto itself: the pins (7 files a node) and the
+    A tmpfs, not the directory bound onto itself: the pins (6 files a node) and the
     nodes' fstabs are then no inodes of the host's file system, made at every boot and
     deleted at every `down` (spread_dirs.py: on ext4 without a journal, each deleted
     inode slows the next file creations in its group for minutes). Its lazy unmount at
