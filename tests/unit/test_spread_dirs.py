@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -46,3 +47,20 @@ def test_a_directory_is_made_under_its_name_with_nothing_else_left(tmp_path: Pat
     (target / "kept").write_text("x")
     make_dir(target)  # there already: left as it is
     assert (target / "kept").read_text() == "x"
+
+
+def test_what_a_crash_before_the_rename_leaves_is_the_clusters_trash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vhpc.runtime import trash_sweep
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt  # the process ends between the mkdir and the rename
+
+    monkeypatch.setattr(os, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        make_dir(tmp_path / "lab")
+    monkeypatch.undo()
+    left = trash_sweep.trash_of("lab", tmp_path)
+    assert len(left) == 1 and not (tmp_path / "lab").exists()  # `vhpc clean -c lab`'s
+    assert trash_sweep.remove_trash("lab", tmp_path) == left
+    assert list(tmp_path.iterdir()) == []

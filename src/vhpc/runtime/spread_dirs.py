@@ -12,7 +12,7 @@ group with free inodes. Other file systems refuse the flag: nothing changes ther
 
 ext4 picks that group starting from a hash of the new directory's name, so a cluster
 booted again under its name would go back to the group its last `down` filled with
-deleted inodes: `make_dir` makes it under a random name and renames it.
+deleted inodes: `make_dir` makes it under another name and renames it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import struct
 from pathlib import Path
+
+from vhpc.runtime.trash import trash_name
 
 #: linux/fs.h: the inode flags ioctls (their argument is an int) and the flag
 FS_IOC_GETFLAGS = 0x80086601
@@ -49,11 +50,15 @@ def spread_subdirectories(path: Path) -> bool:
 
 
 def make_dir(path: Path) -> None:
-    """`mkdir -p path`, the last directory made under a random name, then renamed."""
+    """`mkdir -p path`, the last directory made under another name, then renamed.
+
+    That name is the one `down` gives the directory as it goes (runtime/trash.py: unique
+    per process and time, so random enough for ext4), so that `vhpc clean` removes it if
+    a crash comes between the two steps."""
     if path.is_dir():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.parent / f".new-{path.name}-{secrets.token_hex(4)}"
+    fresh = trash_name(path)
     fresh.mkdir()
     try:
         os.rename(fresh, path)
