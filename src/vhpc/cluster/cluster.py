@@ -152,7 +152,7 @@ class Cluster:
                 self._start_database()
             if db is None or db.name != ctl.name:
                 self.build_nodes([ctl])
-            self._start_munge()
+            self._start_early("munged")
             # The other service nodes (DNS), then the compute nodes are made, and their
             # slurmds spawned, while the service daemons start (with accounting slurmctld
             # first waits ~0.2 s for MariaDB and slurmdbd): each slurmd is held before
@@ -452,7 +452,7 @@ class Cluster:
                      "etcd to answer"),
         }
         started: list[DaemonSpec] = []
-        # munged and MariaDB, started with their nodes (_start_munge, _start_database),
+        # munged and MariaDB, started with their nodes (_start_early, _start_database),
         # are waited for before slurmdbd, then slurmdbd before slurmctld.
         mariadb = self._mariadb
         db_name = mariadb[0].node if mariadb is not None else None
@@ -461,7 +461,7 @@ class Cluster:
         for daemon in daemons:
             if daemon in registry or daemon.name == "mariadbd":
                 continue
-            if daemon.name == "munged":  # started with its node (_start_munge)
+            if daemon.name == "munged":  # started with its node (_start_early)
                 self._wait_for(*checks["munged"], daemon, made)
                 self.mark("munged answers")
                 continue
@@ -498,20 +498,18 @@ class Cluster:
     def _start_database(self) -> None:
         """mariadbd on the db node, once its datadir is in place (start_services waits
         for it to answer before it starts slurmdbd)."""
-        daemon = next(d for d in self.service_daemons() if d.name == "mariadbd")
         if self._db_files is not None:
             self._db_files.result()  # its datadir is copied (raises what the copy did)
-        self.progress(f"starting {daemon.name}", 0, 1)
-        self._mariadb = (daemon, self.supervisor.start(daemon, self.target(daemon.node)))
-        self.mark(f"{daemon.name} started")
+        self._mariadb = self._start_early("mariadbd")
 
-    def _start_munge(self) -> None:
-        """munged on the controller, as soon as its node exists (slurmdbd and slurmctld
-        need it; start_services waits for it to answer)."""
-        daemon = next(d for d in self.service_daemons() if d.name == "munged")
+    def _start_early(self, name: str) -> tuple[DaemonSpec, Supervised]:
+        """Service daemon `name`, as soon as its node exists (mariadbd, munged: the
+        chain to slurmctld; start_services waits for them to answer)."""
+        daemon = next(d for d in self.service_daemons() if d.name == name)
         self.progress(f"starting {daemon.name}", 0, 1)
-        self.supervisor.start(daemon, self.target(daemon.node))
+        supervised = self.supervisor.start(daemon, self.target(daemon.node))
         self.mark(f"{daemon.name} started")
+        return daemon, supervised
 
     def _wait_for(self, ready: Callable[[], bool], timeout: float, what: str,
                   daemon: DaemonSpec, beside: Future[None] | None = None) -> None:

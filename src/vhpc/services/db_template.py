@@ -139,12 +139,11 @@ def private_command(script: str) -> list[str]:
 def ensure_template() -> Path:
     """The template datadir, made if missing (another boot may race: first wins)."""
     target = template_dir(*versions())
+    target.parent.mkdir(parents=True, exist_ok=True)
     # the spares' copies (~240 files each boot) in block groups of their own
     spread_dirs.spread_subdirectories(target.parent)
     if (target / mariadb.DATABASE).is_dir():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    spread_dirs.spread_subdirectories(target.parent)
     work = Path(tempfile.mkdtemp(prefix=".mariadb-", dir=target.parent))
     data = write_work_files(work)
     try:
