@@ -89,13 +89,15 @@ def wait_for(pred: object, timeout: float) -> bool:
     return False
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `cond()` every 0.2 s until it is true; fail the test after `timeout` seconds."""
+def wait_until(cond: Callable[[], bool], timeout: float, what: str,
+               every: float = 0.2) -> None:
+    """Poll `cond()` every `every` seconds until it is true; fail the test after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return
-        time.sleep(0.2)
+        time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 

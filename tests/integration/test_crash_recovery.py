@@ -186,19 +186,24 @@ def test_a_manager_killed_during_up_never_yields_a_ready_cluster() -> None:
     state = ClusterPaths.of(BOOT_NAME)
     up = subprocess.Popen([*VHPC, "-c", BOOT_NAME, "up", "-n", "16"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A 16-node boot takes ~0.6 s: the checks poll every 5 ms, and the manager is held
+    # (SIGSTOP) while `status` looks at its boot, so that they see it in progress.
+    def recorded(prefix: str) -> bool:
+        return state.ledger.exists() and any(
+            e.ident.startswith(prefix) for e in Ledger(state.ledger).entries(Kind.PROCESS))
+
     try:
-        wait_until(state.ledger.exists, 60, "the boot to begin")
-        early = vhpc("-c", BOOT_NAME, "status", check=False)  # must not cut the boot short
+        wait_until(lambda: recorded("manager"), 60, "the boot to begin", every=0.005)
+        held = manager_pid(BOOT_NAME)
+        os.kill(held, signal.SIGSTOP)
+        try:
+            early = vhpc("-c", BOOT_NAME, "status", check=False)  # must not cut it short
+        finally:
+            os.kill(held, signal.SIGCONT)
         assert early.returncode != 0 and "still booting" in early.stderr, early.stderr
         assert up.poll() is None
-
-        def slurmd_started() -> bool:
-            if not state.ledger.exists():
-                return False
-            return any(e.ident.startswith("slurmd@")
-                       for e in Ledger(state.ledger).entries(Kind.PROCESS))
-
-        wait_until(slurmd_started, 120, "the boot to start slurmds")
+        wait_until(lambda: recorded("slurmd@"), 120, "the boot to start slurmds",
+                   every=0.005)
         kill_manager(BOOT_NAME)
         up.communicate(timeout=120)
         assert up.returncode != 0
