@@ -164,7 +164,7 @@ def test_a_manager_killed_during_node_add_is_rolled_back(cluster: str) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # kill it once the operation has begun and made resources of a new node
     wait_until(lambda: pending(state.root) is not None and bool(owned_nodes(cluster) - before),
-               60, "node add to begin")
+               60, "node add to begin", every=0.005)  # it ends within a second
     kill_manager(cluster)
     _, err = adding.communicate(timeout=120)
     assert adding.returncode != 0, err
